@@ -1,0 +1,1 @@
+"""Per-layer latency features and per-board scikit-learn latency models."""
