@@ -1,0 +1,98 @@
+"""Random small full-int8 models for latency benchmarking: `generate_models` and its manifest.
+
+Model `i` of seed `s` depends on (s, i) only, so a population is byte-identical whatever the
+number of worker processes and whichever process builds which model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
+from pathlib import Path
+
+import numpy as np
+
+from hwbench.costs import graph_cost
+from hwbench.errors import HwbenchError
+from hwbench.generate.space import Bounds, sample_architecture
+from hwbench.tflite_reader import parse_tflite
+
+MANIFEST = "manifest.jsonl"
+
+
+def model_rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, index])
+
+
+def make_model(seed: int, index: int, bounds: Bounds) -> tuple[dict, bytes]:
+    """The architecture and `.tflite` bytes of model `index` of population `seed`."""
+    from hwbench.generate.build import build_tflite
+
+    rng = model_rng(seed, index)
+    arch, _ = sample_architecture(rng, bounds)
+    return arch, build_tflite(arch, rng)
+
+
+def manifest_entry(file_name: str, seed: int, index: int, arch: dict, data: bytes) -> dict:
+    graph = parse_tflite(data, source=file_name)
+    cost = graph_cost(graph)
+    return {
+        "file": file_name,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "seed": seed,
+        "index": index,
+        "architecture": arch,
+        "input_shape": list(graph.tensors[graph.inputs[0]].shape),
+        "macs": cost.macs,
+        "weight_bytes": cost.weight_bytes,
+        "activation_bytes": cost.activation_bytes,
+        "op_counts": graph.op_counts(),
+    }
+
+
+def generate_models(count: int, seed: int, out_dir: str | Path, jobs: int = 1, bounds: Bounds | None = None,
+                    progress: Callable[[dict], None] | None = None) -> list[dict]:
+    """Write `count` models and `manifest.jsonl` to `out_dir`; return the manifest entries.
+
+    `progress` is called with each entry as its model is written.
+    """
+    if count < 1:
+        raise HwbenchError(f"--count must be at least 1, got {count}")
+    if jobs < 1:
+        raise HwbenchError(f"--jobs must be at least 1, got {jobs}")
+    bounds = bounds or Bounds()
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HwbenchError(f"{out_dir}: cannot create the output folder: {e.strerror}") from None
+    width = max(4, len(str(count - 1)))
+    entries = []
+    with open(out_dir / MANIFEST, "w") as manifest:
+        for index, (arch, data) in enumerate(_built_models(seed, count, bounds, jobs)):
+            file_name = f"model_{index:0{width}d}.tflite"
+            (out_dir / file_name).write_bytes(data)
+            entry = manifest_entry(file_name, seed, index, arch, data)
+            manifest.write(json.dumps(entry) + "\n")
+            manifest.flush()
+            entries.append(entry)
+            if progress:
+                progress(entry)
+    return entries
+
+
+def _built_models(seed: int, count: int, bounds: Bounds, jobs: int) -> Iterator[tuple[dict, bytes]]:
+    """(architecture, bytes) of models 0..count-1, in index order, built by `jobs` processes."""
+    if jobs == 1:
+        yield from (make_model(seed, i, bounds) for i in range(count))
+        return
+    # spawn, not fork: TensorFlow's threads do not survive a fork.
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield from pool.map(make_model, repeat(seed), range(count), repeat(bounds))
+    finally:
+        pool.shutdown(cancel_futures=True)

@@ -1,0 +1,128 @@
+"""Builds an architecture description (see space.py) as a Keras model with seeded random weights and
+converts it to a full-int8 `.tflite` flatbuffer.
+
+Determinism: weights and calibration data come from the given numpy generator, and every layer has
+an explicit name, so the bytes do not depend on what else the process built before.
+TensorFlow is imported here, inside the functions, never at hwbench import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from math import prod
+
+import numpy as np
+
+from hwbench.errors import HwbenchError
+
+CALIBRATION_SAMPLES = 8
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import logging
+    import warnings
+
+    with _stderr_captured():  # TensorFlow's C++ start-up chatter (CUDA probing) goes to fd 2
+        import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="tensorflow")
+    return tf
+
+
+@contextmanager
+def _stderr_captured():
+    """The converter prints from C++ straight to file descriptor 2; keep that off the user's terminal
+    and hand it back only if conversion fails."""
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield sink
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def keras_model(arch: dict, rng: np.random.Generator):
+    """The Keras model of an architecture, with weights drawn from `rng`."""
+    import keras
+
+    inputs = keras.Input(shape=tuple(arch["input"]), batch_size=1, name="input")
+    x = inputs
+    for i, layer in enumerate(arch["layers"]):
+        x = _apply(layer, x, f"l{i}")
+    model = keras.Model(inputs, x, name="hwbench_model")
+    for layer in model.layers:
+        layer.set_weights([_random_weights(w.shape, rng, is_bias=(k == 1)) for k, w in enumerate(layer.get_weights())])
+    return model
+
+
+def _apply(layer: dict, x, name: str):
+    from keras import layers as L
+
+    op = layer["op"]
+    activation = layer.get("activation")
+    if op == "conv":
+        return L.Conv2D(layer["filters"], layer["kernel"], strides=layer["stride"], padding=layer["padding"],
+                        activation=activation, name=name)(x)
+    if op == "dwconv":
+        return L.DepthwiseConv2D(layer["kernel"], strides=layer["stride"], padding=layer["padding"],
+                                 depth_multiplier=layer["multiplier"], activation=activation, name=name)(x)
+    if op in ("maxpool", "avgpool"):
+        pool = L.MaxPooling2D if op == "maxpool" else L.AveragePooling2D
+        return pool(layer["size"], strides=layer["stride"], padding=layer["padding"], name=name)(x)
+    if op == "residual":
+        y = x
+        for j, inner in enumerate(layer["body"]):
+            y = _apply(inner, y, f"{name}_{j}")
+        y = L.Add(name=f"{name}_add")([x, y])
+        return L.Activation(activation, name=f"{name}_act")(y) if activation else y
+    if op == "global_avg":
+        return L.GlobalAveragePooling2D(name=name)(x)
+    if op == "flatten":
+        return L.Flatten(name=name)(x)
+    if op == "dense":
+        return L.Dense(layer["units"], activation=activation, name=name)(x)
+    if op == "softmax":
+        return L.Softmax(name=name)(x)
+    raise ValueError(f"unknown layer op {op!r}")  # a bug in the sampler, not a user error
+
+
+def _random_weights(shape: tuple[int, ...], rng: np.random.Generator, is_bias: bool) -> np.ndarray:
+    if is_bias:
+        # Never all zeros: the converter drops an all-zero Dense bias from the graph.
+        return rng.normal(0.0, 0.1, size=shape).astype(np.float32)
+    fan_in = prod(shape[:-1]) if len(shape) > 1 else 1
+    return rng.normal(0.0, np.sqrt(2.0 / max(fan_in, 1)), size=shape).astype(np.float32)
+
+
+def convert_int8(model, input_shape: tuple[int, ...], rng: np.random.Generator) -> bytes:
+    """Full-integer conversion with int8 input and output, calibrated on random inputs from `rng`."""
+    tf = _quiet_tensorflow()
+    signature = tf.TensorSpec((1, *input_shape), tf.float32, name="input")
+    function = tf.function(lambda x: model(x, training=False), input_signature=[signature])
+    samples = [rng.uniform(-1.0, 1.0, size=(1, *input_shape)).astype(np.float32)
+               for _ in range(CALIBRATION_SAMPLES)]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([s] for s in samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    with _stderr_captured() as log:
+        try:
+            return converter.convert()
+        except Exception as e:
+            log.seek(0)
+            raise HwbenchError(f"TFLite conversion failed: {e}\n{log.read().decode(errors='replace')}") from e
+
+
+def build_tflite(arch: dict, rng: np.random.Generator) -> bytes:
+    _quiet_tensorflow()
+    model = keras_model(arch, rng)
+    return convert_int8(model, tuple(arch["input"]), rng)
