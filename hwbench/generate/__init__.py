@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from boards import Board
 from hwbench.costs import graph_cost
 from hwbench.errors import HwbenchError
 from hwbench.generate.space import Bounds, sample_architecture
@@ -52,6 +53,18 @@ def manifest_entry(file_name: str, seed: int, index: int, arch: dict, data: byte
         "activation_bytes": cost.activation_bytes,
         "op_counts": graph.op_counts(),
     }
+
+
+def bounds_for(max_macs: int | None = None, max_weight_bytes: int | None = None, max_peak_bytes: int | None = None,
+               board: Board | None = None) -> Bounds:
+    """Default bounds, overridden where given, and tightened to half a board's flash and SRAM
+    (the other half is left to the firmware, the stack and the runtime)."""
+    default = Bounds()
+    weights = max_weight_bytes or default.max_weight_bytes
+    peak = max_peak_bytes or default.max_peak_bytes
+    if board is not None:
+        weights, peak = min(weights, board.flash.size // 2), min(peak, board.sram.size // 2)
+    return Bounds(max_macs=max_macs or default.max_macs, max_weight_bytes=weights, max_peak_bytes=peak)
 
 
 def generate_models(count: int, seed: int, out_dir: str | Path, jobs: int = 1, bounds: Bounds | None = None,

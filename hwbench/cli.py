@@ -1,0 +1,166 @@
+"""The `hwbench` command: parse, call the library, render. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
+from rich.text import Text
+
+from hwbench import __version__
+from hwbench.errors import HwbenchError
+
+app = typer.Typer(
+    help="Benchmark int8 TinyML models on Cortex-M boards (real and emulated), learn their latency, "
+         "and search for models that fit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+# Tables keep their full width when written to a file or a pipe (logs, CI) instead of 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+
+
+@dataclass
+class _Settings:
+    verbose: bool = False
+
+
+settings = _Settings()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"hwbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details, and tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    settings.verbose = verbose
+
+
+@app.command()
+def boards() -> None:
+    """List the bundled boards: core, clock, memory, emulated or real, counter unit."""
+    from boards import list_boards
+
+    table = Table("board", "kind", "core", "FPU", "clock", "flash", "SRAM", "counts", "reached through")
+    for b in list_boards():
+        table.add_row(b.name, "emulated" if b.emulated else "real", b.core, b.fpu, f"{b.clock_hz / 1e6:g} MHz",
+                      _kib(b.flash.size), _kib(b.sram.size), b.counter,
+                      f"qemu -M {b.qemu_machine}" if b.emulated else f"pyocd {b.pyocd_target}")
+    out.print(table)
+
+
+@app.command()
+def analyze(
+    model: Annotated[Path, typer.Argument(help="A full-int8 .tflite model.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """Show a model's layers with their MACs, weight bytes and activation bytes."""
+    from hwbench.costs import graph_cost, shape_text
+    from hwbench.tflite_reader import read_tflite
+
+    graph = read_tflite(model)
+    cost = graph_cost(graph)
+    if as_json:
+        print(json.dumps({
+            "model": str(model), "macs": cost.macs, "weights_bytes": cost.weight_bytes,
+            "activation_bytes": cost.activation_bytes,
+            "layers": [{"index": l.index, "op": l.op, "inputs": l.input_shapes, "outputs": l.output_shapes,
+                        "macs": l.macs, "weights_bytes": l.weight_bytes, "activation_bytes": l.activation_bytes}
+                       for l in cost.layers],
+        }))
+        return
+    table = Table("#", "op", "input", "output", "MACs", "weights B", "activations B", title=str(model))
+    for l in cost.layers:
+        table.add_row(str(l.index), l.op, ", ".join(map(shape_text, l.input_shapes)),
+                      ", ".join(map(shape_text, l.output_shapes)), f"{l.macs:,}", f"{l.weight_bytes:,}",
+                      f"{l.activation_bytes:,}")
+    table.add_section()
+    table.add_row("", "total", "", "", f"{cost.macs:,}", f"{cost.weight_bytes:,}", f"{cost.activation_bytes:,}")
+    out.print(table)
+
+
+@app.command()
+def generate(
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many models.")],
+    seed: Annotated[int, typer.Option(help="Population seed: the same seed gives the same files.")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the models and manifest.jsonl.")] = Path("models"),
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    max_macs: Annotated[Optional[int], typer.Option(min=1, help="Upper bound on a model's MACs.")] = None,
+    max_weight_bytes: Annotated[Optional[int], typer.Option(min=1, help="Upper bound on weight bytes.")] = None,
+    max_peak_bytes: Annotated[Optional[int], typer.Option(min=1, help="Upper bound on live activation bytes.")] = None,
+    board: Annotated[Optional[str], typer.Option(help="Also keep models within this board's flash and SRAM.")] = None,
+) -> None:
+    """Generate random small full-int8 .tflite models and a manifest."""
+    from hwbench.generate import bounds_for, generate_models
+
+    bounds = bounds_for(max_macs=max_macs, max_weight_bytes=max_weight_bytes, max_peak_bytes=max_peak_bytes,
+                        board=_board(board) if board else None)
+    if settings.verbose:
+        err.print(f"bounds: {bounds}")
+    with _progress() as progress:
+        task = progress.add_task("generating", total=count)
+        entries = generate_models(count, seed, out_dir, jobs=jobs, bounds=bounds,
+                                  progress=lambda entry: progress.advance(task))
+    macs = [e["macs"] for e in entries]
+    out.print(f"{len(entries)} models in {out_dir} (manifest {out_dir / 'manifest.jsonl'}); "
+              f"MACs {min(macs):,} … {max(macs):,}")
+
+
+def _board(name_or_path: str):
+    from boards import get_board
+
+    return get_board(name_or_path)
+
+
+def _kib(size: int) -> str:
+    return f"{size // 1024:,} KiB" if size % 1024 == 0 else f"{size:,} B"
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.1f}/s" if task.speed else "")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user mistakes become one line on stderr and a non-zero exit, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="hwbench", standalone_mode=False)
+    except HwbenchError as e:
+        _fail(str(e), 1)
+    except typer.TyperException as e:  # usage mistakes: a bad option value, a missing argument
+        _fail(e.format_message(), e.exit_code)  # (empty after no_args_is_help printed the help)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    if settings.verbose:
+        traceback.print_exc()
+    if message:
+        err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
+    sys.exit(code)
