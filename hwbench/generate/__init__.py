@@ -34,8 +34,13 @@ def make_model(seed: int, index: int, bounds: Bounds) -> tuple[dict, bytes]:
     from hwbench.generate.build import build_tflite
 
     rng = model_rng(seed, index)
-    arch, _ = sample_architecture(rng, bounds)
-    return arch, build_tflite(arch, rng)
+    while True:
+        arch, _ = sample_architecture(rng, bounds)
+        data = build_tflite(arch, rng)
+        # The estimate can miss a converter-added shape operand by a few bytes: bounds hold on the file.
+        cost = graph_cost(parse_tflite(data))
+        if bounds.admit(cost.macs, cost.weight_bytes):
+            return arch, data
 
 
 def manifest_entry(file_name: str, seed: int, index: int, arch: dict, data: bytes) -> dict:

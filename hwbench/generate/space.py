@@ -11,7 +11,9 @@ An architecture is a JSON-able dict (it goes into the manifest as is):
                 {"op": "dense", "units": 10, "activation": None},
                 {"op": "softmax"}]}
 
-Costs follow hwbench.costs' conventions exactly, so bounds are enforced before any TensorFlow work.
+Costs follow hwbench.costs' conventions, so bounds are checked before any TensorFlow work. MACs are
+exact; weight bytes are exact but for the few bytes of shape operands (RESHAPE, MEAN) the converter
+adds or folds away in degenerate 1×1 cases, so the built model is checked again.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ class Bounds:
         if min(self.max_macs, self.max_weight_bytes, self.max_peak_bytes) <= 0 or self.min_macs >= self.max_macs:
             raise HwbenchError(f"model bounds are empty: {self}")
 
-    def admit(self, cost: SpecCost) -> bool:
-        return (self.min_macs <= cost.macs <= self.max_macs and cost.weight_bytes <= self.max_weight_bytes
-                and cost.peak_bytes <= self.max_peak_bytes)
+    def admit(self, macs: int, weight_bytes: int, peak_bytes: int = 0) -> bool:
+        return (self.min_macs <= macs <= self.max_macs and weight_bytes <= self.max_weight_bytes
+                and peak_bytes <= self.max_peak_bytes)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class Sampler:
     def input_shape(self) -> list[int]:
         kind = self.rng.random()
         if kind < 0.6:  # image
-            side = int(round(2 ** self.rng.uniform(3, np.log2(96))))
+            side = int(2 ** self.rng.uniform(3, np.log2(97)))  # log-uniform over 8..96
             return [side, side, self.pick([1, 3])]
         if kind < 0.9:  # audio features: time × frequency × 1, as in keyword spotting
             return self.pick([[49, 10, 1], [49, 40, 1], [32, 13, 1], [98, 10, 1], [30, 1, 40]])
@@ -183,7 +185,8 @@ class Sampler:
             layers.append(head)
             shape = layer_output_shape(head, shape)
         for _ in range(int(self.rng.integers(0, 3))):
-            layers.append({"op": "dense", "units": self.channels(4), "activation": self.pick(ACTIVATIONS)})
+            # Hidden layers need a nonlinearity: the converter folds a linear Dense into the next one.
+            layers.append({"op": "dense", "units": self.channels(4), "activation": self.pick(["relu", "relu6"])})
         layers.append({"op": "dense", "units": int(self.rng.integers(2, 33)), "activation": None})
         if self.rng.random() < 0.5:
             layers.append({"op": "softmax"})
@@ -196,6 +199,6 @@ def sample_architecture(rng: np.random.Generator, bounds: Bounds, max_tries: int
     for _ in range(max_tries):
         arch = sampler.architecture()
         cost = spec_cost(arch)
-        if bounds.admit(cost):
+        if bounds.admit(cost.macs, cost.weight_bytes, cost.peak_bytes):
             return arch, cost
     raise HwbenchError(f"no random model fits {bounds} after {max_tries} tries; widen the bounds")

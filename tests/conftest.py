@@ -1,0 +1,48 @@
+"""Shared fixtures: a small generated population (real TensorFlow conversion) and the MLPerf Tiny
+models from ../shared, which a fresh clone does not have."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
+NEEDS_SHARED = "needs ../shared/models/mlperf-tiny (the MLPerf Tiny models), absent in a fresh clone"
+
+# MLPerf Tiny reference models: file and MACs as published with them (../shared/models README).
+MLPERF_TINY = {
+    "kws": ("kws_ref_model.tflite", 2_664_768),
+    "vww": ("vww_96_int8.tflite", 7_491_968),
+    "ic": ("pretrainedResnet_quant.tflite", 12_534_400),
+    "ad": ("ad01_int8.tflite", 264_192),
+    "sww": ("str_ww_ref_model.tflite", 826_368),
+}
+
+
+def pytest_configure(config):
+    # Keras and Ray write to the home folder unless told otherwise.
+    home = Path(config.rootpath) / ".pytest_cache" / "home"
+    os.environ.setdefault("KERAS_HOME", str(home / "keras"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture
+def mlperf_model():
+    def path(name: str) -> Path:
+        file = SHARED_MODELS / MLPERF_TINY[name][0]
+        if not file.exists():
+            pytest.skip(NEEDS_SHARED)
+        return file
+    return path
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory):
+    """Eight random models (seed 11) and their manifest entries, built once per test session."""
+    from hwbench.generate import generate_models
+
+    out = tmp_path_factory.mktemp("generated")
+    entries = generate_models(8, seed=11, out_dir=out)
+    return out, entries
