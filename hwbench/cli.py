@@ -164,3 +164,7 @@ def _fail(message: str, code: int) -> None:
     if message:
         err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
