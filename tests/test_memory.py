@@ -421,3 +421,50 @@ def test_generated_models_arena_equals_peak_and_beats_tflm(generated):
         assert overlaps(tight) == []
         equal += tight.size == report.peak_bytes
     assert equal >= 0.95 * len(generated)
+
+
+# --- hwbench analyze ---------------------------------------------------------------------------------
+
+def run_cli(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "hwbench.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_analyze_json_board_and_plot(generated, tmp_path):
+    from hwbench.costs import graph_cost
+    from hwbench.tflite_reader import read_tflite
+
+    path = generated[0]
+    png = tmp_path / "timeline.png"
+    done = run_cli("analyze", str(path), "--board", "nucleo-f411re", "--json", "--plot", str(png))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    g = read_tflite(path)
+    cost = graph_cost(g)
+    assert result["macs"] == cost.macs and result["weights_bytes"] == cost.weight_bytes
+    for key in ("peak_bytes", "peak_bytes_no_inplace", "peak_bytes_file_order", "arena_bytes"):
+        assert isinstance(result[key], int) and result[key] > 0
+    assert result["exact"] is True
+    assert sorted(result["order"]) == list(range(len(g.ops)))
+    assert [l["index"] for l in result["layers"]] == result["order"]
+    assert max(l["live_bytes"] for l in result["layers"]) == result["peak_bytes"]
+    assert result["peak_bytes"] == simulate_peak(g, result["order"], True)
+    assert result["peak_bytes_file_order"] == simulate_peak(g, list(range(len(g.ops))), True)
+    board = result["board"]
+    assert board["sram_bytes"] == 128 * 1024 and board["flash_bytes"] == 512 * 1024  # the F411RE
+    assert board["sram_margin_bytes"] == 128 * 1024 - result["arena_bytes"]
+    assert board["fits_sram"] == (result["arena_bytes"] <= 128 * 1024)
+    assert board["flash_margin_bytes"] == 512 * 1024 - cost.weight_bytes
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_analyze_table_and_errors(generated):
+    done = run_cli("analyze", str(generated[1]), "--board", "nucleo-f411re")
+    assert done.returncode == 0, done.stderr
+    assert "peak" in done.stdout and "arena" in done.stdout and "SRAM" in done.stdout
+    bad = run_cli("analyze", str(generated[1]), "--board", "no-such-board")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "no-such-board" in bad.stderr
+    missing = run_cli("analyze", "missing.tflite")
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr and "missing.tflite" in missing.stderr
