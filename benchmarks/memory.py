@@ -72,8 +72,8 @@ def mobilenet_v2_graph(repeats: tuple[int, ...] = (1, 2, 3, 4, 3, 3, 1), size: i
                        extra_repeats: int = 0) -> Graph:
     """A MobileNetV2-style graph with unfused ReLU6 ops (as a converter emits for some models):
     stem conv, inverted residual blocks (expand 1×1, depthwise 3×3, project 1×1, ADD when the
-    shape is kept), head conv, global average, classifier. The defaults give 140 ops;
-    `extra_repeats` adds blocks to the last-but-one stage (each adds 6 ops)."""
+    shape is kept), head conv, global average, classifier. The defaults give 100 ops;
+    `extra_repeats` adds blocks to the last-but-one stage (6 ops each: 10 give 160 ops)."""
     b = _Builder(f"mobilenet_v2_{size}")
     x0 = b.tensor((1, size, size, 3))
     channels = [max(8, int(c * width) // 8 * 8) for c in (16, 24, 32, 64, 96, 160, 320)]
@@ -117,6 +117,25 @@ def branchy_graph(blocks: int, branches: int = 3, depth: int = 2, size: int = 16
     return b.graph((x0,), (x,))
 
 
+def funnel_graph(blocks: int, branches: int, depth: int, seed: int = 0) -> Graph:
+    """Branches that swell then shrink to a few channels, joined by a concatenation: the order
+    (finish one branch before starting the next) decides the peak, so the search has to work."""
+    rng = np.random.default_rng(seed)
+    b = _Builder(f"funnel_{blocks}x{branches}x{depth}")
+    x0 = b.tensor((1, 16, 16, 8))
+    x = x0
+    for _ in range(blocks):
+        ends = []
+        for _k in range(branches):
+            y = x
+            for d in range(depth):
+                y = b.conv(y, int(rng.integers(8, 40)) if d < depth - 1 else int(rng.integers(1, 6)))
+            ends.append(y)
+        x = b.op("CONCATENATION", ends, (1, 16, 16, sum(b.tensors[e].shape[-1] for e in ends)), axis=3)
+        x = b.conv(x, 8)
+    return b.graph((x0,), (x,))
+
+
 # --- TFLM's figure ----------------------------------------------------------------------------
 
 def tflm_head_bytes(path: str | Path) -> int:
@@ -147,9 +166,10 @@ def tflm_head_bytes(path: str | Path) -> int:
 
 def scheduler_times() -> list[dict]:
     graphs = [mobilenet_v2_graph(repeats=(1, 1, 1), size=32), mobilenet_v2_graph(repeats=(1, 2, 2, 2)),
-              mobilenet_v2_graph(), mobilenet_v2_graph(extra_repeats=3), mobilenet_v2_graph(extra_repeats=6)]
-    graphs += [branchy_graph(2), branchy_graph(4), branchy_graph(6), branchy_graph(4, branches=4, depth=3),
-               branchy_graph(8, branches=4, depth=3)]
+              mobilenet_v2_graph(), mobilenet_v2_graph(extra_repeats=10)]
+    graphs += [branchy_graph(4), branchy_graph(8, branches=4, depth=3)]
+    graphs += [funnel_graph(2, 3, 3), funnel_graph(3, 4, 4), funnel_graph(2, 6, 4), funnel_graph(2, 6, 5),
+               funnel_graph(2, 8, 4), funnel_graph(6, 4, 4), funnel_graph(1, 10, 4)]
     rows = []
     for g in graphs:
         for inplace in (True, False):

@@ -303,35 +303,16 @@ def test_second_subgraph_is_a_clear_error(tmp_path):
 # --- budget and speed ------------------------------------------------------------------------------
 
 def test_budget_fallback_on_a_wide_graph():
-    g = wide_funnel(branches=8, depth=4)
+    g = bench.funnel_graph(1, branches=8, depth=4)
     s = schedule(g, inplace=False, max_states=50)
     assert not s.exact
     assert order_peak(g, s.order, inplace=False) == s.peak_bytes
     assert s.peak_bytes <= order_peak(g, range(len(g.ops)), inplace=False)
 
 
-def wide_funnel(branches: int, depth: int, blocks: int = 1, seed: int = 0) -> Graph:
-    """Branches that swell then shrink to a few channels, joined by a concatenation: the order
-    (finish one branch before starting the next) decides the peak, so the search has to work."""
-    rng = np.random.default_rng(seed)
-    b = bench._Builder(f"funnel_{blocks}x{branches}x{depth}")
-    x0 = b.tensor((1, 16, 16, 8))
-    x = x0
-    for _ in range(blocks):
-        ends = []
-        for _k in range(branches):
-            y = x
-            for d in range(depth):
-                y = b.conv(y, int(rng.integers(8, 40)) if d < depth - 1 else int(rng.integers(1, 6)))
-            ends.append(y)
-        x = b.op("CONCATENATION", ends, (1, 16, 16, sum(b.tensors[e].shape[-1] for e in ends)), axis=3)
-        x = b.conv(x, 8)
-    return b.graph((x0,), (x,))
-
-
 @pytest.mark.parametrize("blocks,branches,depth", [(3, 4, 4), (2, 6, 4), (3, 5, 3), (2, 4, 6)])
 def test_graphs_up_to_60_ops_schedule_within_a_second(blocks, branches, depth):
-    g = wide_funnel(branches, depth, blocks)
+    g = bench.funnel_graph(blocks, branches, depth)
     assert len(g.ops) <= 60
     for inplace in (True, False):
         start = time.perf_counter()

@@ -196,6 +196,12 @@ class Problem:
                 if self.producer[b] >= 0:
                     self.pred[v] |= 1 << self.producer[b]
         self.out_size = [sum(self.size[b] for b in self.new_bufs[v]) for v in range(n)]
+        self.succ = [[u for u in range(n) if self.pred[u] >> v & 1] for v in range(n)]
+        # For `step`: each op's freeable inputs as (buffer, size, readers), and its unread outputs' size.
+        self._freeable = [tuple((b, self.size[b], self.consumers[b]) for b in self.in_bufs[v] if not self.pinned[b])
+                          for v in range(n)]
+        self._unread = [sum(self.size[b] for b in self.new_bufs[v] if not self.consumers[b] and not self.pinned[b])
+                        for v in range(n)]
         self.initial_live = sum(self.size[b] for b in range(len(roots)) if self.is_input[b])
         # The least memory op v can ever run in: its inputs and outputs, less the largest overwrite.
         self.min_working_set = [
@@ -206,13 +212,19 @@ class Problem:
     def step(self, done: int, v: int) -> tuple[int, int, int | None]:
         """Running op v after the ops in bitmask `done`: (bytes added while it runs, bytes freed
         after it, the buffer its output overwrites or None)."""
-        bit = 1 << v
-        dying = [b for b in self.in_bufs[v] if not self.pinned[b] and self.consumers[b] & ~done == bit]
+        bit, pending = 1 << v, ~done
+        freed = self._unread[v]
+        if not self.overwrite[v]:
+            for _, size, readers in self._freeable[v]:
+                if readers & pending == bit:
+                    freed += size
+            return self.out_size[v], freed, None
+        dying = [b for b, size, readers in self._freeable[v] if readers & pending == bit]
         reused = self.overwrite_choice(v, dying)
-        added = self.out_size[v] - (self.size[reused] if reused is not None else 0)
-        freed = sum(self.size[b] for b in dying)
-        freed += sum(self.size[b] for b in self.new_bufs[v] if not self.consumers[b] and not self.pinned[b])
-        return added, freed - (self.size[reused] if reused is not None else 0), reused
+        freed += sum(self.size[b] for b in dying)
+        if reused is None:
+            return self.out_size[v], freed, None
+        return self.out_size[v] - self.size[reused], freed - self.size[reused], reused
 
     def overwrite_choice(self, v: int, dying: Sequence[int]) -> int | None:
         for b in self.overwrite[v]:

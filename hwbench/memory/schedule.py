@@ -54,7 +54,8 @@ def schedule(graph: Graph, inplace: bool = True, max_states: int = DEFAULT_MAX_S
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 4 * problem.n + 1000))
     try:
-        value, exact = search.solve(0, problem.initial_live, best_peak)
+        ready = sum(1 << v for v in range(problem.n) if not problem.pred[v])
+        value, exact = search.solve(0, ready, problem.initial_live, best_peak)
         if exact and value < best_peak:
             best_order, best_peak = search.order(), value
         proved = True
@@ -96,7 +97,15 @@ class _Search:
                 return max(live, self.p.min_working_set[v])
         return 0
 
-    def solve(self, done: int, live: int, bound: int) -> tuple[int, bool]:
+    def ready_after(self, done: int, ready: int, v: int) -> int:
+        """The ready ops after running v: the others still ready, and v's successors now unblocked."""
+        ready &= ~(1 << v)
+        for u in self.p.succ[v]:
+            if not self.p.pred[u] & ~done:
+                ready |= 1 << u
+        return ready
+
+    def solve(self, done: int, ready_mask: int, live: int, bound: int) -> tuple[int, bool]:
         """(f(done), True) if f(done) < bound, else (a lower bound on f(done) that is >= bound, False)."""
         if done == self.full:
             return 0, True
@@ -115,11 +124,23 @@ class _Search:
         if self.states > self.max_states:
             raise _BudgetExceeded
         p = self.p
-        ready = [v for v in range(p.n) if not done >> v & 1 and not p.pred[v] & ~done]
-        steps = [(v, *p.step(done, v)[:2]) for v in ready]
+        steps = []
+        m = ready_mask
+        while m:
+            low = m & -m
+            v = low.bit_length() - 1
+            m ^= low
+            added, freed, _ = p.step(done, v)
+            steps.append((v, added, freed))
+        # Whatever runs next is one of the ready ops: the cheapest of them bounds f(done) from below.
+        lb = max(lb, live + min(added for _, added, _ in steps))
+        if lb >= bound:
+            self.memo[done] = (lb, False, -1)
+            return lb, False
         for v, added, freed in steps:  # dominance: take a non-growing op within the lower bound at once
             if added - freed <= 0 and live + added <= lb:
-                value, exact = self.solve(done | 1 << v, live + added - freed, bound)
+                nxt = done | 1 << v
+                value, exact = self.solve(nxt, self.ready_after(nxt, ready_mask, v), live + added - freed, bound)
                 value = max(value, live + added)
                 self.memo[done] = (value, exact, v)
                 return value, exact
@@ -130,7 +151,8 @@ class _Search:
             if running >= best:
                 failed_lb = running if failed_lb is None else min(failed_lb, running)
                 continue
-            value, exact = self.solve(done | 1 << v, live + added - freed, best)
+            nxt = done | 1 << v
+            value, exact = self.solve(nxt, self.ready_after(nxt, ready_mask, v), live + added - freed, best)
             value = max(value, running)
             if exact and value < best:
                 best, best_op = value, v
