@@ -143,7 +143,8 @@ def tflm_head_bytes(path: str | Path) -> int:
     which the interpreter writes to the C-level stderr (captured through the file descriptor)."""
     from tflite_micro.python.tflite_micro import runtime
 
-    interpreter = runtime.Interpreter.from_file(str(path))
+    # The default arena (10 × the file size) is too small for models with few weights and big activations.
+    interpreter = runtime.Interpreter.from_file(str(path), arena_size=64 * 1024 * 1024)
     fd = 2  # the C library writes to file descriptor 2, whatever sys.stderr is now
     saved = os.dup(fd)
     with tempfile.TemporaryFile() as capture:

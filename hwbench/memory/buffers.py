@@ -190,11 +190,13 @@ class Problem:
         for b in range(len(roots)):
             if self.is_input[b] and not self.consumers[b]:
                 self.pinned[b] = True
+        # Dependencies follow tensors, not buffers: a reader of an alias op's output waits for that op.
+        made_by = {t: v for v, op in enumerate(graph.ops) for t in op.outputs}
         self.pred = [0] * n
-        for v in range(n):
-            for b in self.in_bufs[v]:
-                if self.producer[b] >= 0:
-                    self.pred[v] |= 1 << self.producer[b]
+        for v, op in enumerate(graph.ops):
+            for t in op.inputs:
+                if t in made_by:
+                    self.pred[v] |= 1 << made_by[t]
         self.out_size = [sum(self.size[b] for b in self.new_bufs[v]) for v in range(n)]
         self.succ = [[u for u in range(n) if self.pred[u] >> v & 1] for v in range(n)]
         # For `step`: each op's freeable inputs as (buffer, size, readers), and its unread outputs' size.
