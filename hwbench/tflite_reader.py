@@ -52,6 +52,10 @@ FLOAT_HINT = (
 # What a garbage offset inside a flatbuffer can make the generated code raise.
 _FLATBUFFER_ERRORS = (struct.error, IndexError, ValueError, TypeError, AttributeError,
                       UnicodeDecodeError, OverflowError, RecursionError, MemoryError)
+# struct's message for a read past the end of the data, the usual sign of a truncated file,
+# and flatbuffers' for an offset that points outside the 4 GiB a flatbuffer can address.
+_PAST_END = re.compile(r"buffer of at least (\d+) bytes")
+_BAD_OFFSET = re.compile(r"bad number (-?\d+) for type uint32")
 
 
 def read_tflite(path: str | Path) -> Graph:
@@ -71,13 +75,36 @@ def read_tflite(path: str | Path) -> Graph:
 def parse_tflite(data: bytes, source: str = "<model>") -> Graph:
     if not data:
         raise ModelError(f"{source}: empty file, not a .tflite model")
-    if len(data) < 8 or data[4:8] != b"TFL3":
+    if len(data) < 8:  # the root offset and the file identifier alone take 8
+        raise ModelError(f"{source}: truncated or not a .tflite model: only {len(data)} bytes")
+    if data[4:8] != b"TFL3":
         raise ModelError(f"{source}: not a TFLite model (no 'TFL3' flatbuffer identifier)")
     try:
         model = schema.ModelT.InitFromPackedBuf(data, 0)
     except _FLATBUFFER_ERRORS as e:
-        raise ModelError(f"{source}: corrupt or truncated .tflite file ({type(e).__name__}: {e})") from e
+        raise ModelError(f"{source}: corrupt or truncated .tflite file ({_unpack_problem(e, len(data))})") from e
     return _GraphBuilder(model, data, source).build()
+
+
+def _unpack_problem(e: Exception, size: int) -> str:
+    """The flatbuffers error in words where it is recognisable: most damage is an offset out of the file."""
+    past_end = _PAST_END.search(str(e)) if isinstance(e, struct.error) else None
+    bad_offset = _BAD_OFFSET.search(str(e)) if isinstance(e, TypeError) else None
+    if past_end and int(past_end.group(1)) > size:
+        return f"it refers to data up to byte {int(past_end.group(1)):,} but has only {size:,} bytes"
+    if bad_offset:
+        position = int(bad_offset.group(1))
+        return ("an offset points before the start of the file" if position < 0 else
+                f"it refers to byte {position:,} but has only {size:,} bytes")
+    if isinstance(e, ValueError) and "buffer is smaller than requested size" in str(e):
+        return f"a vector runs past the end of its {size:,} bytes"
+    return f"{'struct.error' if isinstance(e, struct.error) else type(e).__name__}: {e}"
+
+
+def _printable(raw: bytes | None) -> str:
+    """Names from the file go into messages: escape control characters a damaged file may hold."""
+    text = (raw or b"").decode("utf-8", errors="replace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class _GraphBuilder:
@@ -96,10 +123,12 @@ class _GraphBuilder:
         if len(subgraphs) != 1:
             raise self.fail(f"has {len(subgraphs)} subgraphs; hwbench supports models with exactly one")
         sub = subgraphs[0]
-        tensors = [self.tensor(i, t) for i, t in enumerate(sub.tensors or [])]
-        ops = [self.op(i, o, len(tensors)) for i, o in enumerate(sub.operators or [])]
+        # Operators first: an unsupported operator explains the unusual tensor types it brings along.
+        tensor_count = len(sub.tensors or [])
+        ops = [self.op(i, o, tensor_count) for i, o in enumerate(sub.operators or [])]
         if not ops:
             raise self.fail("has no operators")
+        tensors = [self.tensor(i, t) for i, t in enumerate(sub.tensors or [])]
         graph = Graph(
             tensors=tensors,
             ops=ops,
@@ -119,26 +148,42 @@ class _GraphBuilder:
         return result
 
     def tensor(self, index: int, t: Any) -> Tensor:
-        name = (t.name or b"").decode("utf-8", errors="replace") or f"tensor{index}"
+        name = _printable(t.name) or f"tensor{index}"
         type_name = TENSOR_TYPE_NAMES.get(t.type)
         if type_name is None:
             raise self.fail(f"tensor {index} '{name}' has an unknown type code {t.type}")
+        if type_name not in NUMPY_DTYPES:  # Tensor.dtype is a numpy dtype name, and sizes come from it
+            raise self.fail(f"tensor {index} '{name}' is of type {type_name}, which hwbench does not support")
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
         if any(d < 0 for d in shape):
             raise self.fail(f"tensor {index} '{name}' has a dynamic shape {shape}; hwbench needs static shapes")
-        tensor = Tensor(name=name, shape=shape, dtype=NUMPY_DTYPES.get(type_name, type_name.lower()),
-                        quantization=self.quantization(index, name, t.quantization))
+        dtype = NUMPY_DTYPES[type_name]
+        tensor = Tensor(name=name, shape=shape, dtype=dtype,
+                        quantization=self.quantization(f"tensor {index} '{name}'", shape, dtype, t.quantization))
         tensor.data = self.constant_data(index, tensor, t.buffer)
         return tensor
 
-    def quantization(self, index: int, name: str, q: Any) -> Quantization | None:
+    def quantization(self, what: str, shape: tuple[int, ...], dtype: str, q: Any) -> Quantization | None:
+        """Checks what requantization relies on: positive finite scales, representable zero points."""
         if q is None or q.scale is None or len(q.scale) == 0:
             return None
         scale = np.asarray(q.scale, dtype=np.float32)
         zero_point = np.asarray(q.zeroPoint if q.zeroPoint is not None else np.zeros(len(scale)), dtype=np.int64)
         if len(zero_point) != len(scale):
-            raise self.fail(f"tensor {index} '{name}' has {len(scale)} scales but {len(zero_point)} zero points")
-        return Quantization(scale=scale, zero_point=zero_point, axis=int(q.quantizedDimension))
+            raise self.fail(f"{what} has {len(scale)} scales but {len(zero_point)} zero points")
+        bad = np.flatnonzero(~(np.isfinite(scale) & (scale > 0)))
+        if len(bad):
+            raise self.fail(f"{what} has quantization scale {scale[bad[0]]} (entry {bad[0]}), not a positive number")
+        if np.issubdtype(dtype, np.integer):
+            low, high = np.iinfo(dtype).min, np.iinfo(dtype).max
+            bad = np.flatnonzero((zero_point < low) | (zero_point > high))
+            if len(bad):
+                raise self.fail(f"{what} has zero point {zero_point[bad[0]]} (entry {bad[0]}), "
+                                f"outside the {dtype} range {low}…{high}")
+        axis = int(q.quantizedDimension)
+        if len(scale) > 1 and not (0 <= axis < len(shape) and shape[axis] == len(scale)):
+            raise self.fail(f"{what} has {len(scale)} per-channel scales along axis {axis}, but its shape is {shape}")
+        return Quantization(scale=scale, zero_point=zero_point, axis=axis)
 
     def constant_data(self, index: int, tensor: Tensor, buffer_index: int) -> np.ndarray | None:
         buffers = self.model.buffers or []
@@ -153,10 +198,7 @@ class _GraphBuilder:
             raw = buffer.data.tobytes()
         else:
             return None
-        try:
-            itemsize = np.dtype(tensor.dtype).itemsize
-        except TypeError:
-            raise self.fail(f"tensor {index} '{tensor.name}': constant of unsupported type {tensor.dtype}") from None
+        itemsize = np.dtype(tensor.dtype).itemsize
         if len(raw) != tensor.size * itemsize:
             raise self.fail(f"tensor {index} '{tensor.name}': constant data has {len(raw)} bytes, "
                             f"shape {tensor.shape} of {tensor.dtype} needs {tensor.size * itemsize}")
@@ -170,7 +212,7 @@ class _GraphBuilder:
         # Old files keep the code in the int8 'deprecated' field, new ones in the int32 field.
         op_type = OPERATOR_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode))
         if op_type == "CUSTOM":
-            custom = (code.customCode or b"?").decode("utf-8", errors="replace")
+            custom = _printable(code.customCode) or "?"
             raise self.fail(f"operator {index} is the custom operator '{custom}', which hwbench does not support")
         if op_type not in KNOWN_OPS:
             raise self.fail(f"operator {index} is {op_type or 'of an unknown code'}, which hwbench does not support "
