@@ -170,7 +170,7 @@ def scheduler_times() -> list[dict]:
               mobilenet_v2_graph(), mobilenet_v2_graph(extra_repeats=10)]
     graphs += [branchy_graph(4), branchy_graph(8, branches=4, depth=3)]
     graphs += [funnel_graph(2, 3, 3), funnel_graph(3, 4, 4), funnel_graph(2, 6, 4), funnel_graph(2, 6, 5),
-               funnel_graph(2, 8, 4), funnel_graph(6, 4, 4), funnel_graph(1, 10, 4)]
+               funnel_graph(2, 8, 4), funnel_graph(6, 4, 4), funnel_graph(1, 10, 4), funnel_graph(1, 12, 4)]
     rows = []
     for g in graphs:
         for inplace in (True, False):
