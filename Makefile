@@ -11,7 +11,7 @@ setup:
 demo: setup
 	$(HWBENCH) boards
 	$(HWBENCH) generate --count 8 --seed 1 --out $(DEMO) --jobs 2
-	$(HWBENCH) analyze $(DEMO)/model_0000.tflite
+	$(HWBENCH) analyze $(DEMO)/model_0000.tflite --board mps2-an386 --plot $(DEMO)/model_0000-memory.png
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
