@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -98,22 +99,29 @@ def mobilenet_v2_graph(repeats: tuple[int, ...] = (1, 2, 3, 4, 3, 3, 1), size: i
     return b.graph((x0,), (x,))
 
 
-def branchy_graph(blocks: int, branches: int = 3, depth: int = 2, size: int = 16) -> Graph:
-    """Inception-style: each block splits into `branches` chains of `depth` convolutions that a
-    CONCATENATION joins; the hard case for an order search (many interleavings)."""
-    b = _Builder(f"branchy_{blocks}x{branches}x{depth}")
-    x0 = b.tensor((1, size, size, 8))
-    x = x0
+def _concatenated_branches(b: _Builder, x: int, blocks: int, branches: int, depth: int, size: int,
+                           conv: Callable[[int, int, int], int]) -> int:
+    """`blocks` times: split x into `branches` chains of `depth` convolutions, `conv(y, branch, depth)`,
+    join them with a CONCATENATION and mix with a 1×1 convolution."""
     for _ in range(blocks):
         ends = []
         for k in range(branches):
             y = x
             for d in range(depth):
-                y = b.conv(y, 8 + 4 * ((k + d) % 3), kernel=1 + 2 * (d % 2))
+                y = conv(y, k, d)
             ends.append(y)
-        c = sum(b.tensors[e].shape[-1] for e in ends)
-        x = b.op("CONCATENATION", ends, (1, size, size, c), axis=3)
+        x = b.op("CONCATENATION", ends, (1, size, size, sum(b.tensors[e].shape[-1] for e in ends)), axis=3)
         x = b.conv(x, 8)
+    return x
+
+
+def branchy_graph(blocks: int, branches: int = 3, depth: int = 2, size: int = 16) -> Graph:
+    """Inception-style: each block splits into `branches` chains of `depth` convolutions that a
+    CONCATENATION joins; the hard case for an order search (many interleavings)."""
+    b = _Builder(f"branchy_{blocks}x{branches}x{depth}")
+    x0 = b.tensor((1, size, size, 8))
+    x = _concatenated_branches(b, x0, blocks, branches, depth, size,
+                               lambda y, k, d: b.conv(y, 8 + 4 * ((k + d) % 3), kernel=1 + 2 * (d % 2)))
     return b.graph((x0,), (x,))
 
 
@@ -123,16 +131,9 @@ def funnel_graph(blocks: int, branches: int, depth: int, seed: int = 0) -> Graph
     rng = np.random.default_rng(seed)
     b = _Builder(f"funnel_{blocks}x{branches}x{depth}")
     x0 = b.tensor((1, 16, 16, 8))
-    x = x0
-    for _ in range(blocks):
-        ends = []
-        for _k in range(branches):
-            y = x
-            for d in range(depth):
-                y = b.conv(y, int(rng.integers(8, 40)) if d < depth - 1 else int(rng.integers(1, 6)))
-            ends.append(y)
-        x = b.op("CONCATENATION", ends, (1, 16, 16, sum(b.tensors[e].shape[-1] for e in ends)), axis=3)
-        x = b.conv(x, 8)
+    x = _concatenated_branches(b, x0, blocks, branches, depth, 16,
+                               lambda y, k, d: b.conv(y, int(rng.integers(8, 40)) if d < depth - 1
+                                                      else int(rng.integers(1, 6))))
     return b.graph((x0,), (x,))
 
 
