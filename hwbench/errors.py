@@ -12,3 +12,7 @@ class ModelError(HwbenchError):
 
 class BoardError(HwbenchError):
     """A board that does not exist or whose description is invalid."""
+
+
+class PlanError(HwbenchError):
+    """A model the plan compiler cannot lower, or a plan the runtime refuses."""

@@ -26,6 +26,7 @@ def pytest_configure(config):
     home = Path(config.rootpath) / ".pytest_cache" / "home"
     os.environ.setdefault("KERAS_HOME", str(home / "keras"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("HWBENCH_CACHE_DIR", str(Path(config.rootpath) / ".pytest_cache" / "hwbench"))
 
 
 @pytest.fixture

@@ -1,0 +1,11 @@
+"""Lowering: one graph op to one plan op, per family of operators (one module each)."""
+
+from __future__ import annotations
+
+from firmware_runner.lowering import activations, conv, elementwise, pooling, quantize, shape
+from firmware_runner.lowering.base import Lowered, Unsupported, pack
+
+LOWERINGS = {**conv.LOWERINGS, **elementwise.LOWERINGS, **pooling.LOWERINGS, **shape.LOWERINGS,
+             **activations.LOWERINGS, **quantize.LOWERINGS}
+
+__all__ = ["LOWERINGS", "Lowered", "Unsupported", "pack"]

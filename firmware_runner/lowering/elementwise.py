@@ -1,0 +1,3 @@
+"""ADD, SUB and MUL, with broadcasting."""
+
+LOWERINGS = {}

@@ -1,0 +1,3 @@
+"""AVERAGE_POOL_2D, MAX_POOL_2D and MEAN."""
+
+LOWERINGS = {}

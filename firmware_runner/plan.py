@@ -1,0 +1,194 @@
+"""The plan compiler: graph + execution order + arena layout -> the binary plan the C runtime runs.
+
+The byte layout is documented at the top of runtime/hwb_runtime.c, which reads it; this module
+writes it. Sections follow the header in this order: tensor table, op table, io table, then the
+data section (operand lists, parameter structs, constant tensors, each 16-byte aligned). The CRC32
+covers every byte after the CRC field.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from hwbench.errors import PlanError
+from hwbench.graph import NO_TENSOR, Graph
+from hwbench.memory import DEFAULT_ALIGNMENT, plan_arena, schedule
+from firmware_runner.lowering import LOWERINGS, Lowered, Unsupported
+
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+MAGIC = 0x50425748  # "HWBP"
+VERSION = 1
+HEADER = struct.Struct("<IHHII IHHHH IIIII".replace(" ", ""))
+TENSOR = struct.Struct("<BBBB4iIIif")
+OP = struct.Struct("<HBBHHIII")
+DTYPES = {"int8": 1, "int32": 2, "float32": 3}
+ARENA, IN_PLAN = 0, 1
+PLAN_NO_TENSOR = 0xFFFF
+MAX_RANK, MAX_INPUTS, MAX_OUTPUTS = 4, 16, 4
+SECTION_ALIGNMENT = 16
+
+
+@cache
+def op_codes() -> dict[str, int]:
+    """Kernel name -> op code, read from the runtime's own list (runtime/hwb_ops.h)."""
+    text = (RUNTIME_DIR / "hwb_ops.h").read_text()
+    return {name: int(code) for code, name in re.findall(r"X\((\d+), (\w+), \w+\)", text)}
+
+
+@dataclass(frozen=True)
+class PlanOp:
+    graph_index: int  # the op's index in the graph
+    type: str  # the graph op type, e.g. "SQUEEZE"
+    kernel: str  # the runtime kernel that runs it, e.g. "RESHAPE"
+    outputs: tuple[int, ...]  # graph tensor indices it writes
+
+
+@dataclass(frozen=True)
+class TensorPlace:
+    offset: int  # in the arena
+    nbytes: int
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    blob: bytes
+    arena_size: int
+    ops: tuple[PlanOp, ...]  # in execution order
+    inputs: tuple[int, ...]  # graph tensor indices, the graph's order
+    outputs: tuple[int, ...]
+    places: dict[int, TensorPlace]  # every activation tensor, by graph index
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        return tuple(op.graph_index for op in self.ops)
+
+
+def compile_plan(graph: Graph, order: Sequence[int] | None = None, alignment: int = DEFAULT_ALIGNMENT) -> Plan:
+    """Lower every op of `graph`, run in `order` (the minimum-peak order by default), into a plan
+    whose activations are laid out by the arena planner."""
+    if order is None:
+        order = schedule(graph).order
+    arena = plan_arena(graph, order, alignment=alignment)
+    lowered = [_lower(graph, i) for i in order]
+    return _Writer(graph, arena.offsets, max(arena.size, 0)).write(order, lowered)
+
+
+def _lower(graph: Graph, index: int) -> Lowered:
+    op = graph.ops[index]
+    where = f"{graph.name or 'model'}: operator {index} ({op.type})"
+    lowering = LOWERINGS.get(op.type)
+    if lowering is None:
+        raise PlanError(f"{where} is not supported by the hwbench runtime")
+    try:
+        lowered = lowering(graph, op)
+    except Unsupported as e:
+        raise PlanError(f"{where}: {e} is not supported by the hwbench runtime") from None
+    if len(lowered.inputs) > MAX_INPUTS or len(lowered.outputs or op.outputs) > MAX_OUTPUTS:
+        raise PlanError(f"{where}: more than {MAX_INPUTS} inputs is not supported by the hwbench runtime")
+    for t in [*(i for i in lowered.inputs if isinstance(i, int)), *(lowered.outputs or op.outputs)]:
+        if t != NO_TENSOR and len(graph.tensors[t].shape) > MAX_RANK:
+            raise PlanError(f"{where}: tensor {graph.tensors[t].name!r} has rank {len(graph.tensors[t].shape)}; "
+                            f"the hwbench runtime handles rank {MAX_RANK} at most")
+    return lowered
+
+
+class _Writer:
+    """Assembles the blob: tensor records are made on first use, constants stored once."""
+
+    def __init__(self, graph: Graph, offsets: dict[int, int], arena_size: int):
+        self.graph, self.offsets, self.arena_size = graph, offsets, arena_size
+        self.records: list[bytes] = []
+        self.index: dict[int, int] = {}  # graph tensor -> plan tensor
+        self.data = bytearray()
+        self.places: dict[int, TensorPlace] = {}
+
+    def put(self, payload: bytes, alignment: int = SECTION_ALIGNMENT) -> int:
+        """Append to the data section; returns the offset within it."""
+        self.data += bytes(-len(self.data) % alignment)
+        at = len(self.data)
+        self.data += payload
+        return at
+
+    def tensor(self, graph_index: int) -> int:
+        if graph_index == NO_TENSOR:
+            return PLAN_NO_TENSOR
+        if graph_index not in self.index:
+            t = self.graph.tensors[graph_index]
+            zp = int(t.quantization.zero_point[0]) if t.quantization is not None else 0
+            sc = float(t.quantization.scale[0]) if t.quantization is not None else 0.0
+            if t.is_constant:
+                self.index[graph_index] = self.constant(t.data, zp, sc)
+            else:
+                offset = self.offsets[graph_index]
+                self.places[graph_index] = TensorPlace(offset, t.nbytes, t.dtype, t.shape)
+                self.index[graph_index] = self.record(t.dtype, t.shape, ARENA, offset, zp, sc)
+        return self.index[graph_index]
+
+    def constant(self, array: np.ndarray, zp: int = 0, sc: float = 0.0) -> int:
+        array = np.ascontiguousarray(array)
+        if array.dtype.name not in DTYPES:
+            raise PlanError(f"{self.graph.name or 'model'}: {array.dtype} constants are not supported by the "
+                            f"hwbench runtime")
+        offset = self.put(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+        return self.record(array.dtype.name, array.shape, IN_PLAN, offset, zp, sc)
+
+    def record(self, dtype: str, shape: tuple[int, ...], location: int, offset: int, zp: int, sc: float) -> int:
+        """A tensor record; a constant's offset is relative to the data section until `write`."""
+        if dtype not in DTYPES:
+            raise PlanError(f"{self.graph.name or 'model'}: {dtype} tensors are not supported by the hwbench runtime")
+        self.records.append((dtype, len(shape), location, list(shape) + [0] * (MAX_RANK - len(shape)), offset,
+                             int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize, zp, sc))
+        return len(self.records) - 1
+
+    def operand(self, operand) -> int:
+        return self.constant(operand) if isinstance(operand, np.ndarray) else self.tensor(operand)
+
+    def write(self, order: Sequence[int], lowered: Sequence[Lowered]) -> Plan:
+        g = self.graph
+        op_rows, plan_ops = [], []
+        for index, low in zip(order, lowered):
+            outputs = tuple(low.outputs if low.outputs is not None else g.ops[index].outputs)
+            operands = [self.operand(x) for x in low.inputs] + [self.tensor(t) for t in outputs]
+            operands_at = self.put(struct.pack(f"<{len(operands)}H", *operands))
+            params_at = self.put(low.params)
+            op_rows.append((op_codes()[low.kernel], len(low.inputs), len(outputs), index, operands_at, params_at,
+                            len(low.params)))
+            plan_ops.append(PlanOp(index, g.ops[index].type, low.kernel, outputs))
+        io = [self.tensor(t) for t in g.inputs] + [self.tensor(t) for t in g.outputs]
+
+        # Sections: header, tensors, ops, io, data. Offsets inside `data` become absolute here.
+        tensors_at = HEADER.size
+        ops_at = _align(tensors_at + TENSOR.size * len(self.records), 4)
+        io_at = _align(ops_at + OP.size * len(op_rows), 4)
+        data_at = _align(io_at + 2 * len(io), SECTION_ALIGNMENT)
+        blob = bytearray(data_at)
+        for i, (dtype, rank, location, dims, offset, nbytes, zp, sc) in enumerate(self.records):
+            absolute = offset + data_at if location == IN_PLAN else offset
+            TENSOR.pack_into(blob, tensors_at + i * TENSOR.size, DTYPES[dtype], rank, location, 0, *dims, absolute,
+                             nbytes, zp, sc)
+        for i, (code, n_in, n_out, index, operands_at, params_at, params_size) in enumerate(op_rows):
+            OP.pack_into(blob, ops_at + i * OP.size, code, n_in, n_out, index, 0, operands_at + data_at,
+                         params_at + data_at, params_size)
+        struct.pack_into(f"<{len(io)}H", blob, io_at, *io)
+        blob += self.data
+        if len(self.records) > 0xFFFE or len(op_rows) > 0xFFFF:
+            raise PlanError(f"{g.name or 'model'}: too many tensors or operators for one plan")
+        HEADER.pack_into(blob, 0, MAGIC, VERSION, HEADER.size, len(blob), 0, self.arena_size, len(self.records),
+                         len(op_rows), len(g.inputs), len(g.outputs), tensors_at, ops_at, io_at, data_at,
+                         len(self.data))
+        struct.pack_into("<I", blob, 12, zlib.crc32(blob[16:]))
+        return Plan(bytes(blob), self.arena_size, tuple(plan_ops), tuple(g.inputs), tuple(g.outputs), self.places)
+
+
+def _align(n: int, alignment: int) -> int:
+    return -(-n // alignment) * alignment

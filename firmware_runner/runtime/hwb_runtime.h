@@ -1,0 +1,92 @@
+/* hwbench runtime: executes a plan (see firmware_runner/plan.py for the byte layout) in a
+ * caller-provided arena. C99, no dynamic allocation, no globals: all state is in hwb_context.
+ *
+ *   hwb_context ctx;
+ *   if (hwb_load(&ctx, plan, plan_size, arena, arena_size) != HWB_OK) ...   validates the whole plan
+ *   hwb_io(&ctx, HWB_INPUT, 0, &t);  fill t.data
+ *   for (i = 0; i < ctx.op_count; i++) hwb_invoke_op(&ctx, i);            or hwb_invoke(&ctx)
+ *   hwb_io(&ctx, HWB_OUTPUT, 0, &t); read t.data
+ */
+#ifndef HWB_RUNTIME_H
+#define HWB_RUNTIME_H
+
+#include <stdint.h>
+
+#define HWB_PLAN_MAGIC 0x50425748u /* "HWBP" little-endian */
+#define HWB_PLAN_VERSION 1u
+#define HWB_HEADER_SIZE 48u
+#define HWB_TENSOR_RECORD_SIZE 36u
+#define HWB_OP_RECORD_SIZE 20u
+#define HWB_MAX_RANK 4
+#define HWB_MAX_INPUTS 16
+#define HWB_MAX_OUTPUTS 4
+#define HWB_NO_TENSOR 0xFFFFu
+
+typedef enum {
+    HWB_OK = 0,
+    HWB_ERR_PLAN_SIZE,     /* the plan is shorter than its header or than it says */
+    HWB_ERR_MAGIC,         /* not a plan */
+    HWB_ERR_VERSION,       /* a plan of another format version */
+    HWB_ERR_CRC,           /* damaged: the CRC32 does not match */
+    HWB_ERR_LAYOUT,        /* a section, offset or size reaches outside the plan, or is misaligned */
+    HWB_ERR_ARENA,         /* the arena given is too small or misaligned, or a tensor reaches past it */
+    HWB_ERR_TENSOR,        /* a tensor record is invalid (dtype, rank, dims, byte size) */
+    HWB_ERR_OP,            /* an op record is invalid (unknown op, operand counts or indices) */
+    HWB_ERR_PARAMS,        /* an op's parameters are the wrong size or out of range */
+    HWB_ERR_SHAPE,         /* an op's operand shapes or types do not fit together */
+    HWB_ERR_ARGUMENT       /* a call with an index out of range or a NULL pointer */
+} hwb_status;
+
+typedef enum { HWB_INT8 = 1, HWB_INT32 = 2, HWB_FLOAT32 = 3 } hwb_dtype;
+
+/* A tensor as a kernel sees it. Constants point into the plan: kernels never write inputs. */
+typedef struct {
+    void *data; /* NULL for an absent optional input */
+    uint32_t nbytes;
+    int32_t dims[HWB_MAX_RANK]; /* the first `rank` entries are used */
+    int32_t rank;
+    int32_t dtype;
+    int32_t zero_point;
+    float scale;
+} hwb_tensor;
+
+/* What the interpreter hands a kernel: operands in the order the plan compiler emitted them,
+ * and the op's parameter struct (4-byte aligned, `params_size` bytes inside the plan). Each
+ * kernel checks the counts, dtypes, shapes and parameter size before touching any data. */
+typedef struct {
+    const hwb_tensor *inputs;
+    const hwb_tensor *outputs;
+    uint32_t input_count;
+    uint32_t output_count;
+    const void *params;
+    uint32_t params_size;
+} hwb_op_args;
+
+typedef struct {
+    const uint8_t *plan;
+    uint8_t *arena;
+    uint32_t plan_size;
+    uint32_t arena_size;
+    uint32_t tensor_count;
+    uint32_t op_count;
+    uint32_t input_count;
+    uint32_t output_count;
+} hwb_context;
+
+enum { HWB_INPUT = 0, HWB_OUTPUT = 1 };
+
+hwb_status hwb_load(hwb_context *ctx, const void *plan, uint32_t plan_size, void *arena, uint32_t arena_size);
+hwb_status hwb_invoke_op(const hwb_context *ctx, uint32_t index);
+hwb_status hwb_invoke(const hwb_context *ctx);
+hwb_status hwb_io(const hwb_context *ctx, int which, uint32_t index, hwb_tensor *tensor);
+/* The plan's op code and the graph op index of the index-th op executed. */
+hwb_status hwb_op_info(const hwb_context *ctx, uint32_t index, uint32_t *code, uint32_t *graph_index);
+uint32_t hwb_crc32(const uint8_t *data, uint32_t size);
+const char *hwb_status_name(hwb_status status);
+uint32_t hwb_context_size(void);
+
+/* Helpers for kernels. */
+int32_t hwb_flat_size(const hwb_tensor *t);
+int hwb_same_shape(const hwb_tensor *a, const hwb_tensor *b);
+
+#endif

@@ -1,0 +1,54 @@
+"""Small Keras models converted to full-int8 TFLite, for per-operator tests of the runtime.
+
+`int8_model(build, shapes)` calls `build(*keras_inputs)` for the outputs, sets seeded random
+weights, calibrates on uniform inputs in `calibration` (a wide or lopsided range gives extreme
+scales and zero points) and converts; `float_io=True` keeps float32 inputs and outputs, so the
+model starts with QUANTIZE and ends with DEQUANTIZE.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from hwbench.generate.build import _quiet_tensorflow, _stderr_captured
+from firmware_runner.verify import Verification, verify_model
+
+
+def int8_model(build: Callable, shapes: Sequence[tuple[int, ...]], seed: int = 0, float_io: bool = False,
+               calibration: tuple[float, float] = (-1.0, 1.0), weight_scale: float = 1.0, samples: int = 16) -> bytes:
+    tf = _quiet_tensorflow()
+    import keras
+
+    rng = np.random.default_rng(seed)
+    inputs = [keras.Input(shape=s, batch_size=1, name=f"in{i}") for i, s in enumerate(shapes)]
+    model = keras.Model(inputs, build(*inputs))
+    for layer in model.layers:
+        layer.set_weights([rng.normal(0.0, weight_scale / np.sqrt(max(w.size // max(w.shape[-1], 1), 1)), w.shape)
+                           .astype(np.float32) for w in layer.get_weights()])
+    specs = [tf.TensorSpec((1, *s), tf.float32) for s in shapes]
+    function = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False), input_signature=specs)
+    lo, hi = calibration
+    data = [[rng.uniform(lo, hi, size=(1, *s)).astype(np.float32) for s in shapes] for _ in range(samples)]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: iter(data)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if not float_io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    with _stderr_captured():
+        return converter.convert()
+
+
+def assert_bit_exact(model: bytes, samples: int = 3, seed: int = 0) -> Verification:
+    result = verify_model(model, samples=samples, seed=seed)
+    assert result.matched, f"runtime differs from TFLite: {result.difference}"
+    return result
+
+
+def op_types(model: bytes) -> set[str]:
+    from hwbench.tflite_reader import parse_tflite
+
+    return set(parse_tflite(model).op_counts())
