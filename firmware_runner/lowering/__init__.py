@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from firmware_runner.lowering import activations, conv, elementwise, pooling, quantize, shape
+from firmware_runner.lowering import activations, conv, elementwise, exponential, pooling, quantize, shape
 from firmware_runner.lowering.base import Lowered, Unsupported, pack
 
 LOWERINGS = {**conv.LOWERINGS, **elementwise.LOWERINGS, **pooling.LOWERINGS, **shape.LOWERINGS,
-             **activations.LOWERINGS, **quantize.LOWERINGS}
+             **exponential.LOWERINGS, **activations.LOWERINGS, **quantize.LOWERINGS}
 
 __all__ = ["LOWERINGS", "Lowered", "Unsupported", "pack"]
