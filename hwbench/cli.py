@@ -134,6 +134,32 @@ def generate(
               f"MACs {min(macs):,} … {max(macs):,}")
 
 
+@app.command()
+def verify(
+    model: Annotated[Path, typer.Argument(help="A full-int8 .tflite model.")],
+    inputs: Annotated[int, typer.Option("--inputs", "-n", min=1, help="How many random inputs.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the random inputs.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run a model through the hwbench runtime (host build) and TFLite's reference kernels on random
+    inputs and compare every layer's output byte for byte. Exit code 0 only when all match."""
+    from firmware_runner.verify import verify_model
+
+    result = verify_model(model, samples=inputs, seed=seed)
+    if as_json:
+        print(json.dumps(result.to_json()))
+    elif result.matched:
+        out.print(f"{model}: bit-exact with TFLite's reference kernels on {inputs} random input(s): "
+                  f"{result.ops} ops, {result.output_bytes:,} output bytes each")
+    else:
+        d = result.difference
+        out.print(f"{model}: DIFFERS from TFLite on input {d.sample}: step {d.step}, operator {d.op_index} "
+                  f"({d.op_type}), tensor {d.tensor!r} at {list(d.index)}: expected {d.expected}, got {d.got} "
+                  f"({d.count:,} elements differ)")
+    if not result.matched:
+        raise typer.Exit(1)
+
+
 def _board(name_or_path: str):
     from boards import get_board
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what hwbench needs and is missing: the Arm cross toolchain and QEMU from apt, then a
-# virtual environment with `pip install -e .[dev]`. Safe to run again: it skips what is present.
+# Installs what hwbench needs and is missing: a host C compiler, the Arm cross toolchain and QEMU
+# from apt, then a virtual environment with `pip install -e .[dev]`. Safe to run again: it skips
+# what is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,7 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
 missing_system_packages() {
+    command -v cc >/dev/null || echo gcc  # builds the host runtime and the sanitizer fuzz driver
     command -v arm-none-eabi-gcc >/dev/null || echo gcc-arm-none-eabi
     # newlib is a separate package: the compiler alone cannot link firmware.
     if ! command -v arm-none-eabi-gcc >/dev/null \

@@ -13,3 +13,43 @@ def test_reshape_model_round_trips_through_the_host_runtime():
     model = int8_model(lambda x: keras.layers.Reshape((12, 6))(x), [(4, 6, 3)])
     assert op_types(model) == {"RESHAPE"}
     assert assert_bit_exact(model).output_bytes == 72
+
+
+CORTEX_M_TARGETS = {
+    "cortex-m4 (DSP, FPU)": ("-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
+    "cortex-m7": ("-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
+    "cortex-m0plus (ARMv6-M)": ("-mcpu=cortex-m0plus", "-mfloat-abi=soft"),
+}
+
+
+@pytest.mark.parametrize("target", CORTEX_M_TARGETS)
+def test_runtime_compiles_warning_free_for_cortex_m(target, tmp_path):
+    import shutil
+    import subprocess
+
+    from firmware_runner.host import runtime_sources
+    from firmware_runner.plan import RUNTIME_DIR
+
+    assert shutil.which("arm-none-eabi-gcc"), "arm-none-eabi-gcc is installed by make setup"
+    cmd = ["arm-none-eabi-gcc", "-std=c99", "-O2", "-mthumb", *CORTEX_M_TARGETS[target], "-Wall", "-Wextra",
+           "-Werror", "-ffreestanding", "-I", str(RUNTIME_DIR), "-c", *map(str, runtime_sources())]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(list(tmp_path.glob("*.o"))) == len(runtime_sources())
+
+
+def test_host_build_is_warning_free(tmp_path):
+    from firmware_runner.host import CFLAGS, compile_c, runtime_sources
+
+    compile_c(tmp_path / "lib.so", runtime_sources(), (*CFLAGS, "-shared", "-Werror"))
+
+
+def test_every_op_the_reader_knows_has_a_lowering_and_every_kernel_a_code():
+    from hwbench.graph import KNOWN_OPS
+    from firmware_runner.lowering import LOWERINGS
+    from firmware_runner.plan import op_codes
+
+    assert set(LOWERINGS) == KNOWN_OPS
+    codes = op_codes()  # parsed from runtime/hwb_ops.h
+    assert sorted(codes.values()) == list(range(1, len(codes) + 1))
+    assert set(codes) == KNOWN_OPS - {"SQUEEZE"}  # SQUEEZE runs on the RESHAPE kernel
