@@ -110,8 +110,9 @@ class HostRuntime:
         self.arena = _aligned(max(size, 1))
         self._ctx = _Context()
         assert ctypes.sizeof(_Context) == self.lib.hwb_context_size(), "hwb_context and _Context disagree"
-        self.check(self.lib.hwb_load(ctypes.byref(self._ctx), self._blob.ctypes.data, len(blob), self.arena.ctypes.data, size),
-                   "the runtime refused the plan")
+        status = self.lib.hwb_load(ctypes.byref(self._ctx), self._blob.ctypes.data, len(blob), self.arena.ctypes.data,
+                                   size)
+        self.check(status, "the runtime refused the plan")
 
     def check(self, status: int, what: str) -> None:
         if status != 0:
@@ -120,7 +121,8 @@ class HostRuntime:
     def io(self, which: int, index: int) -> np.ndarray:
         """A view of the index-th input or output tensor's bytes in the arena, typed and shaped."""
         t = _Tensor()
-        self.check(self.lib.hwb_io(ctypes.byref(self._ctx), which, index, ctypes.byref(t)), f"no {['input', 'output'][which]} {index}")
+        status = self.lib.hwb_io(ctypes.byref(self._ctx), which, index, ctypes.byref(t))
+        self.check(status, f"the plan has no {['input', 'output'][which]} {index}")
         dtype = {1: np.int8, 2: np.int32, 3: np.float32}[t.dtype]
         start = t.data - self.arena.ctypes.data
         return self.arena[start:start + t.nbytes].view(dtype).reshape(tuple(t.dims[:t.rank]))
@@ -136,8 +138,12 @@ class HostRuntime:
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The model's outputs for `inputs` (graph input order)."""
         self.set_inputs(inputs)
-        self.check(self.lib.hwb_invoke(ctypes.byref(self._ctx)), "the runtime failed")
+        self.invoke()
         return self.outputs()
+
+    def invoke(self) -> None:
+        """Run every op on whatever the inputs hold."""
+        self.check(self.lib.hwb_invoke(ctypes.byref(self._ctx)), "the runtime failed")
 
     def run_layers(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[dict[int, np.ndarray]]]:
         """The outputs, and every op's output tensors as it wrote them (graph tensor index -> array),
@@ -146,7 +152,8 @@ class HostRuntime:
         self.set_inputs(inputs)
         layers = []
         for i, op in enumerate(self.plan.ops):
-            self.check(self.lib.hwb_invoke_op(ctypes.byref(self._ctx), i), f"operator {op.graph_index} ({op.type}) failed")
+            status = self.lib.hwb_invoke_op(ctypes.byref(self._ctx), i)
+            self.check(status, f"operator {op.graph_index} ({op.type}) failed")
             layers.append({t: self.tensor(t) for t in op.outputs})
         return self.outputs(), layers
 
