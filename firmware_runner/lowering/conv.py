@@ -1,3 +1,191 @@
-"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED."""
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED.
 
-LOWERINGS = {}
+What TFLite's Prepare computes for the reference kernels (lite/kernels/conv.cc, depthwise_conv.cc,
+fully_connected.cc, kernel_util.cc) is computed here, on the host, in the same precision:
+
+- Convolutions requantize with a (Q31 multiplier, shift) pair per output channel, from
+  PopulateConvolutionQuantizationParams: double(input scale) * double(filter scale) / double(output
+  scale). A per-tensor filter scale is broadcast to every channel.
+- FULLY_CONNECTED's reference kernel requantizes in double precision instead:
+  round(double(acc) * (double(input scale) * double(filter scale) / double(output scale))), once,
+  per-tensor and per-channel alike. The plan carries the float32 filter scales per output unit
+  and the kernel does that arithmetic itself (fixed-point multipliers differ by 1 LSB on some
+  inputs, as TFLM's kernel does).
+- Padding is ComputePaddingHeightWidth's: only the top/left padding reaches the kernel.
+- Fused activations are clamps (CalculateActivationRangeQuantized).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwbench.graph import NO_TENSOR, Graph, Op, Tensor
+from firmware_runner.lowering.base import Lowered, Unsupported, int32_array, pack, require_dtypes
+from firmware_runner.quantization import activation_range, quantize_multiplier, scale
+
+ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+
+def compute_out_size(padding: str, image: int, filter_size: int, stride: int) -> int:
+    """TFLite's ComputeOutSize (dilation 1), C integer division (truncates toward zero)."""
+    numerator = image + stride - 1 if padding == "SAME" else image + stride - filter_size
+    return int(numerator / stride) if numerator < 0 else numerator // stride
+
+
+def compute_padding(stride: int, image: int, filter_size: int, out: int) -> int:
+    """TFLite's ComputePaddingWithOffset (dilation 1): the padding before the first element."""
+    return max((out - 1) * stride + filter_size - image, 0) // 2
+
+
+def _activation(op: Op) -> str:
+    activation = op.options.get("fused_activation_function", "NONE") or "NONE"
+    if activation not in ACTIVATIONS:
+        raise Unsupported(f"fused activation {activation}")
+    return activation
+
+
+def _operand(graph: Graph, op: Op, position: int) -> Tensor | None:
+    if position >= len(op.inputs) or op.inputs[position] == NO_TENSOR:
+        return None
+    return graph.tensors[op.inputs[position]]
+
+
+def _check_filter(filter_: Tensor, channels: int, axis: int) -> np.ndarray:
+    """The filter's float32 scale for each of `channels` output channels (a per-tensor scale
+    broadcast); refuses what the integer kernels do not implement."""
+    if filter_.dtype != "int8":
+        raise Unsupported(f"{filter_.dtype} weights {filter_.name!r} (only int8)")
+    q = filter_.quantization
+    if q is None or len(q.scale) == 0:
+        raise Unsupported(f"weights {filter_.name!r} without quantization")
+    if np.any(np.asarray(q.zero_point) != 0):
+        raise Unsupported(f"weights {filter_.name!r} with a non-zero zero point")
+    if q.per_channel and (len(q.scale) != channels or q.axis != axis):
+        raise Unsupported(f"weights {filter_.name!r} quantized along axis {q.axis} with {len(q.scale)} scales "
+                          f"(expected {channels} along axis {axis})")
+    scales = np.asarray(q.scale, dtype=np.float32)
+    return scales if q.per_channel else np.full(channels, scales[0], dtype=np.float32)
+
+
+def _check_bias(bias: Tensor | None, channels: int) -> None:
+    if bias is None:
+        return
+    if bias.dtype != "int32":
+        raise Unsupported(f"{bias.dtype} bias {bias.name!r} (only int32)")
+    if bias.size != channels:
+        raise Unsupported(f"bias {bias.name!r} with {bias.size} values for {channels} output channels")
+
+
+def _check_activations(graph: Graph, op: Op, tensors: list[Tensor]) -> None:
+    require_dtypes(graph, op)
+    for t in tensors:
+        q = t.quantization
+        if q is None or q.per_channel:
+            raise Unsupported(f"activation tensor {t.name!r} without per-tensor quantization")
+        if not -128 <= int(q.zero_point[0]) <= 127 or not float(q.scale[0]) > 0.0:
+            raise Unsupported(f"activation tensor {t.name!r} with zero point {int(q.zero_point[0])} "
+                              f"and scale {float(q.scale[0])}")
+
+
+def per_channel_multipliers(input_: Tensor, filter_scales: np.ndarray, output: Tensor
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """PopulateConvolutionQuantizationParams: each channel's effective scale in double from the
+    float32 scales, then QuantizeMultiplier."""
+    s_in, s_out = float(scale(input_)), float(scale(output))
+    pairs = [quantize_multiplier(s_in * float(s) / s_out) for s in filter_scales]
+    return int32_array([m for m, _ in pairs]), int32_array([s for _, s in pairs])
+
+
+def _spatial(graph: Graph, op: Op, input_: Tensor, filter_: Tensor, output: Tensor) -> tuple[int, int, int, int]:
+    """Strides and top/left padding of a 2-D window op, checked against the output shape."""
+    o = op.options
+    if o.get("dilation_h_factor", 1) != 1 or o.get("dilation_w_factor", 1) != 1:
+        raise Unsupported(f"dilation {o.get('dilation_h_factor')}x{o.get('dilation_w_factor')}")
+    padding = o.get("padding")
+    if padding not in ("SAME", "VALID"):
+        raise Unsupported(f"padding {padding}")
+    stride_h, stride_w = int(o.get("stride_h", 0)), int(o.get("stride_w", 0))
+    if stride_h < 1 or stride_w < 1:
+        raise Unsupported(f"stride {stride_h}x{stride_w}")
+    for t in (input_, filter_, output):
+        if len(t.shape) != 4:
+            raise Unsupported(f"rank-{len(t.shape)} tensor {t.name!r} (expected rank 4)")
+    _, in_h, in_w, _ = input_.shape
+    _, f_h, f_w, _ = filter_.shape
+    out_h = compute_out_size(padding, in_h, f_h, stride_h)
+    out_w = compute_out_size(padding, in_w, f_w, stride_w)
+    if (output.shape[0], output.shape[1], output.shape[2]) != (input_.shape[0], out_h, out_w):
+        raise Unsupported(f"output shape {output.shape} where {padding} padding gives "
+                          f"{(input_.shape[0], out_h, out_w)} (batch, height, width)")
+    return stride_h, stride_w, compute_padding(stride_h, in_h, f_h, out_h), compute_padding(stride_w, in_w, f_w, out_w)
+
+
+def lower_conv2d(graph: Graph, op: Op) -> Lowered:
+    input_, filter_, output = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    bias = _operand(graph, op, 2)
+    _check_activations(graph, op, [input_, output])
+    stride_h, stride_w, pad_top, pad_left = _spatial(graph, op, input_, filter_, output)
+    channels = filter_.shape[0]
+    if output.shape[3] != channels:
+        raise Unsupported(f"output channels {output.shape[3]} for a filter of {channels}")
+    if input_.shape[3] % filter_.shape[3] != 0 or channels % (input_.shape[3] // filter_.shape[3]) != 0:
+        raise Unsupported(f"{input_.shape[3]} input channels for a filter of depth {filter_.shape[3]}")
+    filter_scales = _check_filter(filter_, channels, axis=0)
+    _check_bias(bias, channels)
+    multipliers, shifts = per_channel_multipliers(input_, filter_scales, output)
+    act_min, act_max = activation_range(_activation(op), output)
+    # Field order: struct conv2d_params in runtime/kernels/conv2d.c.
+    params = pack(stride_h, stride_w, pad_top, pad_left, act_min, act_max)
+    return Lowered("CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
+                               multipliers, shifts], params)
+
+
+def lower_depthwise_conv2d(graph: Graph, op: Op) -> Lowered:
+    input_, filter_, output = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    bias = _operand(graph, op, 2)
+    _check_activations(graph, op, [input_, output])
+    stride_h, stride_w, pad_top, pad_left = _spatial(graph, op, input_, filter_, output)
+    channels = filter_.shape[3]
+    if filter_.shape[0] != 1:
+        raise Unsupported(f"depthwise filter shape {filter_.shape} (expected [1, H, W, C])")
+    in_channels = input_.shape[3]
+    if channels % in_channels != 0 or output.shape[3] != channels:
+        raise Unsupported(f"{in_channels} input and {output.shape[3]} output channels for a depthwise filter "
+                          f"of {channels} channels")
+    multiplier = channels // in_channels
+    option = op.options.get("depth_multiplier", multiplier)
+    if option != multiplier:
+        raise Unsupported(f"depth_multiplier {option} where the shapes give {multiplier}")
+    filter_scales = _check_filter(filter_, channels, axis=3)
+    _check_bias(bias, channels)
+    multipliers, shifts = per_channel_multipliers(input_, filter_scales, output)
+    act_min, act_max = activation_range(_activation(op), output)
+    # Field order: struct depthwise_conv2d_params in runtime/kernels/depthwise_conv2d.c.
+    params = pack(stride_h, stride_w, pad_top, pad_left, multiplier, act_min, act_max)
+    return Lowered("DEPTHWISE_CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
+                                         multipliers, shifts], params)
+
+
+def lower_fully_connected(graph: Graph, op: Op) -> Lowered:
+    input_, filter_, output = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    bias = _operand(graph, op, 2)
+    _check_activations(graph, op, [input_, output])
+    if op.options.get("weights_format", 0) not in (0, "DEFAULT"):
+        raise Unsupported(f"weights format {op.options.get('weights_format')}")
+    if len(filter_.shape) != 2:
+        raise Unsupported(f"rank-{len(filter_.shape)} weights {filter_.name!r} (expected [units, depth])")
+    units, depth = filter_.shape
+    batches, remainder = divmod(input_.size, depth)
+    if remainder or output.size != batches * units or output.shape[-1] != units:
+        raise Unsupported(f"input shape {input_.shape} and output shape {output.shape} for weights {filter_.shape}")
+    filter_scales = _check_filter(filter_, units, axis=0)
+    _check_bias(bias, units)
+    act_min, act_max = activation_range(_activation(op), output)
+    # Field order: struct fully_connected_params in runtime/kernels/fully_connected.c.
+    params = pack(act_min, act_max)
+    return Lowered("FULLY_CONNECTED", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
+                                       filter_scales], params)
+
+
+LOWERINGS = {"CONV_2D": lower_conv2d, "DEPTHWISE_CONV_2D": lower_depthwise_conv2d,
+             "FULLY_CONNECTED": lower_fully_connected}
