@@ -1,0 +1,86 @@
+"""Backends run firmware on a board and hand back what it printed. The benchmark loop, protocol
+and results store are the same for all of them; a backend only knows how to start the firmware
+with a run image (run header + plan) in place, read its UART, and what its counter counts.
+
+- QemuBackend: emulated boards. QEMU runs with `-icount shift=7,sleep=off`, so the board's timer
+  advances 2**7 ns of virtual time per instruction and ticks convert exactly to instructions.
+- A real-board backend (pyOCD flashing + pyserial) slots in beside it with the same interface.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from boards import Board
+from hwbench.errors import BoardError, HwbenchError
+from firmware_runner.firmware import Firmware
+
+ICOUNT_SHIFT = 7
+
+
+@dataclass(frozen=True)
+class BoardRun:
+    output: str  # everything the board printed, decoded leniently
+    exit_code: int | None  # None when it had to be killed
+    timed_out: bool
+    seconds: float
+
+
+class Backend(Protocol):
+    unit: str  # "instructions" or "cycles"
+
+    def run(self, firmware: Firmware, image: bytes, timeout: float) -> BoardRun: ...
+
+    def count(self, ticks: float) -> float:
+        """Counter ticks -> the unit."""
+
+
+class QemuBackend:
+    unit = "instructions"
+
+    def __init__(self, board: Board):
+        if not board.emulated or not board.qemu_machine:
+            raise BoardError(f"{board.name} is not an emulated board")
+        if not shutil.which("qemu-system-arm"):
+            raise HwbenchError("qemu-system-arm is not installed: run `make setup` (it installs qemu-system-arm)")
+        self.board = board
+        # Timer ticks per instruction: the clock's ticks in 2**shift nanoseconds.
+        self.ticks_per_instruction = board.clock_hz * 2 ** ICOUNT_SHIFT / 1e9
+
+    def count(self, ticks: float) -> float:
+        return round(ticks / self.ticks_per_instruction)  # exact to within one instruction
+
+    def command(self, firmware: Firmware, image: Path) -> list[str]:
+        return ["qemu-system-arm", "-M", self.board.qemu_machine, "-display", "none", "-monitor", "none",
+                "-serial", "stdio", "-semihosting", "-icount", f"shift={ICOUNT_SHIFT},sleep=off",
+                "-kernel", str(firmware.elf), "-device", f"loader,file={image},addr={firmware.run_address:#x}"]
+
+    def run(self, firmware: Firmware, image: bytes, timeout: float) -> BoardRun:
+        with tempfile.TemporaryDirectory(prefix="hwbench-run-") as tmp:
+            path = Path(tmp) / "run.bin"
+            path.write_bytes(image)
+            start = time.monotonic()
+            process = subprocess.Popen(self.command(firmware, path), stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            try:
+                output, _ = process.communicate(timeout=timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate()
+                timed_out = True
+            return BoardRun(output.decode("ascii", errors="replace"), None if timed_out else process.returncode,
+                            timed_out, time.monotonic() - start)
+
+
+def backend_for(board: Board) -> Backend:
+    if board.emulated:
+        return QemuBackend(board)
+    raise BoardError(f"{board.name} is a real board; collecting on real boards (pyOCD) is not built yet — "
+                     f"use an emulated board such as mps2-an386, with --memory-of {board.name} for its limits")
