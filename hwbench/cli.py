@@ -119,16 +119,13 @@ def generate(
     board: Annotated[Optional[str], typer.Option(help="Also keep models within this board's flash and SRAM.")] = None,
 ) -> None:
     """Generate random small full-int8 .tflite models and a manifest."""
-    from hwbench.generate import bounds_for, generate_models
+    from hwbench.generate import bounds_for
 
     bounds = bounds_for(max_macs=max_macs, max_weight_bytes=max_weight_bytes, max_peak_bytes=max_peak_bytes,
                         board=_board(board) if board else None)
     if settings.verbose:
         err.print(f"bounds: {bounds}")
-    with _progress() as progress:
-        task = progress.add_task("generating", total=count)
-        entries = generate_models(count, seed, out_dir, jobs=jobs, bounds=bounds,
-                                  progress=lambda entry: progress.advance(task))
+    entries = _generate(count, seed, out_dir, jobs, bounds)
     macs = [e["macs"] for e in entries]
     out.print(f"{len(entries)} models in {out_dir} (manifest {out_dir / 'manifest.jsonl'}); "
               f"MACs {min(macs):,} … {max(macs):,}")
@@ -160,6 +157,93 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command()
+def collect(
+    board: Annotated[str, typer.Option(help="The board to run on (a bundled name or a board file).")],
+    models: Annotated[Optional[Path], typer.Option(help="A folder of .tflite models.")] = None,
+    count: Annotated[Optional[int], typer.Option("--count", "-n", min=1, help="Generate this many models instead.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generated models.")] = 0,
+    repeats: Annotated[int, typer.Option(min=1, max=100, help="Measured inferences per model.")] = 3,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Boards (emulators) in parallel.")] = 1,
+    db: Annotated[Path, typer.Option(help="The SQLite results database.")] = Path("results.db"),
+    memory_of: Annotated[Optional[str], typer.Option(help="Hold the emulated board to this board's SRAM and flash.")] = None,
+    timeout: Annotated[Optional[float], typer.Option(min=1, help="Seconds per model run (default: from its MACs).")] = None,
+) -> None:
+    """Run models on a board, record per-layer counts in the results DB, and check every output
+    against TFLite's reference bit for bit. Reruns resume: models already measured are skipped."""
+    from firmware_runner.collect import collect as collect_models, model_files, summarize
+    from hwbench.results import ResultsDB
+
+    if (models is None) == (count is None):
+        raise HwbenchError("give either --models DIR or --count N (with --seed S)")
+    target, limits = _board(board), _board(memory_of) if memory_of else None
+    store = ResultsDB(db)
+    if count is not None:
+        models = db.parent / f"models-seed{seed}"
+        _generate(count, seed, models, jobs, None)
+    files = model_files(models)
+    failures = 0
+    with _progress() as progress:
+        task = progress.add_task(f"collecting on {target.name}", total=len(files))
+
+        def advance(m) -> None:
+            nonlocal failures
+            failures += m is not None and m.status == "failed"
+            progress.update(task, advance=1, failed=failures)
+
+        recorded = collect_models(target, files, store, repeats=repeats, jobs=jobs, limits=limits, timeout=timeout,
+                                  progress=advance)
+    out.print(f"{target.name}: {len(recorded)} model(s) run now, {len(files) - len(recorded)} already in {db}")
+    if recorded:
+        table = Table("status", "why", "models")
+        for status, reasons in summarize(recorded).items():
+            for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+                table.add_row(status, reason, str(n))
+        out.print(table)
+
+
+@app.command()
+def results(
+    db: Annotated[Path, typer.Option(help="The SQLite results database.")] = Path("results.db"),
+    board: Annotated[Optional[str], typer.Option(help="Only this board.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv, json or parquet.")] = "table",
+    layers: Annotated[bool, typer.Option("--layers", help="One row per layer instead of per model.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file (parquet needs one).")] = None,
+) -> None:
+    """Show or export what was collected."""
+    from hwbench.results import ResultsDB
+
+    if fmt not in ("table", "csv", "json", "parquet"):
+        raise HwbenchError(f"--format must be table, csv, json or parquet, not {fmt!r}")
+    if not db.exists():
+        raise HwbenchError(f"{db}: no such results database (hwbench collect writes it)")
+    store = ResultsDB(db)
+    frame = store.layers(board) if layers else store.measurements(board).drop(columns=["id"])
+    if fmt == "parquet":
+        if output is None:
+            raise HwbenchError("--format parquet needs --out FILE")
+        frame.to_parquet(output, index=False)
+    elif fmt in ("csv", "json"):
+        text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=1)
+        output.write_text(text) if output else print(text)
+    else:
+        if not layers:
+            frame = frame[["model", "board", "count", "unit", "macs", "arena_bytes", "stack_bytes", "status", "verified",
+                           "reason"]]
+        table = Table(*frame.columns)
+        for row in frame.itertuples(index=False):
+            table.add_row(*("" if v is None or v != v else f"{v:,.0f}" if isinstance(v, float) else str(v) for v in row))
+        out.print(table)
+
+
+def _generate(count: int, seed: int, out_dir: Path, jobs: int, bounds) -> list[dict]:
+    from hwbench.generate import generate_models
+
+    with _progress() as progress:
+        task = progress.add_task("generating", total=count)
+        return generate_models(count, seed, out_dir, jobs=jobs, bounds=bounds, progress=lambda e: progress.advance(task))
+
+
 def _board(name_or_path: str):
     from boards import get_board
 
@@ -175,8 +259,14 @@ class _RateColumn(ProgressColumn):
         return Text(f"{task.speed:.1f}/s" if task.speed else "")
 
 
+class _FailedColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        failed = task.fields.get("failed", 0)
+        return Text(f"{failed} failed", style="red") if failed else Text("")
+
+
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _FailedColumn(), _RateColumn(),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err)
 
 
