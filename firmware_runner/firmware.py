@@ -97,7 +97,9 @@ def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
     firmware = Firmware(board.name, elf, runtime_hash, board.plan_address,
                         symbols["__arena_end"] - symbols["__arena_start"],
                         symbols["__flash_end"] - board.flash.origin, flash, sram)
-    meta.write_text(json.dumps({**asdict(firmware), "elf": str(elf)}))
+    partial = meta.with_suffix(".partial")
+    partial.write_text(json.dumps({**asdict(firmware), "elf": str(elf)}))
+    partial.replace(meta)  # another process building the same firmware never reads half a file
     return firmware
 
 

@@ -1,0 +1,205 @@
+"""`hwbench collect` on the emulated boards: real QEMU, real arm-none-eabi-gcc, the real results DB.
+Every model's output on the board must equal TFLite's reference bit for bit, and counts must be
+identical from one run to the next."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from boards import get_board
+from conftest import MLPERF_TINY
+from hwbench.cli import main
+from hwbench.results import ResultsDB
+from firmware_runner.backends import QemuBackend
+from firmware_runner.collect import collect, measure, run_image
+from firmware_runner.firmware import build_firmware
+from firmware_runner.plan import compile_plan
+from firmware_runner.protocol import parse_output
+
+EMULATED = ["mps2-an386", "mps2-an500"]
+
+
+@pytest.fixture(scope="module")
+def ten_models(tmp_path_factory):
+    from hwbench.generate import generate_models
+
+    out = tmp_path_factory.mktemp("ten")
+    generate_models(10, seed=12, out_dir=out, jobs=2)
+    return sorted(out.glob("*.tflite"))
+
+
+@pytest.mark.parametrize("board_name", EMULATED)
+def test_generated_models_run_bit_exact_and_deterministic(board_name, ten_models, tmp_path):
+    board = get_board(board_name)
+    first = {m.model: m for m in collect(board, ten_models, ResultsDB(tmp_path / "a.db"), repeats=2, jobs=2)}
+    assert len(first) == 10
+    assert all(m.status == "measured" and m.verified for m in first.values()), \
+        [(m.model, m.status, m.reason) for m in first.values() if m.status != "measured"]
+    for m in first.values():
+        assert m.unit == "instructions" and m.count > 0 and len(m.layers) > 0
+        assert m.count >= sum(l.count for l in m.layers) * 0.9  # the whole run holds its layers
+    again = {m.model: m for m in collect(board, ten_models[:3], ResultsDB(tmp_path / "b.db"), repeats=2)}
+    for name, m in again.items():
+        assert m.totals == first[name].totals
+        assert [l.count for l in m.layers] == [l.count for l in first[name].layers]
+
+
+@pytest.mark.parametrize("name", MLPERF_TINY)
+def test_mlperf_tiny_models_run_bit_exact_on_mps2_an386(name, mlperf_model, tmp_path):
+    board = get_board("mps2-an386")
+    firmware = build_firmware(board)
+    m = measure(mlperf_model(name), board, firmware, QemuBackend(board), repeats=1)
+    assert (m.status, m.verified) == ("measured", True), m.reason
+    assert m.count > m.macs  # at least one instruction per MAC
+    assert {l.op_type for l in m.layers} >= {"FULLY_CONNECTED"}
+
+
+def test_memory_of_a_small_board_skips_what_does_not_fit(ten_models, tmp_path):
+    from hwbench.tflite_reader import read_tflite
+    from firmware_runner.firmware import STACK_SIZE
+
+    board = get_board("mps2-an386")
+    arenas = sorted(compile_plan(read_tflite(path)).arena_size for path in ten_models)
+    sram_kib = (arenas[len(arenas) // 2] + STACK_SIZE) // 1024 + 1  # about half the models fit
+    small = tmp_path / "tiny.toml"
+    small.write_text((Path(__file__).parents[1] / "boards" / "nucleo-f411re.toml").read_text()
+                     .replace('name = "nucleo-f411re"', 'name = "tiny"')
+                     .replace('size = "128 KiB"', f'size = "{sram_kib} KiB"'))
+    limits = get_board(str(small))
+    measured = collect(board, ten_models, ResultsDB(tmp_path / "r.db"), repeats=1, jobs=2, limits=limits)
+    skipped = [m for m in measured if m.status == "skipped"]
+    fitting = [m for m in measured if m.status == "measured"]
+    assert skipped and fitting
+    firmware = build_firmware(board, limits)
+    assert firmware.arena_capacity <= sram_kib * 1024 - STACK_SIZE
+    assert all(m.arena_bytes > firmware.arena_capacity and "does not fit" in m.reason for m in skipped)
+    assert all(m.arena_bytes <= firmware.arena_capacity and m.verified for m in fitting)
+
+
+def test_a_corrupted_plan_is_reported_by_the_board(ten_models):
+    from hwbench.tflite_reader import read_tflite
+
+    board = get_board("mps2-an386")
+    firmware = build_firmware(board)
+    blob = bytearray(compile_plan(read_tflite(ten_models[0])).blob)
+    blob[len(blob) // 2] ^= 0x40  # damaged after the compiler computed the CRC
+    run = QemuBackend(board).run(firmware, run_image(bytes(blob), 1, 1), timeout=30)
+    report = parse_output(run.output)
+    assert report.error == "14: CRC_mismatch" and not report.done and run.exit_code == 2
+
+
+def test_garbage_on_the_serial_stream_is_tolerated(ten_models):
+    board = get_board("mps2-an386")
+    firmware = build_firmware(board)
+    from hwbench.tflite_reader import read_tflite
+
+    plan = compile_plan(read_tflite(ten_models[1]))
+    clean = QemuBackend(board).run(firmware, run_image(plan.blob, 5, 2), timeout=60).output
+    lines = clean.splitlines()
+    damaged = lines[3].replace("@TOTAL 0", "@TOTAL 9")  # checksum no longer matches
+    noisy = "\x00\xff boot: ok\r\n" + "\n".join(
+        ["garbage \x1b[2J" + lines[0], *lines[1:3], damaged, lines[3], "@@@#zz", *lines[4:]])
+    a, b = parse_output(clean), parse_output(noisy)
+    assert b.damaged == 1 and b.done and a.done
+    assert (a.totals, a.layers, a.outputs, a.stack_bytes) == (b.totals, b.layers, b.outputs, b.stack_bytes)
+
+
+def test_a_board_that_never_answers_is_timed_out_and_recorded(ten_models, tmp_path):
+    """Firmware that spins forever without printing: the run is killed and recorded as failed."""
+    board = get_board("mps2-an386")
+    real = build_firmware(board)
+    source = tmp_path / "silent.c"
+    source.write_text("void spin(void) { for (;;) {} }\n"
+                      "__attribute__((section(\".vectors\"), used)) static void (*const v[2])(void) = "
+                      "{(void (*)(void))0x20010000, spin};\n")
+    elf = tmp_path / "silent.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-nostdlib", "-Wl,--section-start=.vectors=0",
+                    "-Wl,-e,spin", "-o", str(elf), str(source)], check=True)
+    silent = type(real)(**{**real.__dict__, "elf": elf})
+    start = time.monotonic()
+    m = measure(ten_models[0], board, silent, QemuBackend(board), repeats=1, timeout=2)
+    assert time.monotonic() - start < 30
+    assert m.status == "failed" and "no answer within 2 s" in m.reason
+
+
+def test_collect_resumes_after_sigkill(ten_models, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for path in ten_models[:6]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    db = tmp_path / "r.db"
+    cmd = [sys.executable, "-m", "hwbench.cli", "collect", "--board", "mps2-an386", "--models", str(folder),
+           "--db", str(db), "--repeats", "1"]
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and _count(db) < 2:
+            time.sleep(0.05)
+        assert _count(db) >= 2, "the collection never recorded two models"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # QEMU children too
+        process.wait()
+    connection = sqlite3.connect(db)
+    assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    before = _count(db)
+    assert 2 <= before <= 6
+    orphans = connection.execute("SELECT COUNT(*) FROM layers WHERE measurement_id NOT IN "
+                                 "(SELECT id FROM measurements)").fetchone()[0]
+    assert orphans == 0
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{6 - before} model(s) run now, {before} already in" in done.stdout
+    assert _count(db) == 6
+    rows = connection.execute("SELECT COUNT(DISTINCT model_sha256), COUNT(*) FROM measurements").fetchone()
+    assert rows == (6, 6)
+
+
+def _count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as c:
+            return c.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+    except sqlite3.OperationalError:  # schema not written yet
+        return 0
+
+
+def run_cli(capsys, *args):
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_results_export_and_bad_databases(ten_models, tmp_path, capsys):
+    db = tmp_path / "r.db"
+    collect(get_board("mps2-an500"), ten_models[:2], ResultsDB(db), repeats=1)
+    code, out, _ = run_cli(capsys, "results", "--db", str(db), "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 2
+    for row in rows:
+        assert {"model", "sha256", "board", "unit", "count", "macs", "status", "verified"} <= set(row)
+        assert row["unit"] == "instructions" and row["verified"] is True and row["board"] == "mps2-an500"
+    code, out, _ = run_cli(capsys, "results", "--db", str(db), "--format", "csv", "--layers")
+    assert code == 0 and out.splitlines()[0].startswith("model,sha256,board,unit,step")
+    code, _, _ = run_cli(capsys, "results", "--db", str(db), "--format", "parquet", "--out", str(tmp_path / "r.pq"))
+    import pandas as pd
+    assert code == 0 and len(pd.read_parquet(tmp_path / "r.pq")) == 2
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(os.urandom(4096))
+    code, out, err = run_cli(capsys, "results", "--db", str(garbage))
+    assert code == 1 and err.startswith("error:") and "garbage.db" in err and len(err.strip().splitlines()) == 1
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    code, _, err = run_cli(capsys, "collect", "--board", "mps2-an386", "--models", str(tmp_path), "--db", str(other))
+    assert code == 1 and "not a hwbench results database" in err
