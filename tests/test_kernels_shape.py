@@ -4,7 +4,8 @@ kernels on Keras-built int8 models, and refused by name where the runtime does n
 What the TFLite side does, checked here: none of these ops requantizes. PAD fills with the output
 zero point; the converter gives every input of an int8 CONCATENATION the output's scale and zero
 point (the union of the calibration ranges), and TFLite refuses any other; tf.image.resize(...,
-"nearest") converts to half_pixel_centers=True, the v1 op to its own flags.
+"nearest") converts to half_pixel_centers=True, the v1 op to its own flags. (Keras 3's
+UpSampling2D converts to TILE, not RESIZE_NEAREST_NEIGHBOR, so it has no test here.)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def layers():
     return keras.layers
 
 
-def tf_image():
+def tensorflow():
     import tensorflow as tf
 
     return tf
@@ -40,21 +41,28 @@ def tf_image():
 
 # ---- PAD ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("padding, shape, calibration", [
-    (((1, 1), (1, 1)), (5, 7, 3), SYMMETRIC),  # symmetric
-    (((0, 2), (3, 1)), (4, 5, 2), POSITIVE),  # asymmetric; zero point -128
-    (((2, 1), (0, 3)), (1, 1, 1), NEGATIVE),  # a 1x1 input; zero point 127
+def output_zero_point(model: bytes) -> int:
+    graph = parse_tflite(model)
+    return int(graph.tensors[graph.ops[0].outputs[0]].quantization.zero_point[0])
+
+
+@pytest.mark.parametrize("padding, shape, calibration, zero_point", [
+    (((1, 1), (1, 1)), (5, 7, 3), SYMMETRIC, 0),  # symmetric
+    (((0, 2), (3, 1)), (4, 5, 2), POSITIVE, -128),  # asymmetric, padded with the lowest int8
+    (((2, 1), (0, 3)), (1, 1, 1), NEGATIVE, 127),  # a 1x1 input, padded with the highest
 ])
-def test_zero_padding_2d(padding, shape, calibration):
+def test_zero_padding_2d(padding, shape, calibration, zero_point):
     model = int8_model(lambda x: layers().ZeroPadding2D(padding)(x), [shape], calibration=calibration)
     assert op_types(model) == {"PAD"}
+    assert output_zero_point(model) == zero_point
     assert_bit_exact(model)
 
 
 def test_zero_padding_1d_pads_a_rank_3_tensor():
     model = int8_model(lambda x: layers().ZeroPadding1D((3, 2))(x), [(5, 3)], calibration=POSITIVE)
-    assert op_types(model) == {"PAD"}
-    assert parse_tflite(model).tensors[parse_tflite(model).ops[0].outputs[0]].shape == (1, 10, 3)
+    graph = parse_tflite(model)
+    assert [op.type for op in graph.ops] == ["PAD"]
+    assert graph.tensors[graph.ops[0].outputs[0]].shape == (1, 10, 3)
     assert_bit_exact(model)
 
 
@@ -112,6 +120,9 @@ CONCATS = {
     "axis 1, 2 inputs": (1, [(2, 3, 3), (5, 3, 3)], [POSITIVE, (0.0, 1.0)]),
     "axis 1, 3 inputs": (1, [(3, 5, 2), (1, 5, 2), (4, 5, 2)], [SYMMETRIC, POSITIVE, (-5.0, 3.0)]),
     "axis 2, 2 inputs": (2, [(3, 1, 2), (3, 4, 2)], [NEGATIVE, NEGATIVE]),
+    "rank 3, axis -1": (-1, [(3, 1), (3, 4)], [POSITIVE, SYMMETRIC]),
+    "rank 2, axis -1": (-1, [(4,), (3,)], [SYMMETRIC, NEGATIVE]),
+    "16 inputs": (-1, [(2, 3, 1 + i % 3) for i in range(16)], [(-1.0 - i, 1.0 + 3 * i) for i in range(16)]),
 }
 
 
@@ -128,6 +139,12 @@ def test_concatenate(name):
     assert_bit_exact(model)
 
 
+def test_concatenation_of_17_inputs_is_refused():
+    model = int8_model(lambda *xs: layers().Concatenate()(list(xs)), [(2, 1)] * 17)
+    with pytest.raises(PlanError, match=r"operator 0 \(CONCATENATION\): 17 inputs"):
+        compile_plan(parse_tflite(model))
+
+
 def test_concatenation_of_differently_quantized_inputs_is_refused():
     model = int8_model(lambda a, b: layers().Concatenate()([a, b]), [(2, 3), (2, 4)])
     graph = parse_tflite(model)
@@ -140,11 +157,11 @@ def test_concatenation_of_differently_quantized_inputs_is_refused():
 # ---- RESIZE_NEAREST_NEIGHBOR ----------------------------------------------------------------------
 
 def resize_v2(size):
-    return lambda v: tf_image().image.resize(v, size, method="nearest")
+    return lambda v: tensorflow().image.resize(v, size, method="nearest")
 
 
 def resize_v1(size, **flags):
-    return lambda v: tf_image().compat.v1.image.resize_nearest_neighbor(v, size, **flags)
+    return lambda v: tensorflow().compat.v1.image.resize_nearest_neighbor(v, size, **flags)
 
 
 RESIZES = {  # name: (resize, input shape, expected flags (align_corners, half_pixel_centers))

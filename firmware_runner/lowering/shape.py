@@ -75,8 +75,8 @@ def lower_pad(graph: Graph, op: Op) -> Lowered:
 def lower_transpose(graph: Graph, op: Op) -> Lowered:
     data, out = _single_io(graph, op, 2)
     rank = len(data.shape)
-    perm = _constant_ints(graph, op.inputs[1], "perm").reshape(-1)
-    if perm.size != rank or ((perm < -rank) | (perm >= rank)).any():
+    perm = _constant_ints(graph, op.inputs[1], "perm")
+    if perm.shape != (rank,) or ((perm < -rank) | (perm >= rank)).any():
         raise Unsupported(f"perm {perm.tolist()} for a rank-{rank} input")
     perm = [int(p) + rank if p < 0 else int(p) for p in perm]  # TFLite counts a negative entry from the end
     if sorted(perm) != list(range(rank)):
