@@ -1,7 +1,45 @@
-/* STUB: to be replaced by the kernel. */
+/* LEAKY_RELU on int8, as TFLite's reference_ops::QuantizeLeakyRelu: two requantizations of
+ * x = in - in_zp, picked by its sign,
+ *
+ *   x >= 0: out = out_zp + MultiplyByQuantizedMultiplier(x, identity multiplier)   (in_scale / out_scale)
+ *   x <  0: out = out_zp + MultiplyByQuantizedMultiplier(x, alpha multiplier)      (in_scale * alpha / out_scale)
+ *
+ * clamped to int8. Zero points come from the tensors. In place is fine (element i is read first). */
 #include "../hwb_ops.h"
+#include "../hwb_quant.h"
+
+/* Packed by lower_leaky_relu in firmware_runner/lowering/activations.py: same fields, same order. */
+typedef struct {
+    int32_t alpha_multiplier; /* Q31 multiplier and shift for x < 0 */
+    int32_t alpha_shift;
+    int32_t identity_multiplier; /* for x >= 0 */
+    int32_t identity_shift;
+} leaky_relu_params;
+
+static int int8_zero_point(int32_t zp) { return zp >= -128 && zp <= 127; }
 
 hwb_status hwb_leaky_relu_s8(const hwb_op_args *args) {
-    (void)args;
-    return HWB_ERR_OP;
+    if (args->input_count != 1 || args->output_count != 1 || args->params_size != sizeof(leaky_relu_params))
+        return HWB_ERR_PARAMS;
+    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
+    if (in->data == 0 || out->data == 0 || in->dtype != HWB_INT8 || out->dtype != HWB_INT8 ||
+        hwb_flat_size(in) != hwb_flat_size(out) || in->nbytes != out->nbytes)
+        return HWB_ERR_SHAPE;
+    const leaky_relu_params *p = (const leaky_relu_params *)args->params;
+    if (!hwb_valid_shift(p->alpha_shift) || !hwb_valid_shift(p->identity_shift) ||
+        !int8_zero_point(in->zero_point) || !int8_zero_point(out->zero_point))
+        return HWB_ERR_PARAMS;
+
+    const int8_t *x = (const int8_t *)in->data;
+    int8_t *y = (int8_t *)out->data;
+    const int32_t count = hwb_flat_size(in);
+    for (int32_t i = 0; i < count; i++) {
+        const int32_t v = (int32_t)x[i] - in->zero_point;
+        const int32_t scaled = v >= 0 ? hwb_multiply_by_quantized_multiplier(v, p->identity_multiplier, p->identity_shift)
+                                      : hwb_multiply_by_quantized_multiplier(v, p->alpha_multiplier, p->alpha_shift);
+        int64_t r = (int64_t)out->zero_point + scaled; /* int64: scaled may be near INT32_MAX */
+        r = r < -128 ? -128 : (r > 127 ? 127 : r);
+        y[i] = (int8_t)r;
+    }
+    return HWB_OK;
 }
