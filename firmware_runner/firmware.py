@@ -79,7 +79,7 @@ def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
     flags = (*COMMON_FLAGS, *board_flags(board), f"-DHWB_UART_BASE={board.uart.base:#x}u",
              f"-DHWB_RUN_ADDRESS={board.plan_address:#x}u")
     digest = hashlib.sha256(script.encode() + " ".join(flags).encode() + _compiler_version().encode())
-    for path in [*sources, *sorted(FIRMWARE_DIR.glob("*.h")), *sorted(RUNTIME_DIR.glob("*.h")),
+    for path in [*sources, *sorted(FIRMWARE_DIR.glob("*.h")), *sorted(RUNTIME_DIR.rglob("*.h")),
                  *plan_compiler_sources()]:
         digest.update(path.name.encode() + path.read_bytes())
     runtime_hash = digest.hexdigest()[:16]

@@ -60,7 +60,7 @@ def build_host_library(extra_flags: Sequence[str] = ()) -> Path:
     """The runtime as a shared library, built once per source version and cached."""
     flags = (*CFLAGS, "-shared", *extra_flags)
     digest = hashlib.sha256(" ".join(flags).encode())
-    for source in [*runtime_sources(), *sorted(RUNTIME_DIR.glob("*.h"))]:
+    for source in [*runtime_sources(), *sorted(RUNTIME_DIR.rglob("*.h"))]:
         digest.update(source.name.encode() + source.read_bytes())
     library = cache_dir() / "host-runtime" / digest.hexdigest()[:16] / "libhwbench_runtime.so"
     return library if library.exists() else compile_c(library, runtime_sources(), flags)
