@@ -10,8 +10,9 @@ setup:
 
 demo: setup
 	$(HWBENCH) boards
-	$(HWBENCH) generate --count 8 --seed 1 --out $(DEMO) --jobs 2
-	$(HWBENCH) analyze $(DEMO)/model_0000.tflite --board mps2-an386 --plot $(DEMO)/model_0000-memory.png
+	$(HWBENCH) collect --board mps2-an386 --count 24 --seed 1 --db $(DEMO)/results.db --jobs 2
+	$(HWBENCH) results --db $(DEMO)/results.db
+	$(HWBENCH) analyze $(DEMO)/models-seed1/model_0000.tflite --board mps2-an386 --plot $(DEMO)/model_0000-memory.png
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
