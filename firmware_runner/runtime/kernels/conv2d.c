@@ -78,8 +78,12 @@ hwb_status hwb_conv2d_s8(const hwb_op_args *args) {
             for (int32_t ox = 0; ox < out_w; ox++) {
                 const int32_t x0 = ox * p->stride_w - p->pad_left;
                 const int32_t fx_begin = x0 < 0 ? -x0 : 0, fx_end = in_w - x0 < f_w ? in_w - x0 : f_w;
-                for (int32_t oc = 0; oc < out_c; oc++) {
-                    const int32_t c_first = (oc / per_group) * f_c;
+                for (int32_t oc = 0, group = 0, next_group = per_group; oc < out_c; oc++) {
+                    if (oc == next_group) {
+                        group++;
+                        next_group += per_group;
+                    }
+                    const int32_t c_first = group * f_c; /* the input channels of this output's group */
                     uint32_t acc = 0;
                     for (int32_t fy = fy_begin; fy < fy_end; fy++) {
                         for (int32_t fx = fx_begin; fx < fx_end; fx++) {

@@ -82,8 +82,11 @@ hwb_status hwb_depthwise_conv2d_s8(const hwb_op_args *args) {
                 const int32_t x0 = ox * p->stride_w - p->pad_left;
                 const int32_t fx_begin = x0 < 0 ? -x0 : 0, fx_end = in_w - x0 < f_w ? in_w - x0 : f_w;
                 int8_t *o = output + ((b * out_h + oy) * out_w + ox) * out_c;
-                for (int32_t oc = 0; oc < out_c; oc++) {
-                    const int32_t ic = oc / mult_c;
+                for (int32_t oc = 0, ic = 0, next_ic = mult_c; oc < out_c; oc++) {
+                    if (oc == next_ic) { /* output channel oc reads input channel oc / M */
+                        ic++;
+                        next_ic += mult_c;
+                    }
                     uint32_t acc = 0;
                     for (int32_t fy = fy_begin; fy < fy_end; fy++) {
                         const int8_t *x = input + ((b * in_h + y0 + fy) * in_w + x0 + fx_begin) * in_c + ic;
