@@ -52,3 +52,24 @@ def op_types(model: bytes) -> set[str]:
     from hwbench.tflite_reader import parse_tflite
 
     return set(parse_tflite(model).op_counts())
+
+
+def mixed_operator_model(seed: int = 0) -> bytes:
+    """One model with float32 input and output through most of the ops the generator does not make:
+    QUANTIZE, PAD, TRANSPOSE, CONCATENATION, LOGISTIC, TANH, MUL, SUB, LEAKY_RELU, HARD_SWISH,
+    RESIZE_NEAREST_NEIGHBOR, ADD, DEQUANTIZE."""
+    import keras
+    import tensorflow as tf
+
+    L = keras.layers
+
+    def build(a, b):
+        x = L.Conv2D(4, 2)(L.ZeroPadding2D(((1, 0), (0, 1)))(a))
+        y = L.Conv2D(4, 1)(L.Permute((2, 1, 3))(b))
+        z = L.Concatenate()([x, y])
+        m = L.Multiply()([L.Activation("sigmoid")(z), L.Activation("tanh")(z)])
+        h = L.Activation("hard_swish")(L.Subtract()([m, L.LeakyReLU(negative_slope=0.2)(z)]))
+        r = L.Lambda(lambda v: tf.image.resize(v, (8, 8), method="nearest"))(h)
+        return L.ReLU(max_value=6.0)(L.Add()([r, r]))
+
+    return int8_model(build, [(6, 6, 2), (6, 6, 2)], seed=seed, float_io=True)

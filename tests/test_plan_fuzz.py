@@ -69,15 +69,25 @@ def sanitized_driver(tmp_path_factory):
     return compile_c(out, [here / DRIVER, *runtime_sources()], ("-std=c99", *SANITIZE_FLAGS))
 
 
-def test_mutated_plans_are_refused_or_run_in_bounds(generated, sanitized_driver, tmp_path):
+@pytest.fixture(scope="module")
+def plans(generated) -> list[bytes]:
+    """The four smallest generated models (under ASan the conv loops are slow) and one model
+    mixing the operators the generator does not make."""
+    from hwbench.tflite_reader import parse_tflite
+    from keras_ops import mixed_operator_model
+
     folder, entries = generated
-    small = sorted(entries, key=lambda e: e["macs"])[:4]  # under ASan the conv loops are slow: fuzz small models
+    small = sorted(entries, key=lambda e: e["macs"])[:4]
+    graphs = [read_tflite(folder / e["file"]) for e in small] + [parse_tflite(mixed_operator_model(), "mixed")]
+    return [compile_plan(g).blob for g in graphs]
+
+
+def test_mutated_plans_are_refused_or_run_in_bounds(plans, sanitized_driver, tmp_path):
     rng = np.random.default_rng(2026)
     files = []
-    for entry in small:
-        blob = compile_plan(read_tflite(folder / entry["file"])).blob
+    for i, blob in enumerate(plans):
         for k in range(MUTANTS_PER_PLAN):
-            path = tmp_path / f"{entry['index']}-{k}.plan"
+            path = tmp_path / f"{i}-{k}.plan"
             path.write_bytes(mutate(blob, rng) if k else blob)
             files.append(str(path))
     done = subprocess.run([str(sanitized_driver), *files], capture_output=True, text=True, timeout=600)
@@ -85,7 +95,7 @@ def test_mutated_plans_are_refused_or_run_in_bounds(generated, sanitized_driver,
     assert "runtime error" not in done.stderr and "AddressSanitizer" not in done.stderr, done.stderr[-3000:]
     counts = {" ".join(line.split()[:-1]): int(line.split()[-1]) for line in done.stdout.splitlines()}
     assert sum(v for k, v in counts.items() if k.startswith("load")) == len(files)
-    assert counts.get("run ok", 0) >= len(small)  # the unmutated plans, at least
+    assert counts.get("run ok", 0) >= len(plans)  # the unmutated plans, at least
     refusals = {k for k in counts if k.startswith("load") and k != "load ok"}
     assert {"load CRC mismatch", "load plan size", "load layout", "load bad tensor", "load bad op"} <= refusals
     kernel_refusals = {k for k in counts if k.startswith("run") and k != "run ok"}
