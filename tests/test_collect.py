@@ -63,6 +63,21 @@ def test_mlperf_tiny_models_run_bit_exact_on_mps2_an386(name, mlperf_model, tmp_
     assert {l.op_type for l in m.layers} >= {"FULLY_CONNECTED"}
 
 
+@pytest.mark.parametrize("board_name", EMULATED)
+def test_a_model_mixing_fourteen_operators_runs_bit_exact_on_the_board(board_name, tmp_path):
+    """The operators the generator does not make, with float input and output, on the emulated MCU:
+    float arithmetic (QUANTIZE, DEQUANTIZE) on the board's FPU must still match TFLite."""
+    from keras_ops import mixed_operator_model
+
+    path = tmp_path / "mixed.tflite"
+    path.write_bytes(mixed_operator_model(seed=3))
+    board = get_board(board_name)
+    m = measure(path, board, build_firmware(board), QemuBackend(board), repeats=1)
+    assert (m.status, m.verified) == ("measured", True), m.reason
+    assert {l.op_type for l in m.layers} >= {"QUANTIZE", "DEQUANTIZE", "LOGISTIC", "TANH", "HARD_SWISH", "TRANSPOSE",
+                                            "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "PAD", "MUL", "SUB"}
+
+
 def test_memory_of_a_small_board_skips_what_does_not_fit(ten_models, tmp_path):
     from hwbench.tflite_reader import read_tflite
     from firmware_runner.firmware import STACK_SIZE
