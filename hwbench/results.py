@@ -84,6 +84,7 @@ class ResultsDB:
         if self.path.is_dir():
             raise HwbenchError(f"{self.path} is a folder, not a results database file")
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.connection.execute("PRAGMA foreign_keys = ON")
             version = self.connection.execute("PRAGMA user_version").fetchone()[0]
@@ -94,7 +95,7 @@ class ResultsDB:
             if version == 0:
                 self.connection.execute("PRAGMA journal_mode = WAL")
                 self.connection.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, OSError) as e:
             raise HwbenchError(f"{self.path} is not a usable results database: {e}") from None
 
     def transaction(self):
@@ -144,7 +145,7 @@ class ResultsDB:
         query = ("SELECT m.id, mo.name AS model, m.model_sha256 AS sha256, m.board, m.unit, m.count, mo.macs,"
                  " mo.weight_bytes, m.status, m.reason, m.verified, m.repeats, m.arena_bytes, m.stack_bytes,"
                  " m.plan_bytes, m.runtime_hash, m.created FROM measurements m JOIN models mo"
-                 " ON mo.sha256 = m.model_sha256" + (" WHERE m.board = ?" if board else "") + " ORDER BY m.id")
+                 " ON mo.sha256 = m.model_sha256" + (" WHERE m.board = ?" if board else "") + " ORDER BY m.board, mo.name")
         frame = pd.read_sql_query(query, self.connection, params=(board,) if board else ())
         frame["verified"] = frame["verified"].map({1: True, 0: False})
         return frame
