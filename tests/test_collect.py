@@ -146,6 +146,29 @@ def test_a_board_that_never_answers_is_timed_out_and_recorded(ten_models, tmp_pa
     assert m.status == "failed" and "no answer within 2 s" in m.reason
 
 
+def test_a_hard_fault_is_reported_by_the_fault_handler(tmp_path):
+    """The firmware's own start-up and fault handler, with a main that executes an undefined
+    instruction: the board prints a FAULT line and stops with exit code 3."""
+    from boards import get_board
+    from firmware_runner.firmware import COMMON_FLAGS, FIRMWARE_DIR, LINK_FLAGS, board_flags
+    from firmware_runner.host import compile_c, runtime_sources
+
+    board = get_board("mps2-an386")
+    real = build_firmware(board)
+    main_c = tmp_path / "fault_main.c"
+    main_c.write_text("int main(void) { __asm__ volatile(\"udf #0\"); return 0; }\n")
+    sources = [FIRMWARE_DIR / "startup.c", FIRMWARE_DIR / "protocol.c", FIRMWARE_DIR / "mps2.c", main_c,
+               *runtime_sources()]
+    elf = compile_c(tmp_path / "fault.elf", sources, (*COMMON_FLAGS, *board_flags(board), "-I", str(FIRMWARE_DIR),
+                    f"-DHWB_UART_BASE={board.uart.base:#x}u", *LINK_FLAGS, "-T", str(real.elf.parent / "link.ld")),
+                    cc="arm-none-eabi-gcc")
+    faulty = type(real)(**{**real.__dict__, "elf": elf})
+    run = QemuBackend(board).run(faulty, b"", timeout=30)
+    report = parse_output(run.output)
+    assert run.exit_code == 3 and not run.timed_out
+    assert report.fault is not None and report.fault.startswith("hard fault at pc 0x")
+
+
 def test_collect_resumes_after_sigkill(ten_models, tmp_path):
     folder = tmp_path / "models"
     folder.mkdir()

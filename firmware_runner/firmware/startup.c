@@ -58,6 +58,7 @@ __attribute__((naked)) void fault_handler(void) {
 }
 
 void fault_report(const uint32_t *frame) {
+    board_init(); /* the fault may come before main set up the UART */
     hwb_line line;
     line_begin(&line, "FAULT");
     line_u32(&line, SCB_CFSR);
