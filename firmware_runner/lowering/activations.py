@@ -41,7 +41,7 @@ def _quantized_bound(value: float, y: Tensor) -> int:
     where that conversion overflows (TFLite's result is then whatever the CPU makes of it)."""
     q = round_half_away(float(np.float32(value) / scale(y)))
     if abs(q) >= _INT32_LIMIT - 256:
-        raise Unsupported(f"output scale {scale(y)!r} (the bound {value} overflows int32 on that scale)")
+        raise Unsupported(f"output scale {float(scale(y)):.6g} (the bound {value} overflows int32 on that scale)")
     return zero_point(y) + q
 
 
@@ -53,7 +53,8 @@ def _requantize_and_clamp(graph: Graph, op: Op, act_max: float | None) -> bytes:
     act_min = max(INT8_MIN, _quantized_bound(0.0, y))
     act_high = INT8_MAX if act_max is None else min(INT8_MAX, _quantized_bound(act_max, y))
     if act_min > act_high:  # not reachable with a positive scale; the kernel refuses it, so does this
-        raise Unsupported(f"output quantization {scale(y)!r}/{zero_point(y)} (empty clamp {act_min}..{act_high})")
+        raise Unsupported(f"output scale {float(scale(y)):.6g}, zero point {zero_point(y)} "
+                          f"(empty clamp {act_min}..{act_high})")
     return pack(multiplier, shift, act_min, act_high)
 
 
@@ -69,7 +70,7 @@ def lower_leaky_relu(graph: Graph, op: Op) -> Lowered:
     x, y = _unary(graph, op)
     alpha = np.float32(op.options.get("alpha", 0.2))  # the schema's default
     if not np.isfinite(alpha) or alpha < 0:
-        raise Unsupported(f"alpha {float(alpha)!r} (TFLite's multipliers need a finite alpha >= 0)")
+        raise Unsupported(f"alpha {float(alpha):.6g} (TFLite's multipliers need a finite alpha >= 0)")
     # LeakyReluPrepare: input_scale * alpha / output_scale, all float32, then double.
     alpha_multiplier = float(np.float32(scale(x) * alpha) / scale(y))
     identity_multiplier = _float32_ratio(scale(x), scale(y))
@@ -93,7 +94,8 @@ def lower_hard_swish(graph: Graph, op: Op) -> Lowered:
     reluish_scale = np.float32(np.float32(3.0) / np.float32(32768.0))
     output_multiplier, output_exponent = quantize_multiplier(float(np.float32(hires_input_scale / scale(y))))
     if output_exponent > 0:  # HardSwishPrepare refuses these models too
-        raise Unsupported(f"output scale {scale(y)!r} at or below input scale {scale(x)!r} / 128")
+        raise Unsupported(f"output scale {float(scale(y)):.6g} at or below input scale {float(scale(x)):.6g} / 128 "
+                          f"(TFLite refuses it too)")
     reluish_multiplier, reluish_exponent = requantization_multiplier(
         float(np.float32(hires_input_scale / reluish_scale)), "input scale * 256 / 3")
     # hard_swish_params in runtime/kernels/hard_swish.c

@@ -35,8 +35,9 @@ hwb_status hwb_leaky_relu_s8(const hwb_op_args *args) {
     const int32_t count = hwb_flat_size(in);
     for (int32_t i = 0; i < count; i++) {
         const int32_t v = (int32_t)x[i] - in->zero_point;
-        const int32_t scaled = v >= 0 ? hwb_multiply_by_quantized_multiplier(v, p->identity_multiplier, p->identity_shift)
-                                      : hwb_multiply_by_quantized_multiplier(v, p->alpha_multiplier, p->alpha_shift);
+        const int32_t scaled = v >= 0
+                                   ? hwb_multiply_by_quantized_multiplier(v, p->identity_multiplier, p->identity_shift)
+                                   : hwb_multiply_by_quantized_multiplier(v, p->alpha_multiplier, p->alpha_shift);
         int64_t r = (int64_t)out->zero_point + scaled; /* int64: scaled may be near INT32_MAX */
         r = r < -128 ? -128 : (r > 127 ? 127 : r);
         y[i] = (int8_t)r;
