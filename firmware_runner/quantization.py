@@ -38,8 +38,12 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:  # too small to matter: TFLite flushes it to zero
         return 0, 0
-    if shift > 30:  # TFLite saturates the largest multipliers
-        return (1 << 31) - 1, 30
+    if shift > 30:
+        # LiteRT's reference kernels then shift by 31 or more, which wraps on x86: no exact answer
+        # to reproduce, so such a model is refused rather than computed differently.
+        from firmware_runner.lowering.base import Unsupported  # here: the lowering package imports this module
+
+        raise Unsupported(f"a requantization multiplier of {real:.3g} (2^30 or more)")
     return fixed, shift
 
 

@@ -62,3 +62,19 @@ def test_a_model_mixing_fourteen_operators_with_float_io_is_bit_exact():
     assert op_types(model) >= {"QUANTIZE", "DEQUANTIZE", "PAD", "TRANSPOSE", "CONCATENATION", "LOGISTIC", "TANH",
                                "MUL", "SUB", "LEAKY_RELU", "HARD_SWISH", "RESIZE_NEAREST_NEIGHBOR", "ADD", "CONV_2D"}
     assert assert_bit_exact(model, samples=4).ops == 16
+
+
+def test_tflite_multiplier_arithmetic():
+    from firmware_runner.lowering import Unsupported
+    from firmware_runner.quantization import quantize_multiplier, round_half_away
+
+    assert [round_half_away(x) for x in (2.5, -2.5, 0.5, -0.5, 0.49999999999999994, 1.4999999999999998)] == \
+        [3, -3, 1, -1, 0, 1]
+    for real in (0.5, 0.75, 1e-3, 3.0, 2.0 ** -20, 0.999999999):
+        multiplier, shift = quantize_multiplier(real)
+        assert 2 ** 30 <= multiplier < 2 ** 31 and abs(multiplier * 2.0 ** (shift - 31) - real) <= 2.0 ** (shift - 32)
+    assert quantize_multiplier(0.5) == (2 ** 30, 0)
+    assert quantize_multiplier(1 - 2 ** -40) == (2 ** 30, 1)  # rounds up to 2^31, renormalised
+    assert quantize_multiplier(2.0 ** -40) == (0, 0)  # below 2^-32: TFLite flushes it to zero
+    with pytest.raises(Unsupported, match="2\\^30 or more"):
+        quantize_multiplier(2.0 ** 30)
