@@ -93,9 +93,11 @@ def _lower(graph: Graph, index: int) -> Lowered:
         lowered = lowering(graph, op)
     except Unsupported as e:
         raise PlanError(f"{where}: {e} is not supported by the hwbench runtime") from None
-    if len(lowered.inputs) > MAX_INPUTS or len(lowered.outputs or op.outputs) > MAX_OUTPUTS:
-        raise PlanError(f"{where}: more than {MAX_INPUTS} inputs is not supported by the hwbench runtime")
-    for t in [*(i for i in lowered.inputs if isinstance(i, int)), *(lowered.outputs or op.outputs)]:
+    outputs = lowered.outputs if lowered.outputs is not None else op.outputs
+    if len(lowered.inputs) > MAX_INPUTS or len(outputs) > MAX_OUTPUTS:
+        raise PlanError(f"{where}: {len(lowered.inputs)} inputs and {len(outputs)} outputs; the hwbench runtime "
+                        f"handles {MAX_INPUTS} and {MAX_OUTPUTS} at most")
+    for t in [*(i for i in lowered.inputs if isinstance(i, int)), *outputs]:
         if t != NO_TENSOR and len(graph.tensors[t].shape) > MAX_RANK:
             raise PlanError(f"{where}: tensor {graph.tensors[t].name!r} has rank {len(graph.tensors[t].shape)}; "
                             f"the hwbench runtime handles rank {MAX_RANK} at most")
