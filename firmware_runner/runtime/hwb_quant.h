@@ -8,6 +8,18 @@
 /* Shifts a plan may carry: TFLite's multipliers stay within these. */
 static inline int hwb_valid_shift(int32_t shift) { return shift >= -31 && shift <= 30; }
 
+/* A value an int8 holds: a zero point, a padding value. */
+static inline int hwb_is_int8(int32_t v) { return v >= -128 && v <= 127; }
+
+/* A fused activation's clamp in int8 units: -128 <= min <= max <= 127. */
+static inline int hwb_valid_act_s8(int32_t min, int32_t max) { return min >= -128 && min <= max && max <= 127; }
+
+/* u modulo 2^32 as an int32, what TFLite's wrapping int32 arithmetic and static_cast<int32_t> give in
+ * practice, spelled without implementation-defined conversions. */
+static inline int32_t hwb_wrap_i32(uint32_t u) {
+    return u <= (uint32_t)INT32_MAX ? (int32_t)u : (int32_t)(u - 2147483648u) - INT32_MAX - 1;
+}
+
 static inline int32_t hwb_clamp_i32(int32_t x, int32_t lo, int32_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
 /* round(a * b / 2^31), halves away from zero, saturating the single overflow case. */

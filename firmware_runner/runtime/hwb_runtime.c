@@ -225,3 +225,25 @@ int hwb_same_shape(const hwb_tensor *a, const hwb_tensor *b) {
         if (a->dims[d] != b->dims[d]) return 0;
     return 1;
 }
+
+int hwb_args_match(const hwb_op_args *args, uint32_t inputs, uint32_t outputs, uint32_t params_size) {
+    return args->input_count == inputs && args->output_count == outputs && args->params_size == params_size &&
+           (params_size == 0 || args->params != 0);
+}
+
+int hwb_is_s8(const hwb_tensor *t) { return t->data != 0 && t->dtype == HWB_INT8; }
+
+int hwb_valid_s8(const hwb_tensor *t) {
+    if (!hwb_is_s8(t) || t->rank < 0 || t->rank > HWB_MAX_RANK) return 0;
+    uint64_t count = 1;
+    for (int32_t d = 0; d < t->rank; d++) {
+        if (t->dims[d] < 1) return 0;
+        count *= (uint64_t)t->dims[d];
+        if (count > 0x7FFFFFFFu) return 0;
+    }
+    return count == t->nbytes;
+}
+
+int hwb_same_s8(const hwb_tensor *in, const hwb_tensor *out) {
+    return hwb_is_s8(in) && hwb_is_s8(out) && hwb_same_shape(in, out) && in->nbytes == out->nbytes;
+}

@@ -88,5 +88,14 @@ uint32_t hwb_context_size(void);
 /* Helpers for kernels. */
 int32_t hwb_flat_size(const hwb_tensor *t);
 int hwb_same_shape(const hwb_tensor *a, const hwb_tensor *b);
+/* The op has `inputs` inputs, `outputs` outputs and a parameter struct of `params_size` bytes
+ * (params not NULL unless params_size is 0): a kernel's first check. */
+int hwb_args_match(const hwb_op_args *args, uint32_t inputs, uint32_t outputs, uint32_t params_size);
+/* A readable int8 tensor: data not NULL (not an absent optional input), dtype HWB_INT8. */
+int hwb_is_s8(const hwb_tensor *t);
+/* A readable int8 tensor of rank <= HWB_MAX_RANK whose dims agree with its byte size. */
+int hwb_valid_s8(const hwb_tensor *t);
+/* Readable int8 input and output of the same shape and byte size: an elementwise op's operands. */
+int hwb_same_s8(const hwb_tensor *in, const hwb_tensor *out);
 
 #endif
