@@ -74,7 +74,7 @@ def lower_add_sub(graph: Graph, op: Op) -> Lowered:
     # SUB takes QuantizeMultiplierGreaterThanOne when real_out > 1, which the int8 reference kernel
     # then feeds to a rounding divide by a negative power of two (undefined): refused like ADD's.
     mo, sho = quantize_multiplier_smaller_than_one(real_out, "output")
-    # Field order: struct add_params in runtime/kernels/add.c and struct sub_params in sub.c.
+    # Field order: struct add_sub_params in runtime/kernels/elementwise.h.
     params = pack(LEFT_SHIFT_INT8, m1, sh1, m2, sh2, mo, sho, lo, hi)
     return Lowered(op.type, [op.inputs[0], op.inputs[1]], params)
 
