@@ -48,7 +48,7 @@ def lower_pool(graph: Graph, op: Op) -> Lowered:
     fields = [int(o.get(k, 0)) for k in ("stride_h", "stride_w", "filter_height", "filter_width")]
     if min(fields) < 1:
         raise Unsupported(f"strides {fields[0]}x{fields[1]}, filter {fields[2]}x{fields[3]}")
-    # Field order: struct pool_params in runtime/kernels/average_pool.c and max_pool.c.
+    # Field order: struct pool_params in runtime/kernels/pooling.h.
     return Lowered(op.type, [op.inputs[0]], pack(*fields, PADDINGS[padding], lo, hi))
 
 

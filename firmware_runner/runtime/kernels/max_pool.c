@@ -4,84 +4,20 @@
  * scale.
  *
  * Operands: input, output (both rank 4, int8). */
-#include "../hwb_ops.h"
-#include "../hwb_quant.h"
+#include "pooling.h"
 
-/* Packed by lower_pool in firmware_runner/lowering/pooling.py, in this order (average_pool.c has the
- * same struct). */
-struct pool_params {
-    int32_t stride_h;
-    int32_t stride_w;
-    int32_t filter_h;
-    int32_t filter_w;
-    int32_t padding; /* 0 VALID, 1 SAME */
-    int32_t activation_min;
-    int32_t activation_max;
-};
-
-/* One spatial axis as TFLite's ComputePaddingHeightWidth sees it; 0 if `out` is not the output
- * size the padding gives (64-bit: a plan's strides and filters may be anything). */
-static int pool_axis(int32_t in, int32_t out, int32_t stride, int32_t filter, int32_t padding, int32_t *pad) {
-    int64_t expected = padding == 1 ? ((int64_t)in + stride - 1) / stride : ((int64_t)in + stride - filter) / stride;
-    if (expected != out) return 0;
-    int64_t total = ((int64_t)out - 1) * stride + filter - in;
-    *pad = (int32_t)(total > 0 ? total / 2 : 0); /* total < filter here */
-    return 1;
-}
-
-/* The window rows (or columns) [*start, *end) that lie inside the input, for output position o. */
-static void pool_window(int32_t o, int32_t stride, int32_t pad, int32_t filter, int32_t in, int32_t *start, int32_t *end) {
-    int64_t origin = (int64_t)o * stride - pad;
-    int64_t s = origin < 0 ? -origin : 0;
-    int64_t e = (int64_t)in - origin < filter ? (int64_t)in - origin : filter;
-    *start = (int32_t)s;
-    *end = (int32_t)(e > s ? e : s);
+static int32_t maximum(const int8_t *window, int32_t rows, int32_t cols, int32_t row_stride, int32_t step) {
+    int32_t max = -128;
+    for (int32_t r = 0; r < rows; r++) {
+        const int8_t *src = window + r * row_stride;
+        for (int32_t k = 0; k < cols; k++)
+            if (src[k * step] > max) max = src[k * step];
+    }
+    return max;
 }
 
 hwb_status hwb_max_pool_s8(const hwb_op_args *args) {
-    if (args->input_count != 1 || args->output_count != 1 || args->params_size != sizeof(struct pool_params))
-        return HWB_ERR_PARAMS;
-    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
-    const struct pool_params *p = (const struct pool_params *)args->params;
-    if (p->stride_h < 1 || p->stride_w < 1 || p->filter_h < 1 || p->filter_w < 1 || (p->padding != 0 && p->padding != 1) ||
-        p->activation_min < -128 || p->activation_min > p->activation_max || p->activation_max > 127)
-        return HWB_ERR_PARAMS;
-    if (in->data == 0 || out->data == 0 || in->dtype != HWB_INT8 || out->dtype != HWB_INT8 || in->rank != 4 ||
-        out->rank != 4 || in->dims[0] != out->dims[0] || in->dims[3] != out->dims[3])
-        return HWB_ERR_SHAPE;
-    const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], depth = in->dims[3];
-    const int32_t out_h = out->dims[1], out_w = out->dims[2];
     int32_t pad_h, pad_w;
-    if (!pool_axis(in_h, out_h, p->stride_h, p->filter_h, p->padding, &pad_h) ||
-        !pool_axis(in_w, out_w, p->stride_w, p->filter_w, p->padding, &pad_w))
-        return HWB_ERR_SHAPE;
-
-    /* With the geometry checked, every index below is in [0, flat size): int32 arithmetic. */
-    const int8_t *x = (const int8_t *)in->data;
-    int8_t *y = (int8_t *)out->data;
-    for (int32_t b = 0; b < batches; b++)
-        for (int32_t oy = 0; oy < out_h; oy++) {
-            int32_t y0, y1;
-            pool_window(oy, p->stride_h, pad_h, p->filter_h, in_h, &y0, &y1);
-            int32_t iy = oy * p->stride_h - pad_h + y0; /* the first input row inside the window */
-            for (int32_t ox = 0; ox < out_w; ox++) {
-                int32_t x0, x1;
-                pool_window(ox, p->stride_w, pad_w, p->filter_w, in_w, &x0, &x1);
-                int32_t ix = ox * p->stride_w - pad_w + x0;
-                int32_t rows = y1 - y0, cols = x1 - x0;
-                if (rows == 0 || cols == 0) return HWB_ERR_SHAPE; /* cannot happen with the geometry checked */
-                const int8_t *corner = x + ((b * in_h + iy) * in_w + ix) * depth;
-                int8_t *dst = y + ((b * out_h + oy) * out_w + ox) * depth;
-                for (int32_t c = 0; c < depth; c++) {
-                    int32_t max = -128;
-                    for (int32_t r = 0; r < rows; r++) {
-                        const int8_t *src = corner + r * in_w * depth + c;
-                        for (int32_t k = 0; k < cols; k++)
-                            if (src[k * depth] > max) max = src[k * depth];
-                    }
-                    dst[c] = (int8_t)hwb_clamp_i32(max, p->activation_min, p->activation_max);
-                }
-            }
-        }
-    return HWB_OK;
+    hwb_status status = hwb_pool_check(args, &pad_h, &pad_w);
+    return status != HWB_OK ? status : hwb_pool_s8(args, pad_h, pad_w, maximum);
 }

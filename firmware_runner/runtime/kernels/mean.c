@@ -15,28 +15,18 @@ struct mean_params {
     int32_t shift;
 };
 
-/* TFLite's static_cast<int32_t> of an int64: modulo 2^32, spelled without implementation-defined
- * conversions. */
-static int32_t wrap_i32(int64_t v) {
-    uint32_t u = (uint32_t)v;
-    return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)(0xFFFFFFFFu - u) - 1;
-}
-
 hwb_status hwb_mean_s8(const hwb_op_args *args) {
-    if (args->input_count != 1 || args->output_count != 1 || args->params_size != sizeof(struct mean_params))
-        return HWB_ERR_PARAMS;
+    if (!hwb_args_match(args, 1, 1, sizeof(struct mean_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     const struct mean_params *p = (const struct mean_params *)args->params;
     if (!hwb_valid_shift(p->shift) || p->multiplier < 0) return HWB_ERR_PARAMS;
-    if (in->data == 0 || out->data == 0 || in->dtype != HWB_INT8 || out->dtype != HWB_INT8 || in->rank != 4)
-        return HWB_ERR_SHAPE;
+    if (!hwb_is_s8(in) || !hwb_is_s8(out) || in->rank != 4) return HWB_ERR_SHAPE;
     const int32_t batches = in->dims[0], height = in->dims[1], width = in->dims[2], depth = in->dims[3];
     int keep_dims = out->rank == 4 && out->dims[0] == batches && out->dims[1] == 1 && out->dims[2] == 1 &&
                     out->dims[3] == depth;
     int dropped = out->rank == 2 && out->dims[0] == batches && out->dims[1] == depth;
     if (!keep_dims && !dropped) return HWB_ERR_SHAPE;
-    if (in->zero_point < -128 || in->zero_point > 127 || out->zero_point < -128 || out->zero_point > 127)
-        return HWB_ERR_PARAMS;
+    if (!hwb_is_int8(in->zero_point) || !hwb_is_int8(out->zero_point)) return HWB_ERR_PARAMS;
     const int32_t count = height * width; /* <= the input's flat size */
     if (count > (1 << 24)) return HWB_ERR_SHAPE; /* the int8 sum fits in int32 */
 
@@ -47,7 +37,8 @@ hwb_status hwb_mean_s8(const hwb_op_args *args) {
         for (int32_t c = 0; c < depth; c++) {
             int32_t sum = 0;
             for (int32_t i = 0; i < count; i++) sum += image[i * depth + c];
-            int32_t shifted = wrap_i32((int64_t)sum - (int64_t)in->zero_point * count);
+            /* TFLite's static_cast<int32_t> of an int64: modulo 2^32. */
+            int32_t shifted = hwb_wrap_i32((uint32_t)((int64_t)sum - (int64_t)in->zero_point * count));
             /* The rescaled value may be any int32 for a plan's multiplier: offset it in 64 bits. */
             int64_t v = (int64_t)hwb_multiply_by_quantized_multiplier(shifted, p->multiplier, p->shift) + out->zero_point;
             y[b * depth + c] = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
