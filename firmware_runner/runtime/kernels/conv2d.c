@@ -5,8 +5,7 @@
  * int32 or absent, multipliers [OC] int32, shifts [OC] int32 (TFLite's per-channel requantization,
  * computed by the plan compiler); output [N, OH, OW, OC] int8. Zero points come from the tensors.
  * Accumulation wraps modulo 2^32 as TFLite's int32 arithmetic does in practice. */
-#include "../hwb_ops.h"
-#include "../hwb_quant.h"
+#include "conv.h"
 
 /* Packed by lower_conv2d in firmware_runner/lowering/conv.py, field for field. */
 struct conv2d_params {
@@ -15,41 +14,12 @@ struct conv2d_params {
     int32_t act_min, act_max;  /* the fused activation's clamp */
 };
 
-static int32_t wrap_i32(uint32_t u) {
-    return u <= (uint32_t)INT32_MAX ? (int32_t)u : (int32_t)(u - 2147483648u) - INT32_MAX - 1;
-}
-
-static int int8_zero_point(int32_t zp) { return zp >= -128 && zp <= 127; }
-
-/* Output positions along one axis fit the input: every window overlaps it and no index
- * arithmetic can overflow. */
-static int window_ok(int32_t in, int32_t filter, int32_t out, int32_t stride, int32_t pad) {
-    if (stride < 1 || pad < 0 || pad >= filter) return 0;
-    if ((int64_t)in + filter > INT32_MAX) return 0;
-    return (int64_t)(out - 1) * stride - pad <= (int64_t)in - 1;
-}
-
-static hwb_status check_quant_arrays(const hwb_tensor *mult, const hwb_tensor *shift, const hwb_tensor *bias,
-                                     int32_t channels) {
-    if (mult->data == 0 || shift->data == 0 || mult->dtype != HWB_INT32 || shift->dtype != HWB_INT32 ||
-        hwb_flat_size(mult) != channels || hwb_flat_size(shift) != channels)
-        return HWB_ERR_SHAPE;
-    if (bias->data != 0 && (bias->dtype != HWB_INT32 || hwb_flat_size(bias) != channels)) return HWB_ERR_SHAPE;
-    const int32_t *m = (const int32_t *)mult->data, *s = (const int32_t *)shift->data;
-    for (int32_t c = 0; c < channels; c++)
-        if (m[c] < 0 || !hwb_valid_shift(s[c])) return HWB_ERR_PARAMS;
-    return HWB_OK;
-}
-
 hwb_status hwb_conv2d_s8(const hwb_op_args *args) {
-    if (args->input_count != 5 || args->output_count != 1 || args->params_size != sizeof(struct conv2d_params))
-        return HWB_ERR_PARAMS;
+    hwb_status status = hwb_conv_operands_s8(args, sizeof(struct conv2d_params));
+    if (status != HWB_OK) return status;
     const struct conv2d_params *p = (const struct conv2d_params *)args->params;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *bias = &args->inputs[2];
     const hwb_tensor *out = &args->outputs[0];
-    if (in->data == 0 || filter->data == 0 || out->data == 0) return HWB_ERR_SHAPE;
-    if (in->dtype != HWB_INT8 || filter->dtype != HWB_INT8 || out->dtype != HWB_INT8) return HWB_ERR_SHAPE;
-    if (in->rank != 4 || filter->rank != 4 || out->rank != 4) return HWB_ERR_SHAPE;
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], in_c = in->dims[3];
     const int32_t out_c = filter->dims[0], f_h = filter->dims[1], f_w = filter->dims[2], f_c = filter->dims[3];
     const int32_t out_h = out->dims[1], out_w = out->dims[2];
@@ -57,12 +27,11 @@ hwb_status hwb_conv2d_s8(const hwb_op_args *args) {
     const int32_t groups = in_c / f_c;
     if (out_c % groups != 0) return HWB_ERR_SHAPE;
     const int32_t per_group = out_c / groups;
-    if (!window_ok(in_h, f_h, out_h, p->stride_h, p->pad_top) || !window_ok(in_w, f_w, out_w, p->stride_w, p->pad_left))
+    if (!hwb_conv_window_ok(in_h, f_h, out_h, p->stride_h, p->pad_top) ||
+        !hwb_conv_window_ok(in_w, f_w, out_w, p->stride_w, p->pad_left) ||
+        !hwb_conv_quant_ok(in, filter, out, p->act_min, p->act_max))
         return HWB_ERR_PARAMS;
-    if (p->act_min < -128 || p->act_min > p->act_max || p->act_max > 127) return HWB_ERR_PARAMS;
-    if (!int8_zero_point(in->zero_point) || !int8_zero_point(out->zero_point) || filter->zero_point != 0)
-        return HWB_ERR_PARAMS;
-    hwb_status status = check_quant_arrays(&args->inputs[3], &args->inputs[4], bias, out_c);
+    status = hwb_per_channel_check(args, out_c);
     if (status != HWB_OK) return status;
 
     const int8_t *input = (const int8_t *)in->data, *weights = (const int8_t *)filter->data;
@@ -93,9 +62,8 @@ hwb_status hwb_conv2d_s8(const hwb_op_args *args) {
                         }
                     }
                     if (biases != 0) acc += (uint32_t)biases[oc];
-                    int32_t v = hwb_multiply_by_quantized_multiplier(wrap_i32(acc), mult[oc], shift[oc]);
-                    v = wrap_i32((uint32_t)v + (uint32_t)out_offset);
-                    output[((b * out_h + oy) * out_w + ox) * out_c + oc] = (int8_t)hwb_clamp_i32(v, p->act_min, p->act_max);
+                    output[((b * out_h + oy) * out_w + ox) * out_c + oc] =
+                        hwb_conv_requantize(acc, mult[oc], shift[oc], out_offset, p->act_min, p->act_max);
                 }
             }
         }

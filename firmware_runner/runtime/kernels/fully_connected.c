@@ -13,19 +13,12 @@
  * as the x86 conversion TFLite's build uses does. */
 #include <float.h>
 
-#include "../hwb_ops.h"
-#include "../hwb_quant.h"
+#include "conv.h"
 
 /* Packed by lower_fully_connected in firmware_runner/lowering/conv.py, field for field. */
 struct fully_connected_params {
     int32_t act_min, act_max; /* the fused activation's clamp */
 };
-
-static int32_t wrap_i32(uint32_t u) {
-    return u <= (uint32_t)INT32_MAX ? (int32_t)u : (int32_t)(u - 2147483648u) - INT32_MAX - 1;
-}
-
-static int int8_zero_point(int32_t zp) { return zp >= -128 && zp <= 127; }
 
 static int positive_finite(float s) { return s > 0.0f && s <= FLT_MAX; }
 
@@ -41,15 +34,11 @@ static int32_t round_to_i32(double v) {
 }
 
 hwb_status hwb_fully_connected_s8(const hwb_op_args *args) {
-    if (args->input_count != 4 || args->output_count != 1 ||
-        args->params_size != sizeof(struct fully_connected_params))
-        return HWB_ERR_PARAMS;
+    if (!hwb_args_match(args, 4, 1, sizeof(struct fully_connected_params))) return HWB_ERR_PARAMS;
     const struct fully_connected_params *p = (const struct fully_connected_params *)args->params;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *bias = &args->inputs[2];
     const hwb_tensor *scales = &args->inputs[3], *out = &args->outputs[0];
-    if (in->data == 0 || filter->data == 0 || scales->data == 0 || out->data == 0) return HWB_ERR_SHAPE;
-    if (in->dtype != HWB_INT8 || filter->dtype != HWB_INT8 || out->dtype != HWB_INT8 ||
-        scales->dtype != HWB_FLOAT32)
+    if (!hwb_is_s8(in) || !hwb_is_s8(filter) || !hwb_is_s8(out) || scales->data == 0 || scales->dtype != HWB_FLOAT32)
         return HWB_ERR_SHAPE;
     if (filter->rank != 2 || in->rank < 1 || out->rank < 1) return HWB_ERR_SHAPE;
     const int32_t units = filter->dims[0], depth = filter->dims[1];
@@ -57,11 +46,10 @@ hwb_status hwb_fully_connected_s8(const hwb_op_args *args) {
     if (out->dims[out->rank - 1] != units || out_size % units != 0) return HWB_ERR_SHAPE;
     const int32_t batches = out_size / units;
     if ((int64_t)batches * depth != (int64_t)hwb_flat_size(in) || hwb_flat_size(scales) != units) return HWB_ERR_SHAPE;
-    if (bias->data != 0 && (bias->dtype != HWB_INT32 || hwb_flat_size(bias) != units)) return HWB_ERR_SHAPE;
-    if (p->act_min < -128 || p->act_min > p->act_max || p->act_max > 127) return HWB_ERR_PARAMS;
-    if (!int8_zero_point(in->zero_point) || !int8_zero_point(out->zero_point) || filter->zero_point != 0)
+    if (!hwb_bias_ok(bias, units)) return HWB_ERR_SHAPE;
+    if (!hwb_conv_quant_ok(in, filter, out, p->act_min, p->act_max) || !positive_finite(in->scale) ||
+        !positive_finite(out->scale))
         return HWB_ERR_PARAMS;
-    if (!positive_finite(in->scale) || !positive_finite(out->scale)) return HWB_ERR_PARAMS;
     const float *filter_scales = (const float *)scales->data;
     for (int32_t u = 0; u < units; u++)
         if (!(filter_scales[u] >= 0.0f && filter_scales[u] <= FLT_MAX)) return HWB_ERR_PARAMS;
@@ -80,8 +68,8 @@ hwb_status hwb_fully_connected_s8(const hwb_op_args *args) {
             uint32_t acc = 0;
             for (int32_t d = 0; d < depth; d++) acc += (uint32_t)(w[d] * (x[d] + in_offset));
             if (biases != 0) acc += (uint32_t)biases[u];
-            int32_t v = round_to_i32((double)wrap_i32(acc) * effective);
-            v = wrap_i32((uint32_t)v + (uint32_t)out_offset);
+            int32_t v = round_to_i32((double)hwb_wrap_i32(acc) * effective);
+            v = hwb_wrap_i32((uint32_t)v + (uint32_t)out_offset);
             output[b * units + u] = (int8_t)hwb_clamp_i32(v, p->act_min, p->act_max);
         }
     }
