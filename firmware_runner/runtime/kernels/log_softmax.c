@@ -9,9 +9,7 @@
  *
  * Operands: input (int8), output (int8, same shape); the last axis is at most 4095 long (TFLite's
  * Q12.19 sum overflows at 4096). */
-#include "../hwb_ops.h"
-#include "../hwb_quant.h"
-#include "exp_fixed_point.h"
+#include "exponential.h"
 
 /* Packed by firmware_runner/lowering/exponential.py (lower_log_softmax), field for field. */
 typedef struct {
@@ -61,59 +59,50 @@ static int32_t log_q12_to_q5(int32_t input) {
     return hwb_fp_saturating_shl(sum, 1); /* Q6 to Q5 */
 }
 
+/* One row, given its maximum (see "Per row" above). */
+static void log_softmax_row(const int8_t *x, int8_t *y, int32_t depth, int32_t max_in_row, const void *params) {
+    const hwb_log_softmax_params *p = (const hwb_log_softmax_params *)params;
+    int32_t sum_of_exps = 0; /* Q12.19: at most 4095 terms of at most 1.0 */
+    for (int32_t c = 0; c < depth; c++) {
+        int32_t input_diff = x[c] - max_in_row;
+        if (input_diff >= p->diff_min) {
+            int32_t diff_q5 = hwb_multiply_by_quantized_multiplier(input_diff, p->input_multiplier,
+                                                                   p->input_left_shift);
+            sum_of_exps += hwb_rounding_divide_by_pot(hwb_fp_exp_on_negative_values_q5(diff_q5), 12);
+        }
+    }
+
+    const int32_t log_sum_of_exps = log_q12_to_q5(sum_of_exps);
+    /* The smallest difference whose output is representable: (log sum - 2^31) scaled back. */
+    int64_t adjusted_diff_min = (int64_t)p->diff_min - 1;
+    int32_t reverse = hwb_multiply_by_quantized_multiplier(hwb_fp_add(log_sum_of_exps, INT32_MIN),
+                                                           p->reverse_scaling_divisor,
+                                                           -p->reverse_scaling_right_shift);
+    if (reverse > adjusted_diff_min) adjusted_diff_min = reverse;
+
+    for (int32_t c = 0; c < depth; c++) {
+        int32_t input_diff = x[c] - max_in_row;
+        if (input_diff > adjusted_diff_min) {
+            int32_t diff_q5 = hwb_multiply_by_quantized_multiplier(input_diff, p->input_multiplier,
+                                                                   p->input_left_shift);
+            int32_t q = hwb_rounding_divide_by_pot(hwb_fp_sub(diff_q5, log_sum_of_exps), 31 - 5 - 4);
+            y[c] = (int8_t)hwb_clamp_i32(q + 127, INT8_MIN, INT8_MAX);
+        } else {
+            y[c] = INT8_MIN;
+        }
+    }
+}
+
 hwb_status hwb_log_softmax_s8(const hwb_op_args *args) {
-    if (args->input_count != 1 || args->output_count != 1 || args->params_size != sizeof(hwb_log_softmax_params))
-        return HWB_ERR_PARAMS;
+    if (!hwb_args_match(args, 1, 1, sizeof(hwb_log_softmax_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
-    if (in->data == 0 || out->data == 0 || in->dtype != HWB_INT8 || out->dtype != HWB_INT8 || in->rank < 1 ||
-        !hwb_same_shape(in, out) || in->nbytes != out->nbytes || in->dims[in->rank - 1] > MAX_DEPTH)
-        return HWB_ERR_SHAPE;
+    if (!hwb_same_s8(in, out) || in->rank < 1 || in->dims[in->rank - 1] > MAX_DEPTH) return HWB_ERR_SHAPE;
     const hwb_log_softmax_params *p = (const hwb_log_softmax_params *)args->params;
     if (p->input_multiplier < (1 << 30) || p->input_left_shift < 0 || p->input_left_shift > 31 ||
         p->reverse_scaling_divisor < (1 << 30) || p->reverse_scaling_right_shift < 0 ||
         p->reverse_scaling_right_shift > 31 || p->diff_min > 0)
         return HWB_ERR_PARAMS;
 
-    const int8_t *input = (const int8_t *)in->data;
-    int8_t *output = (int8_t *)out->data;
-    const int32_t depth = in->dims[in->rank - 1];
-    const int32_t rows = hwb_flat_size(in) / depth;
-    for (int32_t row = 0; row < rows; row++) {
-        const int8_t *x = input + row * depth;
-        int8_t *y = output + row * depth;
-        int32_t max_in_row = INT8_MIN;
-        for (int32_t c = 0; c < depth; c++)
-            if (x[c] > max_in_row) max_in_row = x[c];
-
-        int32_t sum_of_exps = 0; /* Q12.19: at most 4095 terms of at most 1.0 */
-        for (int32_t c = 0; c < depth; c++) {
-            int32_t input_diff = x[c] - max_in_row;
-            if (input_diff >= p->diff_min) {
-                int32_t diff_q5 = hwb_multiply_by_quantized_multiplier(input_diff, p->input_multiplier,
-                                                                       p->input_left_shift);
-                sum_of_exps += hwb_rounding_divide_by_pot(hwb_fp_exp_on_negative_values_q5(diff_q5), 12);
-            }
-        }
-
-        const int32_t log_sum_of_exps = log_q12_to_q5(sum_of_exps);
-        /* The smallest difference whose output is representable: (log sum - 2^31) scaled back. */
-        int64_t adjusted_diff_min = (int64_t)p->diff_min - 1;
-        int32_t reverse = hwb_multiply_by_quantized_multiplier(hwb_fp_add(log_sum_of_exps, INT32_MIN),
-                                                               p->reverse_scaling_divisor,
-                                                               -p->reverse_scaling_right_shift);
-        if (reverse > adjusted_diff_min) adjusted_diff_min = reverse;
-
-        for (int32_t c = 0; c < depth; c++) {
-            int32_t input_diff = x[c] - max_in_row;
-            if (input_diff > adjusted_diff_min) {
-                int32_t diff_q5 = hwb_multiply_by_quantized_multiplier(input_diff, p->input_multiplier,
-                                                                       p->input_left_shift);
-                int32_t q = hwb_rounding_divide_by_pot(hwb_fp_sub(diff_q5, log_sum_of_exps), 31 - 5 - 4);
-                y[c] = (int8_t)hwb_clamp_i32(q + 127, INT8_MIN, INT8_MAX);
-            } else {
-                y[c] = INT8_MIN;
-            }
-        }
-    }
+    hwb_softmax_rows_s8(args, log_softmax_row);
     return HWB_OK;
 }

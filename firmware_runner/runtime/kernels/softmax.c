@@ -14,9 +14,7 @@
  * Operands: input (int8), output (int8, same shape). Output quantization is fixed by TFLite
  * (scale 1/256, zero point -128) and not read here. The output never shares the input's buffer
  * (the arena planner gives SOFTMAX a fresh one); the kernel reads the input twice. */
-#include "../hwb_ops.h"
-#include "../hwb_quant.h"
-#include "exp_fixed_point.h"
+#include "exponential.h"
 
 /* Packed by firmware_runner/lowering/exponential.py (lower_softmax), field for field. */
 typedef struct {
@@ -33,52 +31,43 @@ static int32_t scaled_exp(int32_t input_diff, const hwb_softmax_params *p) {
     return hwb_fp_exp_on_negative_values_q5(rescaled);
 }
 
+/* One row, given its maximum (see "Per row" above). */
+static void softmax_row(const int8_t *x, int8_t *y, int32_t depth, int32_t max_in_row, const void *params) {
+    const hwb_softmax_params *p = (const hwb_softmax_params *)params;
+    int64_t sum_of_exps = 0; /* Q12.19; the maximum alone contributes 1.0 */
+    for (int32_t c = 0; c < depth; c++) {
+        int32_t input_diff = x[c] - max_in_row;
+        if (input_diff >= p->diff_min)
+            sum_of_exps += hwb_rounding_divide_by_pot(scaled_exp(input_diff, p), 12);
+    }
+    if (sum_of_exps >= SUM_LIMIT) {
+        for (int32_t c = 0; c < depth; c++) y[c] = INT8_MIN;
+        return;
+    }
+
+    int32_t num_bits_over_unit;
+    int32_t shifted_scale = hwb_fp_reciprocal((int32_t)sum_of_exps, 12, &num_bits_over_unit);
+    int32_t exponent = num_bits_over_unit + 31 - 8; /* 23..31 here, since 2^19 <= sum < 2^28 */
+    for (int32_t c = 0; c < depth; c++) {
+        int32_t input_diff = x[c] - max_in_row;
+        if (input_diff >= p->diff_min) {
+            int32_t unsat = hwb_rounding_divide_by_pot(
+                hwb_saturating_rounding_doubling_high_mul(shifted_scale, scaled_exp(input_diff, p)), exponent);
+            y[c] = (int8_t)(hwb_clamp_i32(unsat, 0, 255) - 128);
+        } else {
+            y[c] = INT8_MIN;
+        }
+    }
+}
+
 hwb_status hwb_softmax_s8(const hwb_op_args *args) {
-    if (args->input_count != 1 || args->output_count != 1 || args->params_size != sizeof(hwb_softmax_params))
-        return HWB_ERR_PARAMS;
+    if (!hwb_args_match(args, 1, 1, sizeof(hwb_softmax_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
-    if (in->data == 0 || out->data == 0 || in->dtype != HWB_INT8 || out->dtype != HWB_INT8 || in->rank < 1 ||
-        !hwb_same_shape(in, out) || in->nbytes != out->nbytes)
-        return HWB_ERR_SHAPE;
+    if (!hwb_same_s8(in, out) || in->rank < 1) return HWB_ERR_SHAPE;
     const hwb_softmax_params *p = (const hwb_softmax_params *)args->params;
     if (p->input_multiplier < (1 << 30) || p->input_left_shift < 0 || p->input_left_shift > 31 || p->diff_min > 0)
         return HWB_ERR_PARAMS;
 
-    const int8_t *input = (const int8_t *)in->data;
-    int8_t *output = (int8_t *)out->data;
-    const int32_t depth = in->dims[in->rank - 1];
-    const int32_t rows = hwb_flat_size(in) / depth;
-    for (int32_t row = 0; row < rows; row++) {
-        const int8_t *x = input + row * depth;
-        int8_t *y = output + row * depth;
-        int32_t max_in_row = INT8_MIN;
-        for (int32_t c = 0; c < depth; c++)
-            if (x[c] > max_in_row) max_in_row = x[c];
-
-        int64_t sum_of_exps = 0; /* Q12.19; the maximum alone contributes 1.0 */
-        for (int32_t c = 0; c < depth; c++) {
-            int32_t input_diff = x[c] - max_in_row;
-            if (input_diff >= p->diff_min)
-                sum_of_exps += hwb_rounding_divide_by_pot(scaled_exp(input_diff, p), 12);
-        }
-        if (sum_of_exps >= SUM_LIMIT) {
-            for (int32_t c = 0; c < depth; c++) y[c] = INT8_MIN;
-            continue;
-        }
-
-        int32_t num_bits_over_unit;
-        int32_t shifted_scale = hwb_fp_reciprocal((int32_t)sum_of_exps, 12, &num_bits_over_unit);
-        int32_t exponent = num_bits_over_unit + 31 - 8; /* 23..31 here, since 2^19 <= sum < 2^28 */
-        for (int32_t c = 0; c < depth; c++) {
-            int32_t input_diff = x[c] - max_in_row;
-            if (input_diff >= p->diff_min) {
-                int32_t unsat = hwb_rounding_divide_by_pot(
-                    hwb_saturating_rounding_doubling_high_mul(shifted_scale, scaled_exp(input_diff, p)), exponent);
-                y[c] = (int8_t)(hwb_clamp_i32(unsat, 0, 255) - 128);
-            } else {
-                y[c] = INT8_MIN;
-            }
-        }
-    }
+    hwb_softmax_rows_s8(args, softmax_row);
     return HWB_OK;
 }

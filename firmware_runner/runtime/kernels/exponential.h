@@ -1,16 +1,17 @@
-/* gemmlowp's fixed-point exp and reciprocal (fixedpoint/fixedpoint.h), which TFLite's reference
- * SOFTMAX and LOG_SOFTMAX use for int8, reproduced bit for bit in C99. Shared by softmax.c and
- * log_softmax.c only.
+/* What SOFTMAX and LOG_SOFTMAX (softmax.c, log_softmax.c) share: gemmlowp's fixed-point exp and
+ * reciprocal (fixedpoint/fixedpoint.h), which TFLite's reference kernels use for int8, reproduced
+ * bit for bit in C99, and the walk over the rows of the last axis.
  *
  * A value in "Qm" has m integer bits and 31 - m fractional bits in an int32_t. Every addition
  * wraps (gemmlowp's int32 adds would be undefined on overflow; in TFLite's valid ranges they
  * never overflow, and with a damaged plan the kernels must still have no undefined behaviour), so
  * the results equal TFLite's wherever TFLite's own are defined. */
-#ifndef HWB_EXP_FIXED_POINT_H
-#define HWB_EXP_FIXED_POINT_H
+#ifndef HWB_EXPONENTIAL_H
+#define HWB_EXPONENTIAL_H
 
 #include <stdint.h>
 
+#include "../hwb_ops.h"
 #include "../hwb_quant.h"
 
 static inline int32_t hwb_fp_add(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
@@ -95,6 +96,26 @@ static inline int32_t hwb_fp_reciprocal(int32_t x, int32_t integer_bits, int32_t
     *num_bits_over_unit = integer_bits - headroom_plus_one;
     uint32_t shifted = headroom_plus_one < 32 ? (uint32_t)x << headroom_plus_one : 0u;
     return hwb_fp_one_over_one_plus_x((int32_t)(shifted - 0x80000000u));
+}
+
+/* One row of `depth` inputs x to outputs y, given the row's maximum and the kernel's parameters. */
+typedef void (*hwb_softmax_row)(const int8_t *x, int8_t *y, int32_t depth, int32_t max_in_row, const void *params);
+
+/* Runs `row` on every row of the last axis, once the operands are checked (input rank >= 1, the
+ * output of the same shape). */
+static inline void hwb_softmax_rows_s8(const hwb_op_args *args, hwb_softmax_row row) {
+    const hwb_tensor *in = &args->inputs[0];
+    const int8_t *input = (const int8_t *)in->data;
+    int8_t *output = (int8_t *)args->outputs[0].data;
+    const int32_t depth = in->dims[in->rank - 1];
+    const int32_t rows = hwb_flat_size(in) / depth;
+    for (int32_t r = 0; r < rows; r++) {
+        const int8_t *x = input + r * depth;
+        int32_t max_in_row = INT8_MIN;
+        for (int32_t c = 0; c < depth; c++)
+            if (x[c] > max_in_row) max_in_row = x[c];
+        row(x, output + r * depth, depth, max_in_row, args->params);
+    }
 }
 
 #endif
