@@ -11,18 +11,6 @@ typedef struct {
     int32_t axis; /* 0..rank-1 (the compiler resolves a negative axis) */
 } hwb_concatenation_params;
 
-/* A readable int8 tensor of rank <= HWB_MAX_RANK whose dims agree with its byte size. */
-static int valid_s8(const hwb_tensor *t) {
-    if (t->data == 0 || t->dtype != HWB_INT8 || t->rank < 0 || t->rank > HWB_MAX_RANK) return 0;
-    uint64_t count = 1;
-    for (int32_t d = 0; d < t->rank; d++) {
-        if (t->dims[d] < 1) return 0;
-        count *= (uint64_t)t->dims[d];
-        if (count > 0x7FFFFFFFu) return 0;
-    }
-    return count == t->nbytes;
-}
-
 hwb_status hwb_concatenation_s8(const hwb_op_args *args) {
     if (args->input_count < 1 || args->input_count > HWB_MAX_INPUTS || args->output_count != 1 ||
         args->params == 0 || args->params_size != sizeof(hwb_concatenation_params))
@@ -30,14 +18,14 @@ hwb_status hwb_concatenation_s8(const hwb_op_args *args) {
     hwb_concatenation_params p;
     memcpy(&p, args->params, sizeof p);
     const hwb_tensor *out = &args->outputs[0];
-    if (!valid_s8(out)) return HWB_ERR_SHAPE;
+    if (!hwb_valid_s8(out)) return HWB_ERR_SHAPE;
     const int32_t rank = out->rank;
     if (p.axis < 0 || p.axis >= rank) return HWB_ERR_PARAMS;
 
     int64_t axis_total = 0;
     for (uint32_t k = 0; k < args->input_count; k++) {
         const hwb_tensor *in = &args->inputs[k];
-        if (!valid_s8(in) || in->rank != rank) return HWB_ERR_SHAPE;
+        if (!hwb_valid_s8(in) || in->rank != rank) return HWB_ERR_SHAPE;
         if (in->zero_point != out->zero_point || !(in->scale == out->scale)) return HWB_ERR_SHAPE;
         for (int32_t d = 0; d < rank; d++)
             if (d != p.axis && in->dims[d] != out->dims[d]) return HWB_ERR_SHAPE;

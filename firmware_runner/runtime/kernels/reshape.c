@@ -5,7 +5,7 @@
 #include "../hwb_ops.h"
 
 hwb_status hwb_reshape(const hwb_op_args *args) {
-    if (args->input_count != 1 || args->output_count != 1 || args->params_size != 0) return HWB_ERR_PARAMS;
+    if (!hwb_args_match(args, 1, 1, 0)) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     if (in->data == 0 || in->dtype != out->dtype || in->nbytes != out->nbytes) return HWB_ERR_SHAPE;
     if (in->data != out->data) memmove(out->data, in->data, out->nbytes);

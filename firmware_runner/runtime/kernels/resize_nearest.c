@@ -15,18 +15,6 @@ typedef struct {
     int32_t half_pixel_centers; /* 0 or 1 */
 } hwb_resize_nearest_params;
 
-/* A readable int8 tensor of rank 4 whose dims agree with its byte size. */
-static int valid_s8_4d(const hwb_tensor *t) {
-    if (t->data == 0 || t->dtype != HWB_INT8 || t->rank != 4) return 0;
-    uint64_t count = 1;
-    for (int32_t d = 0; d < 4; d++) {
-        if (t->dims[d] < 1) return 0;
-        count *= (uint64_t)t->dims[d];
-        if (count > 0x7FFFFFFFu) return 0;
-    }
-    return count == t->nbytes;
-}
-
 /* The input index output index `i` reads along an axis of `in_size` -> `out_size` (both >= 1).
  * Every value here is >= 0, so truncation is floor; values are compared with (float)in_size
  * before the conversion, so it can never overflow. */
@@ -50,15 +38,14 @@ static int32_t nearest(int32_t i, int32_t in_size, int32_t out_size, int align_c
 }
 
 hwb_status hwb_resize_nearest_s8(const hwb_op_args *args) {
-    if (args->input_count != 1 || args->output_count != 1 || args->params == 0 ||
-        args->params_size != sizeof(hwb_resize_nearest_params))
-        return HWB_ERR_PARAMS;
+    if (!hwb_args_match(args, 1, 1, sizeof(hwb_resize_nearest_params))) return HWB_ERR_PARAMS;
     hwb_resize_nearest_params p;
     memcpy(&p, args->params, sizeof p);
     if ((p.align_corners != 0 && p.align_corners != 1) || (p.half_pixel_centers != 0 && p.half_pixel_centers != 1))
         return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
-    if (!valid_s8_4d(in) || !valid_s8_4d(out) || in->dims[0] != out->dims[0] || in->dims[3] != out->dims[3])
+    if (!hwb_valid_s8(in) || !hwb_valid_s8(out) || in->rank != 4 || out->rank != 4 || in->dims[0] != out->dims[0] ||
+        in->dims[3] != out->dims[3])
         return HWB_ERR_SHAPE;
 
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], depth = in->dims[3];

@@ -9,26 +9,12 @@ typedef struct {
     int32_t perm[HWB_MAX_RANK]; /* a permutation of 0..rank-1 in the first `rank` entries; perm[d] == d past it */
 } hwb_transpose_params;
 
-/* A readable int8 tensor of rank <= HWB_MAX_RANK whose dims agree with its byte size. */
-static int valid_s8(const hwb_tensor *t) {
-    if (t->data == 0 || t->dtype != HWB_INT8 || t->rank < 0 || t->rank > HWB_MAX_RANK) return 0;
-    uint64_t count = 1;
-    for (int32_t d = 0; d < t->rank; d++) {
-        if (t->dims[d] < 1) return 0;
-        count *= (uint64_t)t->dims[d];
-        if (count > 0x7FFFFFFFu) return 0;
-    }
-    return count == t->nbytes;
-}
-
 hwb_status hwb_transpose_s8(const hwb_op_args *args) {
-    if (args->input_count != 1 || args->output_count != 1 || args->params == 0 ||
-        args->params_size != sizeof(hwb_transpose_params))
-        return HWB_ERR_PARAMS;
+    if (!hwb_args_match(args, 1, 1, sizeof(hwb_transpose_params))) return HWB_ERR_PARAMS;
     hwb_transpose_params p;
     memcpy(&p, args->params, sizeof p);
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
-    if (!valid_s8(in) || !valid_s8(out) || in->rank != out->rank) return HWB_ERR_SHAPE;
+    if (!hwb_valid_s8(in) || !hwb_valid_s8(out) || in->rank != out->rank) return HWB_ERR_SHAPE;
     const int32_t rank = in->rank;
 
     int seen[HWB_MAX_RANK] = {0, 0, 0, 0};
