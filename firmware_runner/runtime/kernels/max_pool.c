@@ -6,6 +6,7 @@
  * Operands: input, output (both rank 4, int8). */
 #include "pooling.h"
 
+/* The largest of the window's inputs. */
 static int32_t maximum(const int8_t *window, int32_t rows, int32_t cols, int32_t row_stride, int32_t step) {
     int32_t max = -128;
     for (int32_t r = 0; r < rows; r++) {
