@@ -1,0 +1,208 @@
+"""The per-board latency model: one regressor per operator kind, each chosen by cross-validation
+grouped by model, summed over a graph's layers, plus a fitted per-inference overhead.
+
+    model = LatencyModel().fit(graphs, totals, layer_counts)
+    model.predict(graph)            # predicted count per inference (float)
+    model.predict_layers(graph)     # per graph op
+
+The overhead is what the interpreter spends outside the layers (the invoke loop, its call): on the
+hwbench runtime it is exactly a + b × (number of ops), so that is what is fitted. A kind with too
+few layers in the training data (or none) is predicted by the GENERIC regressor, fitted on every
+layer's generic features (element counts, MACs, bytes); `fallback_kinds(graph)` names such ops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import GroupKFold
+
+from hwbench.errors import HwbenchError
+from hwbench.graph import Graph
+from latency_models.features import (GENERIC, KINDS, SCHEMA_VERSION, FeatureCache, extractor, generic_features,
+                                     graph_features, kind_of)
+from latency_models.regressors import CANDIDATES, make_candidate
+
+MIN_MODELS = 10  # fewer training models than this cannot be cross-validated or trusted
+
+
+@dataclass(frozen=True)
+class KindReport:
+    """How one operator kind was fitted: candidates' cross-validated errors and the choice."""
+
+    kind: str
+    layers: int
+    models: int
+    chosen: str
+    cv_error: dict[str, float]  # candidate -> mean share of a model's count mispredicted (fraction)
+
+
+class LatencyModel(BaseEstimator):
+    """Per-layer regressors per operator kind + per-inference overhead; scikit-learn conventions
+    (hyperparameters in the constructor, `fit` returns self, fitted state ends in `_`).
+
+    candidates: the regressors (regressors.CANDIDATES) each kind chooses among.
+    cv_folds: GroupKFold splits (by model) for the choice.
+    min_layers: a kind with fewer training layers (or present in fewer than cv_folds models) is
+        not given its own regressor; its ops fall back to GENERIC.
+    """
+
+    def __init__(self, candidates: Sequence[str] = CANDIDATES, cv_folds: int = 5, min_layers: int = 20,
+                 random_state: int = 0):
+        self.candidates = candidates
+        self.cv_folds = cv_folds
+        self.min_layers = min_layers
+        self.random_state = random_state
+
+    # ----------------------------------------------------------------------------------- fitting
+
+    def fit(self, graphs: Sequence[Graph], totals, layer_counts: Sequence[Sequence[float]]) -> "LatencyModel":
+        """graphs: the training models; totals: each one's measured count per inference;
+        layer_counts: per graph, the measured count of each graph op (indexed by op index)."""
+        totals = np.asarray(totals, dtype=np.float64)
+        if len(graphs) != len(totals) or len(graphs) != len(layer_counts):
+            raise ValueError("graphs, totals and layer_counts must have one entry per model")
+        if len(graphs) < MIN_MODELS:
+            raise HwbenchError(f"{len(graphs)} model(s) are too few to fit a latency model: collect at least "
+                               f"{MIN_MODELS} (a few hundred give accurate models)")
+        unknown = [c for c in self.candidates if c not in CANDIDATES]
+        if unknown or not self.candidates:
+            raise ValueError(f"unknown candidate regressor(s) {unknown}; known: {', '.join(CANDIDATES)}")
+        per_kind: dict[str, tuple[list, list, list, list]] = {}  # kind -> X rows, y, model ids, model totals
+        generic: tuple[list, list, list, list] = ([], [], [], [])
+        n_ops = np.zeros(len(graphs))
+        layer_sums = np.zeros(len(graphs))
+        for m, (graph, counts) in enumerate(zip(graphs, layer_counts)):
+            counts = np.asarray(counts, dtype=np.float64)
+            if counts.shape != (len(graph.ops),):
+                raise ValueError(f"model {m} ({graph.name}): {counts.size} layer counts for {len(graph.ops)} ops")
+            n_ops[m], layer_sums[m] = len(graph.ops), counts.sum()
+            features = graph_features(graph)
+            for kind, (indices, X) in features.kinds.items():
+                rows = per_kind.setdefault(kind, ([], [], [], []))
+                rows[0].append(X)
+                rows[1].append(counts[indices])
+                rows[2].append(np.full(len(indices), m))
+                rows[3].append(np.full(len(indices), totals[m]))
+            everything = np.arange(len(graph.ops))
+            generic[0].append(generic_features(graph, everything))
+            generic[1].append(counts)
+            generic[2].append(np.full(len(graph.ops), m))
+            generic[3].append(np.full(len(graph.ops), totals[m]))
+
+        self.regressors_: dict[str, BaseEstimator] = {}
+        self.kind_reports_: dict[str, KindReport] = {}
+        for kind, rows in sorted(per_kind.items()):
+            X, y, groups, model_totals = (np.concatenate(r) for r in rows)
+            if kind == GENERIC or len(y) < self.min_layers or len(np.unique(groups)) < self.cv_folds:
+                continue
+            report, regressor = self._choose(kind, X, y, groups, model_totals, extractor_n_linear(kind))
+            self.kind_reports_[kind], self.regressors_[kind] = report, regressor
+        X, y, groups, model_totals = (np.concatenate(r) for r in generic)
+        report, regressor = self._choose(GENERIC, X, y, groups, model_totals, KINDS[GENERIC].n_linear)
+        self.kind_reports_[GENERIC], self.regressors_[GENERIC] = report, regressor
+
+        # Per-inference overhead: total - Σ layers = a + b × ops (least squares).
+        design = np.column_stack([np.ones(len(graphs)), n_ops])
+        self.overhead_, *_ = np.linalg.lstsq(design, totals - layer_sums, rcond=None)
+        self.n_models_ = len(graphs)
+        self.n_layers_ = int(n_ops.sum())
+        self.layers_per_kind_ = {k: int(sum(len(v) for v in rows[1])) for k, rows in per_kind.items()}
+        self.schema_version_ = SCHEMA_VERSION
+        self._cache = FeatureCache()
+        return self
+
+    def _choose(self, kind: str, X, y, groups, model_totals, n_linear: int):
+        """Cross-validate every candidate grouped by model; refit the best on all layers.
+
+        The error of a candidate is the mean, over models, of Σ|predicted - measured| / the model's
+        total for this kind's layers: the share of a model's latency the kind gets wrong."""
+        folds = min(self.cv_folds, len(np.unique(groups)))
+        errors = {}
+        for name in self.candidates:
+            predicted = np.zeros_like(y)
+            for train, test in GroupKFold(n_splits=folds).split(X, y, groups):
+                predicted[test] = make_candidate(name, n_linear, self.random_state).fit(X[train], y[train]).predict(
+                    X[test])
+            errors[name] = float(np.sum(np.abs(predicted - y) / model_totals) / len(np.unique(groups)))
+        # The simplest candidate (CANDIDATES order) within 5% of the best: a near-tie goes to the
+        # model that extrapolates and predicts faster.
+        best = min(errors.values())
+        chosen = next(name for name in self.candidates if errors[name] <= best * 1.05 + 1e-9)
+        regressor = make_candidate(chosen, n_linear, self.random_state).fit(X, y)
+        return KindReport(kind, len(y), len(np.unique(groups)), chosen, errors), regressor
+
+    # --------------------------------------------------------------------------------- predicting
+
+    def predict_layers(self, graph: Graph) -> np.ndarray:
+        """Predicted count of each graph op (indexed by op index)."""
+        self._check_fitted()
+        features = self._features(graph)
+        out = np.empty(features.n_ops)
+        regressors = self.regressors_
+        for kind, (indices, X) in features.kinds.items():
+            regressor = regressors.get(kind)
+            if regressor is None:
+                regressor, X = regressors[GENERIC], generic_features(graph, indices)
+            out[indices] = regressor.predict(X)
+        return out
+
+    def predict(self, graph: Graph) -> float:
+        """Predicted count per inference: Σ layers + overhead."""
+        a, b = self.overhead_
+        return float(self.predict_layers(graph).sum() + a + b * len(graph.ops))
+
+    def predict_many(self, graphs: Sequence[Graph]) -> np.ndarray:
+        return np.array([self.predict(g) for g in graphs])
+
+    def overhead(self, graph: Graph) -> float:
+        """The per-inference overhead predicted for this graph (outside every layer)."""
+        a, b = self.overhead_
+        return float(a + b * len(graph.ops))
+
+    def fallback_kinds(self, graph: Graph) -> set[str]:
+        """Operator types in `graph` that this model has no regressor of their own for."""
+        self._check_fitted()
+        return {op.type for op in graph.ops if kind_of(op.type) not in self.regressors_ or
+                kind_of(op.type) == GENERIC}
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def _features(self, graph: Graph):
+        cache = getattr(self, "_cache", None)
+        if cache is None:
+            cache = self._cache = FeatureCache()
+        return cache.get(graph)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "regressors_"):
+            raise HwbenchError("this LatencyModel is not fitted: call fit() or LatencyModel.load(path)")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_cache", None)  # weak references do not pickle; a loaded model starts a new cache
+        return state
+
+    # ----------------------------------------------------------------------------------- storing
+
+    def save(self, path, metadata: dict) -> None:
+        """Write the artifact (see latency_models.artifact)."""
+        from latency_models.artifact import save_artifact
+
+        save_artifact(self, metadata, path)
+
+    @classmethod
+    def load(cls, path, board: str | None = None) -> "LatencyModel":
+        """Read an artifact; with `board`, refuse one fitted for another board. The artifact's
+        metadata is in `.metadata_`."""
+        from latency_models.artifact import load_artifact
+
+        return load_artifact(path, board=board).model
+
+
+def extractor_n_linear(kind: str) -> int:
+    return extractor(kind).n_linear

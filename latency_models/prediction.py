@@ -1,0 +1,67 @@
+"""What `hwbench predict` reports for a model file: predicted count and milliseconds per layer and
+in total, the MACs baseline beside it, and the peak memory — "how fast and how big" in one call."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from hwbench.costs import graph_cost, shape_text
+from hwbench.graph import Graph
+from hwbench.memory import memory_report
+from latency_models.artifact import Artifact
+
+
+def predict_report(artifact: Artifact, graph: Graph, model_name: str) -> dict:
+    """One JSON-ready dict: model, count (per inference, in `unit`), unit, ms, baseline_count,
+    baseline_ms, peak_bytes, arena_bytes, macs, overhead and layers (in execution order)."""
+    model, clock = artifact.model, artifact.metadata.get("clock_hz")
+    per_op = model.predict_layers(graph)
+    overhead = model.overhead(graph)
+    count = float(per_op.sum() + overhead)
+    cost = graph_cost(graph)
+    baseline = float(artifact.baseline.predict([cost.macs])[0])
+    memory = memory_report(graph)
+    ms = (lambda c: c / clock * 1e3) if clock else (lambda c: None)
+    fallback = model.fallback_kinds(graph)
+    layers = []
+    for step, index in enumerate(memory.order):
+        layer, op = cost.layers[index], graph.ops[index]
+        layers.append({"step": step, "index": index, "op": op.type,
+                       "inputs": [list(s) for s in layer.input_shapes], "outputs": [list(s) for s in layer.output_shapes],
+                       "shapes_text": " → ".join((", ".join(map(shape_text, layer.input_shapes)),
+                                                  ", ".join(map(shape_text, layer.output_shapes)))),
+                       "macs": layer.macs, "count": float(per_op[index]), "ms": ms(float(per_op[index])),
+                       "fallback": op.type in fallback})
+    return {"model": model_name, "board": artifact.board, "count": count, "unit": artifact.unit, "ms": ms(count),
+            "baseline_count": baseline, "baseline_ms": ms(baseline), "overhead_count": overhead,
+            "macs": cost.macs, "weight_bytes": cost.weight_bytes, "peak_bytes": memory.peak_bytes,
+            "arena_bytes": memory.arena.size, "runtime_hash": artifact.runtime_hash,
+            "fallback_ops": sorted(fallback), "layers": layers}
+
+
+def predict_files(artifact: Artifact, paths: list[Path]) -> list[dict]:
+    from hwbench.tflite_reader import read_tflite
+
+    reports = []
+    for path in paths:
+        graph = read_tflite(path)
+        report = predict_report(artifact, graph, str(path))
+        if report["fallback_ops"]:
+            warnings.warn(f"{path}: the latency model has no training data for {', '.join(report['fallback_ops'])}; "
+                          f"those layers are predicted by the generic fallback regressor (less accurate)")
+        reports.append(report)
+    return reports
+
+
+def current_runtime_hash(board_name: str) -> str | None:
+    """The runtime hash `hwbench collect` would record on this board now (None when it cannot be
+    known here: no Arm toolchain, or a board without hwbench firmware support)."""
+    from boards import get_board
+    from firmware_runner.firmware import build_firmware
+    from hwbench.errors import HwbenchError
+
+    try:
+        return build_firmware(get_board(board_name)).runtime_hash
+    except (HwbenchError, OSError):
+        return None

@@ -1,0 +1,94 @@
+"""What `hwbench fit` does, as a library call: read a board's verified measurements from a results
+DB, hold out a share of the models, fit the latency model and the MACs baseline on the rest, and
+measure both on the held-out models.
+
+    result = fit_from_db("results.db", "mps2-an386", test_fraction=0.2, seed=0)
+    result.save("an386.latmodel")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from hwbench.errors import HwbenchError
+from latency_models.artifact import save_artifact
+from latency_models.baseline import MacsBaseline
+from latency_models.dataset import Dataset, load_dataset
+from latency_models.metrics import accuracy, per_operator
+from latency_models.model import MIN_MODELS, LatencyModel
+
+
+@dataclass
+class FitResult:
+    model: LatencyModel
+    baseline: MacsBaseline
+    train: Dataset
+    test: Dataset
+    clock_hz: int | None
+    test_fraction: float
+    seed: int
+    metrics: dict = field(default_factory=dict)  # "learned" / "baseline" -> accuracy() on the test models
+    per_operator: list[dict] = field(default_factory=list)
+    test_predicted: np.ndarray | None = None
+    test_baseline: np.ndarray | None = None
+
+    def metadata(self) -> dict:
+        """The artifact's metadata (see latency_models.artifact)."""
+        model = self.model
+        return {
+            "board": self.train.board, "unit": self.train.unit, "runtime_hash": self.train.runtime_hash,
+            "clock_hz": self.clock_hz, "n_models": model.n_models_, "n_layers": model.n_layers_,
+            "layers_per_kind": model.layers_per_kind_,
+            "regressors": {k: {"chosen": r.chosen, "layers": r.layers, "models": r.models,
+                               "cv_error_percent": {c: e * 100 for c, e in r.cv_error.items()}}
+                           for k, r in model.kind_reports_.items()},
+            "overhead": {"per_inference": float(model.overhead_[0]), "per_op": float(model.overhead_[1])},
+            "baseline": {"intercept": self.baseline.intercept_, "slope": self.baseline.slope_},
+            "test_fraction": self.test_fraction, "seed": self.seed, "n_test_models": len(self.test),
+            "held_out": self.metrics, "per_operator": self.per_operator,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def save(self, path: str | Path) -> None:
+        save_artifact(self.model, self.metadata(), path)
+
+
+def fit_dataset(train: Dataset, test: Dataset | None = None, clock_hz: int | None = None, test_fraction: float = 0.0,
+                seed: int = 0, model: LatencyModel | None = None) -> FitResult:
+    """Fit the latency model and the baseline on `train`; measure both on `test` when given."""
+    if len(train) < MIN_MODELS:
+        raise HwbenchError(f"{len(train)} training model(s) of board {train.board} are too few to fit a latency "
+                           f"model: collect at least {MIN_MODELS} (a few hundred give accurate models)")
+    model = (model or LatencyModel(random_state=seed)).fit(train.graphs, train.totals, train.layer_counts)
+    baseline = MacsBaseline().fit(train.macs, train.totals)
+    test = test if test is not None else train.subset([])
+    result = FitResult(model, baseline, train, test, clock_hz, test_fraction, seed)
+    if len(test):
+        result.test_predicted = model.predict_many(test.graphs)
+        result.test_baseline = baseline.predict(test.macs)
+        result.metrics = {"learned": accuracy(test.totals, result.test_predicted),
+                          "baseline": accuracy(test.totals, result.test_baseline)}
+        result.per_operator = per_operator(model, test.graphs, test.layer_counts, test.totals)
+    return result
+
+
+def fit_from_db(db: str | Path, board: str, test_fraction: float = 0.2, seed: int = 0,
+                clock_hz: int | None = None, runtime_hash: str | None = None) -> FitResult:
+    """Train on the DB's verified measurements of `board`, holding out `test_fraction` of the
+    models (split by model, seeded) to measure accuracy."""
+    if not 0.0 <= test_fraction < 1.0:
+        raise HwbenchError(f"--test-fraction must be at least 0 and below 1, not {test_fraction}")
+    data = load_dataset(db, board, runtime_hash)
+    train, test = data.split(test_fraction, seed)
+    if len(train) < MIN_MODELS:
+        others = f"; {data.ignored['another runtime']} other measurement(s) are of older runtimes" \
+            if "another runtime" in data.ignored else ""
+        raise HwbenchError(f"{db}: {len(data)} verified model(s) of board {board} with runtime {data.runtime_hash}, "
+                           f"{len(train)} left for training after holding out {test_fraction:g}: too few to fit a "
+                           f"latency model (need {MIN_MODELS}, a few hundred are better){others}; collect more "
+                           f"with hwbench collect --board {board} --db {db}")
+    return fit_dataset(train, test, clock_hz, test_fraction, seed)
