@@ -236,6 +236,103 @@ def results(
         out.print(table)
 
 
+@app.command()
+def fit(
+    db: Annotated[Path, typer.Option(help="The SQLite results database to learn from.")],
+    board: Annotated[str, typer.Option(help="The board whose verified measurements to learn (a name or a board file).")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Write the latency-model file here.")],
+    test_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of the models held out (split by "
+                                                 "model) to measure accuracy on.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out split and the regressors.")] = 0,
+    plot: Annotated[Optional[Path], typer.Option(help="Draw predicted vs measured for the held-out models to this "
+                                                 "PNG file (log-log, ±10% band, MACs baseline beside).")] = None,
+) -> None:
+    """Learn a board's latency model from collected per-layer counts: one regressor per operator kind,
+    chosen by cross-validation grouped by model, plus the per-inference overhead. Reports held-out
+    accuracy beside the MACs baseline and writes the model file `hwbench predict` uses."""
+    from latency_models.plot import plot_predictions
+    from latency_models.training import fit_from_db
+
+    target = _board(board)
+    if plot is not None and test_fraction == 0:
+        raise HwbenchError("--plot draws the held-out models: give --test-fraction above 0")
+    with err.status(f"fitting the latency model of {target.name} from {db} …"):
+        result = fit_from_db(db, target.name, test_fraction=test_fraction, seed=seed, clock_hz=target.clock_hz)
+    result.save(out_file)
+    train, test, model = result.train, result.test, result.model
+    ignored = "; ".join(f"{n} left out: {why}" for why, n in train.ignored.items())
+    out.print(f"{target.name}: trained on {len(train)} models ({model.n_layers_:,} layers), {len(test)} held out "
+              f"(seed {seed}); counts in {train.unit}, runtime {train.runtime_hash}" + (f" ({ignored})" if ignored else ""))
+    if result.metrics:
+        table = Table("predictor", "MAPE", "RMSPE", "R²", "within ±5%", "within ±10%", "worst",
+                      title=f"held-out models ({len(test)})")
+        for name, label in (("learned", "learned (per layer)"), ("baseline", "MACs baseline")):
+            m = result.metrics[name]
+            table.add_row(label, f"{m['mape']:.2f}%", f"{m['rmspe']:.2f}%", f"{m['r2']:.6f}", f"{m['within_5']:.1%}",
+                          f"{m['within_10']:.1%}", f"{m['max_error']:.2f}%")
+        out.print(table)
+        table = Table("operator", "regressor", "CV error", "layers", "share of count", "layer MAPE", "bias",
+                      "model error", title="per operator, held-out layers (errors as % of the layer; model error: "
+                                           "mean share of a model's count mispredicted)")
+        for row in result.per_operator:
+            report = model.kind_reports_.get(row["kind"])
+            cv = f"{report.cv_error[report.chosen] * 100:.3f}%" if report else ""
+            table.add_row(row["kind"], row["regressor"], cv, str(row["layers"]), f"{row['count_share']:.2f}%",
+                          f"{row['layer_mape']:.2f}%", f"{row['bias']:+.2f}%", f"{row['model_error_share']:.3f}%")
+        out.print(table)
+    else:
+        out.print("no models held out (--test-fraction 0): no accuracy to report")
+    a, b = model.overhead_
+    out.print(f"per-inference overhead: {a:,.0f} + {b:,.1f} × ops {train.unit}; wrote {out_file}")
+    if plot is not None:
+        plot_predictions(test.totals, result.test_predicted, result.test_baseline, plot,
+                         title=f"{target.name}: {len(test)} held-out models", unit=train.unit)
+        out.print(f"plot: {plot}")
+
+
+@app.command()
+def predict(
+    models: Annotated[list[Path], typer.Argument(help="Full-int8 .tflite models.")],
+    latency_model: Annotated[Path, typer.Option("--latency-model", "-m", help="A latency-model file (hwbench fit "
+                                                "--out writes one).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per model (a list for several).")] = False,
+) -> None:
+    """Predict a model's latency on the latency model's board without running it: per layer and in
+    total, in counts and milliseconds, with the MACs baseline and the peak memory beside it."""
+    import warnings
+
+    from latency_models.artifact import load_artifact
+    from latency_models.prediction import current_runtime_hash, predict_files
+
+    artifact = load_artifact(latency_model)
+    notice = artifact.runtime_warning(current_runtime_hash(artifact.board))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reports = predict_files(artifact, models)
+    for message in [notice] + [str(w.message) for w in caught]:
+        if message:
+            err.print(Text.assemble(("warning: ", "bold yellow"), message), highlight=False, soft_wrap=True)
+    if as_json:
+        print(json.dumps(reports[0] if len(reports) == 1 else reports))
+        return
+    unit, clock = artifact.unit, artifact.metadata.get("clock_hz")
+    for r in reports:
+        table = Table("step", "#", "op", "shapes", "MACs", f"predicted {unit}", "ms", title=r["model"])
+        for l in r["layers"]:
+            table.add_row(str(l["step"]), str(l["index"]), l["op"] + (" *" if l["fallback"] else ""), l["shapes_text"],
+                          f"{l['macs']:,}", f"{l['count']:,.0f}", "" if l["ms"] is None else f"{l['ms']:,.3f}")
+        table.add_section()
+        table.add_row("", "", "overhead", "", "", f"{r['overhead_count']:,.0f}", "")
+        table.add_row("", "", "total", "", f"{r['macs']:,}", f"{r['count']:,.0f}",
+                      "" if r["ms"] is None else f"{r['ms']:,.3f}")
+        out.print(table)
+        at = f" at {clock / 1e6:g} MHz" if clock else ""
+        ms = lambda v: "" if v is None else f" = {v:,.3f} ms{at}"  # noqa: E731
+        out.print(f"{artifact.board}: predicted {r['count']:,.0f} {unit}{ms(r['ms'])}; MACs baseline "
+                  f"{r['baseline_count']:,.0f}{ms(r['baseline_ms'])}; peak memory {r['peak_bytes']:,} B "
+                  f"(arena {r['arena_bytes']:,} B)" + (" — * generic fallback" if r["fallback_ops"] else ""))
+
+
 def _generate(count: int, seed: int, out_dir: Path, jobs: int, bounds) -> list[dict]:
     from hwbench.generate import generate_models
 

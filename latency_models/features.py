@@ -184,12 +184,16 @@ KINDS: dict[str, KindFeatures] = {k.kind: k for k in (
                  _generic),
 )}
 # SUB and MUL run other kernels than ADD with the same loop structure: same features, own regressor.
-_EXTRACTOR = {**KINDS, "SQUEEZE": KINDS["RESHAPE"], "SUB": KINDS["ADD"],
-              "MUL": KINDS["ADD"]}
+# SQUEEZE runs RESHAPE's kernel: same features, same regressor.
+_EXTRACTOR = {**KINDS, "SQUEEZE": KINDS["RESHAPE"], "SUB": KINDS["ADD"], "MUL": KINDS["ADD"]}
+_SAME_KERNEL = {"SQUEEZE": "RESHAPE"}
 
 
 def kind_of(op_type: str) -> str:
-    """The regressor an operator type gets: its own type when it has its own features."""
+    """The regressor an operator type gets: its own type when it has its own features (SQUEEZE
+    shares RESHAPE's), else GENERIC."""
+    if op_type in _SAME_KERNEL:
+        return _SAME_KERNEL[op_type]
     return op_type if op_type in _EXTRACTOR else GENERIC
 
 

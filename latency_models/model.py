@@ -120,11 +120,11 @@ class LatencyModel(BaseEstimator):
 
         The error of a candidate is the mean, over models, of Σ|predicted - measured| / the model's
         total for this kind's layers: the share of a model's latency the kind gets wrong."""
-        folds = min(self.cv_folds, len(np.unique(groups)))
+        folds = grouped_folds(groups, self.cv_folds)
         errors = {}
         for name in self.candidates:
             predicted = np.zeros_like(y)
-            for train, test in GroupKFold(n_splits=folds).split(X, y, groups):
+            for train, test in folds:
                 predicted[test] = make_candidate(name, n_linear, self.random_state).fit(X[train], y[train]).predict(
                     X[test])
             errors[name] = float(np.sum(np.abs(predicted - y) / model_totals) / len(np.unique(groups)))
@@ -202,6 +202,14 @@ class LatencyModel(BaseEstimator):
         from latency_models.artifact import load_artifact
 
         return load_artifact(path, board=board).model
+
+
+def grouped_folds(groups, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs of a K-fold split by model: a model's layers never sit on both
+    sides (layers of one model share its input size and style, so they would leak)."""
+    groups = np.asarray(groups)
+    n_splits = min(n_splits, len(np.unique(groups)))
+    return list(GroupKFold(n_splits=n_splits).split(np.zeros(len(groups)), groups=groups))
 
 
 def extractor_n_linear(kind: str) -> int:

@@ -135,7 +135,6 @@ class CompiledTrees:
         self.depth = int(depth)
         self.base, self.scale, self.n_features = float(base), float(scale), int(n_features)
 
-    @classmethod
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_starts", None)

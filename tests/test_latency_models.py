@@ -1,0 +1,389 @@
+"""Latency models: loop-count features, the regressors and their fast tree walk, fitting with grouped
+cross-validation, the MACs baseline, the artifact's checks, and `hwbench fit` / `hwbench predict`
+on counts collected from real QEMU boards."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from boards import get_board
+from hwbench.cli import main
+from hwbench.costs import op_macs
+from hwbench.graph import Graph, Op, Quantization, Tensor
+from hwbench.memory import memory_report
+from hwbench.results import ResultsDB
+from hwbench.tflite_reader import read_tflite
+from latency_models.artifact import ArtifactError, load_artifact, read_header
+from latency_models.baseline import MacsBaseline
+from latency_models.dataset import load_dataset
+from latency_models.features import GENERIC, KINDS, graph_features, kind_of, same_padding, window_extent
+from latency_models.metrics import accuracy
+from latency_models.model import LatencyModel, grouped_folds
+from latency_models.regressors import CompiledTrees, LoopCountRegressor
+from latency_models.training import fit_dataset
+
+BOARD = "mps2-an386"
+N_MODELS = 30
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory):
+    """N_MODELS generated models measured on the emulated board: (results DB, model files)."""
+    from firmware_runner.collect import collect
+    from hwbench.generate import generate_models
+
+    folder = tmp_path_factory.mktemp("latency")
+    generate_models(N_MODELS, seed=61, out_dir=folder / "models", jobs=2)
+    files = sorted((folder / "models").glob("*.tflite"))
+    db = folder / "results.db"
+    measured = collect(get_board(BOARD), files, ResultsDB(db), repeats=1, jobs=2)
+    assert all(m.status == "measured" and m.verified for m in measured), \
+        [(m.model, m.status, m.reason) for m in measured if m.status != "measured"]
+    return db, files
+
+
+@pytest.fixture(scope="module")
+def dataset(collected):
+    return load_dataset(collected[0], BOARD)
+
+
+@pytest.fixture(scope="module")
+def fitted(dataset):
+    """Fitted on the first 24 models, the last 6 held out."""
+    train, test = dataset.subset(range(24)), dataset.subset(range(24, N_MODELS))
+    model = LatencyModel(min_layers=5, cv_folds=3)
+    return fit_dataset(train, test, clock_hz=get_board(BOARD).clock_hz, model=model)
+
+
+@pytest.fixture(scope="module")
+def artifact_file(fitted, tmp_path_factory):
+    path = tmp_path_factory.mktemp("artifact") / "an386.latmodel"
+    fitted.save(path)
+    return path
+
+
+def run_cli(capsys, *args):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def one_error_line(code: int, err: str) -> str:
+    assert code == 1 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+# ------------------------------------------------------------------------------ features
+
+
+def kernel_taps(size: int, filter_size: int, out: int, stride: int, pad: int) -> int:
+    """What the kernels' loops do: for each output position, the window taps inside the input."""
+    total = 0
+    for o in range(out):
+        origin = o * stride - pad
+        total += max(min(size - origin, filter_size) - max(-origin, 0), 0)
+    return total
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 8, 13])
+@pytest.mark.parametrize("filter_size", [1, 2, 3, 5, 7])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+def test_window_taps_match_the_kernel_loops(size, filter_size, stride, padding):
+    if padding == "VALID" and filter_size > size:
+        return
+    out = -(-size // stride) if padding == "SAME" else (size - filter_size) // stride + 1
+    pad = same_padding(stride, size, filter_size, out)
+    assert window_extent(size, filter_size, out, stride, pad) == kernel_taps(size, filter_size, out, stride, pad)
+
+
+def _tensor(name, shape, constant=False):
+    q = Quantization(np.array([0.05], dtype=np.float32), np.array([0]))
+    data = np.zeros(shape, dtype=np.int8) if constant else None
+    return Tensor(name, tuple(shape), "int8", q, data)
+
+
+def conv_graph(padding: str, kernel: int, stride: int = 1, size: int = 8, cin: int = 3, cout: int = 4) -> Graph:
+    out = -(-size // stride) if padding == "SAME" else (size - kernel) // stride + 1
+    tensors = [_tensor("x", (1, size, size, cin)), _tensor("w", (cout, kernel, kernel, cin), constant=True),
+               _tensor("y", (1, out, out, cout))]
+    op = Op("CONV_2D", (0, 1, -1), (2,), {"padding": padding, "stride_h": stride, "stride_w": stride,
+                                         "fused_activation_function": "RELU"})
+    return Graph(tensors, [op], (0,), (2,), "conv")
+
+
+def test_conv_features_count_only_the_taps_inside_the_input():
+    names = KINDS["CONV_2D"].names
+    valid = conv_graph("VALID", 3)
+    row = dict(zip(names, graph_features(valid).kinds["CONV_2D"][1][0]))
+    assert row["macs_inside"] == op_macs(valid, valid.ops[0]) == 6 * 6 * 4 * 3 * 3 * 3
+    same = conv_graph("SAME", 3)
+    row = dict(zip(names, graph_features(same).kinds["CONV_2D"][1][0]))
+    # 8 output columns see 3+3+3+3+3+3+2+2 = 22 taps, not 24; rows the same: 22 × 22 per output channel.
+    assert row["macs_inside"] == 22 * 22 * 4 * 3 < op_macs(same, same.ops[0])
+    assert row["outputs"] == 8 * 8 * 4 and row["window_rows"] == 22 * 8 * 4 and row["window_taps"] == 22 * 22 * 4
+
+
+def test_ops_are_grouped_by_kind_and_unknown_ops_get_generic_features():
+    graph = conv_graph("SAME", 3)
+    graph.tensors.append(_tensor("z", (1, 8, 8, 8)))
+    graph.ops.append(Op("CONCATENATION", (2, 2), (3,), {"axis": 3}))
+    graph.outputs = (3,)
+    features = graph_features(graph)
+    assert kind_of("CONCATENATION") == GENERIC and kind_of("SQUEEZE") == "RESHAPE"
+    assert sorted(features.kinds) == ["CONV_2D", GENERIC]
+    indices, X = features.kinds[GENERIC]
+    assert list(indices) == [1] and X.shape == (1, len(KINDS[GENERIC].names))
+    assert dict(zip(KINDS[GENERIC].names, X[0]))["output_elements"] == 8 * 8 * 8
+
+
+# ------------------------------------------------------------------------------ regressors
+
+
+def test_compiled_trees_predict_exactly_what_scikit_learn_predicts():
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+
+    rng = np.random.default_rng(3)
+    X = rng.random((300, 6)) * 50
+    y = np.sin(X[:, 0]) + X[:, 2] * (X[:, 4] > 20)
+    boost = GradientBoostingRegressor(n_estimators=40, max_depth=3, random_state=0).fit(X, y)
+    forest = RandomForestRegressor(n_estimators=20, random_state=0).fit(X, y)
+    X_new = rng.random((200, 6)) * 70  # beyond the training range too
+    np.testing.assert_allclose(CompiledTrees.from_gradient_boosting(boost, 6).predict(X_new), boost.predict(X_new),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(CompiledTrees.from_forest(forest, 6).predict(X_new), forest.predict(X_new),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_loop_count_regressor_recovers_costs_per_loop_trip():
+    rng = np.random.default_rng(4)
+    X = np.column_stack([np.ones(200), rng.integers(1, 500, 200), rng.integers(1, 10**6, 200), rng.random(200)])
+    y = X[:, :3] @ np.array([900.0, 37.0, 6.0])
+    regressor = LoopCountRegressor(n_linear=3).fit(X, y)
+    np.testing.assert_allclose(regressor.coef_, [900.0, 37.0, 6.0], rtol=1e-6)
+    big = np.array([[1.0, 10_000, 10**8, 0.0]])  # far past anything seen: a linear cost model extrapolates
+    assert regressor.predict(big)[0] == pytest.approx(900 + 370_000 + 6 * 10**8, rel=1e-6)
+
+
+def test_macs_baseline_fits_a_line_and_minimises_percentage_error():
+    baseline = MacsBaseline().fit([1e3, 1e4, 1e5, 1e6], [2e4, 1.1e5, 1.01e6, 1.0e7])
+    assert baseline.intercept_ == pytest.approx(1e4, rel=1e-6) and baseline.slope_ == pytest.approx(10, rel=1e-6)
+    macs = np.array([1e3, 1e4, 1e5, 1e6, 2e6])
+    totals = np.array([2e4, 1.1e5, 1.01e6, 1.0e7, 5e7])  # one outlier: least squares would chase it
+    fitted = MacsBaseline().fit(macs, totals)
+    assert accuracy(totals, fitted.predict(macs))["mape"] < accuracy(totals, 2e4 + 24.0 * macs)["mape"]
+
+
+def test_cross_validation_never_splits_a_model():
+    groups = np.repeat(np.arange(12), np.arange(1, 13))  # 12 models with 1..12 layers
+    folds = grouped_folds(groups, 5)
+    assert len(folds) == 5
+    for train, test in folds:
+        assert not set(groups[train]) & set(groups[test])
+    assert sorted(np.concatenate([test for _, test in folds])) == list(range(len(groups)))
+
+
+# ------------------------------------------------------------------------------ fitting on board counts
+
+
+def test_the_dataset_holds_verified_counts_of_every_op(dataset):
+    assert len(dataset) == N_MODELS and dataset.unit == "instructions" and dataset.board == BOARD
+    for graph, counts, total in zip(dataset.graphs, dataset.layer_counts, dataset.totals):
+        assert counts.shape == (len(graph.ops),) and (counts > 0).all() and total > counts.sum()
+
+
+def test_learned_model_predicts_held_out_models_and_beats_the_macs_baseline(fitted):
+    learned, baseline = fitted.metrics["learned"], fitted.metrics["baseline"]
+    assert learned["n"] == N_MODELS - 24
+    assert learned["within_10"] == 1.0 and learned["mape"] < 3.0
+    assert learned["mape"] < baseline["mape"] and learned["r2"] > baseline["r2"]
+    model = fitted.model
+    assert model.n_models_ == 24 and model.n_layers_ == sum(len(g.ops) for g in fitted.train.graphs)
+    for kind, report in model.kind_reports_.items():
+        assert report.chosen in report.cv_error and set(report.cv_error) == set(model.candidates)
+        assert report.cv_error[report.chosen] <= min(report.cv_error.values()) * 1.05 + 1e-9
+
+
+def test_model_prediction_is_the_sum_of_layers_plus_the_fitted_overhead(fitted):
+    model, train = fitted.model, fitted.train
+    # The interpreter's own cost is a + b × ops exactly; the fit finds it from the totals.
+    residual = train.totals - np.array([c.sum() for c in train.layer_counts])
+    ops = np.array([len(g.ops) for g in train.graphs])
+    a, b = model.overhead_
+    assert np.abs(a + b * ops - residual).max() < 2 and b > 0
+    graph = fitted.test.graphs[0]
+    prediction = model.predict(graph)
+    assert isinstance(prediction, float)
+    assert prediction == pytest.approx(model.predict_layers(graph).sum() + a + b * len(graph.ops))
+    assert model.predict(graph) == prediction  # the second call uses the cached features
+
+
+def test_a_kind_without_training_data_falls_back_to_the_generic_regressor(fitted):
+    graph = conv_graph("SAME", 3)
+    graph.tensors.append(_tensor("z", (1, 8, 8, 8)))
+    graph.ops.append(Op("CONCATENATION", (2, 2), (3,), {"axis": 3}))
+    graph.outputs = (3,)
+    assert fitted.model.fallback_kinds(graph) == {"CONCATENATION"}
+    layers = fitted.model.predict_layers(graph)
+    assert np.isfinite(layers).all() and (layers > 0).all()
+
+
+@pytest.mark.parametrize("name", ["kws", "ad"])
+def test_mlperf_tiny_model_is_predicted_within_ten_percent(name, fitted, mlperf_model):
+    """Trained on 24 small random models only, yet a real model (larger than most of them) is
+    predicted within ±10% of what the board counts; the MACs line is further off."""
+    from firmware_runner.backends import QemuBackend
+    from firmware_runner.collect import measure
+    from firmware_runner.firmware import build_firmware
+
+    board = get_board(BOARD)
+    path = mlperf_model(name)
+    measured = measure(path, board, build_firmware(board), QemuBackend(board), repeats=1)
+    assert measured.status == "measured" and measured.verified
+    graph = read_tflite(path)
+    predicted = fitted.model.predict(graph)
+    assert abs(predicted - measured.count) / measured.count < 0.10
+    assert abs(predicted - measured.count) < abs(fitted.baseline.predict_graph(graph) - measured.count)
+
+
+# ------------------------------------------------------------------------------ artifact
+
+
+def test_artifact_round_trip_keeps_predictions_and_metadata(fitted, artifact_file):
+    artifact = load_artifact(artifact_file, board=BOARD)
+    meta = artifact.metadata
+    for key in ("board", "unit", "runtime_hash", "feature_schema", "n_models", "n_layers", "held_out",
+                "hwbench_version", "baseline", "clock_hz", "regressors", "per_operator"):
+        assert key in meta, key
+    assert meta["n_models"] == 24 and meta["held_out"]["learned"]["n"] == N_MODELS - 24
+    assert meta["runtime_hash"] == fitted.train.runtime_hash
+    loaded = LatencyModel.load(artifact_file)
+    for graph in fitted.test.graphs:
+        assert loaded.predict(graph) == pytest.approx(fitted.model.predict(graph), rel=1e-12)
+    assert artifact.baseline.slope_ == pytest.approx(fitted.baseline.slope_)
+    assert artifact.runtime_warning(meta["runtime_hash"]) is None
+    assert "runtime" in artifact.runtime_warning("0123456789abcdef")
+
+
+def test_damaged_artifacts_are_clear_errors(artifact_file, tmp_path):
+    data = artifact_file.read_bytes()
+    flipped = bytearray(data)
+    flipped[-100] ^= 0x40
+    cases = {
+        "checksum": bytes(flipped),
+        "truncated": data[:-500],
+        "not a hwbench latency model": b"\x80\x04garbage" + data[30:],
+        "unreadable header": data.replace(b'{"metadata"', b'{"metadatX', 1),
+    }
+    for expected, content in cases.items():
+        path = tmp_path / "bad.latmodel"
+        path.write_bytes(content)
+        with pytest.raises(ArtifactError, match=expected):
+            load_artifact(path)
+    with pytest.raises(ArtifactError, match="no such latency-model file"):
+        load_artifact(tmp_path / "missing.latmodel")
+
+
+def test_artifact_of_another_schema_or_board_is_refused(artifact_file, tmp_path):
+    with pytest.raises(ArtifactError, match=f"board {BOARD}, not mps2-an500"):
+        load_artifact(artifact_file, board="mps2-an500")
+    header, payload = read_header(artifact_file)
+    header.pop("_payload_ok")
+    header["metadata"]["feature_schema"] = 999
+    other = tmp_path / "schema.latmodel"
+    first = artifact_file.read_bytes().split(b"\n", 1)[0]
+    other.write_bytes(first + b"\n" + json.dumps(header).encode() + b"\n" + payload)
+    with pytest.raises(ArtifactError, match="feature schema 999"):
+        load_artifact(other)
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def test_cli_fit_reports_both_predictors_and_writes_a_usable_model(collected, tmp_path, capsys):
+    db, files = collected
+    out_file, plot = tmp_path / "m.latmodel", tmp_path / "fit.png"
+    code, out, err = run_cli(capsys, "fit", "--db", db, "--board", BOARD, "--out", out_file, "--test-fraction",
+                             "0.2", "--seed", "1", "--plot", plot)
+    assert code == 0, err
+    assert "trained on 24 models" in out and "6 held out" in out
+    for text in ("MAPE", "RMSPE", "R²", "within ±5%", "within ±10%", "learned", "MACs baseline", "CONV_2D",
+                 "per-inference overhead"):
+        assert text in out, text
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert load_artifact(out_file).metadata["n_test_models"] == 6
+
+
+def test_cli_predict_json_has_the_promised_keys(artifact_file, collected, capsys):
+    _, files = collected
+    code, out, err = run_cli(capsys, "predict", files[0], "--latency-model", artifact_file, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert {"model", "count", "unit", "ms", "baseline_count", "peak_bytes", "layers"} <= set(report)
+    graph = read_tflite(files[0])
+    assert report["unit"] == "instructions" and report["ms"] == pytest.approx(report["count"] / 25e6 * 1e3)
+    assert report["peak_bytes"] == memory_report(graph).peak_bytes
+    assert len(report["layers"]) == len(graph.ops)
+    assert report["count"] == pytest.approx(sum(l["count"] for l in report["layers"]) + report["overhead_count"])
+    code, out, _ = run_cli(capsys, "predict", files[0], files[1], "-m", artifact_file, "--json")
+    reports = json.loads(out)
+    assert code == 0 and isinstance(reports, list) and [r["model"] for r in reports] == [str(files[0]), str(files[1])]
+    code, out, _ = run_cli(capsys, "predict", files[0], "-m", artifact_file)
+    assert code == 0 and "predicted" in out and "MACs baseline" in out and "peak memory" in out
+
+
+def test_cli_predict_warns_when_the_board_runtime_changed(fitted, collected, tmp_path, capsys):
+    stale = tmp_path / "stale.latmodel"
+    from latency_models.artifact import save_artifact
+
+    save_artifact(fitted.model, {**fitted.metadata(), "runtime_hash": "0000000000000000"}, stale)
+    code, out, err = run_cli(capsys, "predict", collected[1][0], "-m", stale, "--json")
+    assert code == 0 and json.loads(out)["count"] > 0
+    assert "warning:" in err and "0000000000000000" in err
+
+
+def _db_with(collected, path: Path, keep: int | None = None, status: str | None = None) -> Path:
+    db = path
+    shutil.copy(collected[0], db)
+    with sqlite3.connect(db) as c:
+        c.execute("PRAGMA foreign_keys = ON")
+        if keep is not None:
+            c.execute("DELETE FROM measurements WHERE id NOT IN (SELECT id FROM measurements ORDER BY id LIMIT ?)",
+                      (keep,))
+        if status is not None:
+            c.execute("UPDATE measurements SET status = ?, verified = NULL, reason = 'test'", (status,))
+    return db
+
+
+def test_bad_inputs_to_fit_and_predict_are_one_line_errors(collected, artifact_file, tmp_path, capsys):
+    out_file = tmp_path / "m.latmodel"
+    fit = lambda db, board=BOARD: run_cli(capsys, "fit", "--db", db, "--board", board, "--out", out_file)  # noqa
+
+    err = one_error_line(*fit(tmp_path / "missing.db")[::2])
+    assert "no such results database" in err
+    empty = tmp_path / "empty.db"
+    ResultsDB(empty).close()
+    assert "no measurements for board" in one_error_line(*fit(empty)[::2])
+    assert "it has mps2-an386" in one_error_line(*fit(collected[0], "mps2-an500")[::2])
+    unverified = _db_with(collected, tmp_path / "unverified.db", status="failed")
+    assert "verified" in one_error_line(*fit(unverified)[::2])
+    few = _db_with(collected, tmp_path / "few.db", keep=5)
+    assert "too few" in one_error_line(*fit(few)[::2])
+    assert not out_file.exists()
+
+    garbage = tmp_path / "garbage.latmodel"
+    garbage.write_bytes(b"\x00" * 300)
+    code, _, err = run_cli(capsys, "predict", collected[1][0], "-m", garbage)
+    assert "not a hwbench latency model" in one_error_line(code, err)
+    code, _, err = run_cli(capsys, "predict", tmp_path / "nope.tflite", "-m", artifact_file)
+    assert "no such file" in one_error_line(code, err)
