@@ -69,7 +69,7 @@ def load_dataset(db_path: str | Path, board: str, runtime_hash: str | None = Non
         if usable.empty:
             raise HwbenchError(f"{db_path}: none of the {len(frame)} measurement(s) of board {board} is verified "
                                f"(bit-exact with the TFLite reference); nothing to learn from")
-        hashes = usable.sort_values("created")["runtime_hash"]
+        hashes = usable.sort_values(["created", "id"])["runtime_hash"]
         if runtime_hash is None:
             runtime_hash = str(hashes.iloc[-1])
         elif runtime_hash not in set(hashes):
@@ -81,14 +81,16 @@ def load_dataset(db_path: str | Path, board: str, runtime_hash: str | None = Non
             ignored["not measured or not verified"] = len(frame) - len(usable)
         if len(usable) > len(chosen):
             ignored["another runtime"] = len(usable) - len(chosen)
-        # Per-layer rows of exactly the chosen measurements (a model may be measured under several runtimes).
-        ids = tuple(int(i) for i in chosen["id"])
+        # Per-layer rows and model files of exactly the chosen measurements (a model may also be
+        # measured under other runtimes).
+        chosen_only = ("FROM measurements m WHERE m.board = ? AND m.runtime_hash = ? AND m.status = 'measured'"
+                       " AND m.verified = 1")
         rows = store.connection.execute(
-            f"SELECT measurement_id, op_index, count FROM layers WHERE measurement_id IN ({','.join('?' * len(ids))})",
-            ids).fetchall()
+            f"SELECT l.measurement_id, l.op_index, l.count FROM layers l WHERE l.measurement_id IN (SELECT m.id "
+            f"{chosen_only})", (board, runtime_hash)).fetchall()
         blobs = dict(store.connection.execute(
-            f"SELECT sha256, tflite FROM models WHERE sha256 IN ({','.join('?' * len(chosen))})",
-            tuple(chosen["sha256"])).fetchall())
+            f"SELECT sha256, tflite FROM models WHERE sha256 IN (SELECT m.model_sha256 {chosen_only})",
+            (board, runtime_hash)).fetchall())
     finally:
         store.close()
     per_measurement: dict[int, list[tuple[int, float]]] = {}

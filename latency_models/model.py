@@ -183,7 +183,7 @@ class LatencyModel(BaseEstimator):
             raise HwbenchError("this LatencyModel is not fitted: call fit() or LatencyModel.load(path)")
 
     def __getstate__(self):
-        state = self.__dict__.copy()
+        state = super().__getstate__()  # scikit-learn's: records its version, checked on loading
         state.pop("_cache", None)  # weak references do not pickle; a loaded model starts a new cache
         return state
 

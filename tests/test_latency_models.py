@@ -5,7 +5,6 @@ on counts collected from real QEMU boards."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from boards import get_board
 from hwbench.cli import main
 from hwbench.costs import op_macs
+from hwbench.errors import HwbenchError
 from hwbench.graph import Graph, Op, Quantization, Tensor
 from hwbench.memory import memory_report
 from hwbench.results import ResultsDB
@@ -76,6 +76,13 @@ def run_cli(capsys, *args):
         main([str(a) for a in args])
     captured = capsys.readouterr()
     return exit_info.value.code, captured.out, captured.err
+
+
+def copy_db(source: Path, target: Path) -> Path:
+    """A consistent copy of a results DB (it is in WAL mode: the file alone may lag behind)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    return target
 
 
 def one_error_line(code: int, err: str) -> str:
@@ -200,6 +207,20 @@ def test_the_dataset_holds_verified_counts_of_every_op(dataset):
     assert len(dataset) == N_MODELS and dataset.unit == "instructions" and dataset.board == BOARD
     for graph, counts, total in zip(dataset.graphs, dataset.layer_counts, dataset.totals):
         assert counts.shape == (len(graph.ops),) and (counts > 0).all() and total > counts.sum()
+
+
+def test_counts_of_different_runtime_builds_are_never_mixed(collected, tmp_path):
+    db = copy_db(collected[0], tmp_path / "two-runtimes.db")
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE measurements SET runtime_hash = 'older', created = '2000-01-01 00:00:00' "
+                  "WHERE id IN (SELECT id FROM measurements ORDER BY id LIMIT 12)")
+    latest = load_dataset(db, BOARD)
+    assert len(latest) == N_MODELS - 12 and latest.runtime_hash != "older"
+    assert latest.ignored == {"another runtime": 12}
+    older = load_dataset(db, BOARD, runtime_hash="older")
+    assert len(older) == 12 and not set(older.sha256) & set(latest.sha256)
+    with pytest.raises(HwbenchError, match="no verified measurements .* with runtime nope"):
+        load_dataset(db, BOARD, runtime_hash="nope")
 
 
 def test_learned_model_predicts_held_out_models_and_beats_the_macs_baseline(fitted):
@@ -353,8 +374,7 @@ def test_cli_predict_warns_when_the_board_runtime_changed(fitted, collected, tmp
 
 
 def _db_with(collected, path: Path, keep: int | None = None, status: str | None = None) -> Path:
-    db = path
-    shutil.copy(collected[0], db)
+    db = copy_db(collected[0], path)
     with sqlite3.connect(db) as c:
         c.execute("PRAGMA foreign_keys = ON")
         if keep is not None:
