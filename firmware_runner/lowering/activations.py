@@ -12,24 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from hwbench.graph import Graph, Op, Tensor
-from firmware_runner.lowering.base import Lowered, Unsupported, pack, per_tensor, require_dtypes
+from firmware_runner.lowering.base import Lowered, Unsupported, pack, unary
 from firmware_runner.lowering.quantize import requantization_multiplier
 from firmware_runner.quantization import INT8_MAX, INT8_MIN, quantize_multiplier, round_half_away, scale, zero_point
 
 _INT32_LIMIT = 1 << 31
-
-
-def _unary(graph: Graph, op: Op) -> tuple[Tensor, Tensor]:
-    """The op's int8 input and output, both quantized per tensor."""
-    if len(op.inputs) != 1 or len(op.outputs) != 1:
-        raise Unsupported(f"{len(op.inputs)} inputs and {len(op.outputs)} outputs (one each expected)")
-    require_dtypes(graph, op)
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    per_tensor(x, "input")
-    per_tensor(y, "output")
-    if x.size != y.size:
-        raise Unsupported(f"output {y.shape} for input {x.shape}")
-    return x, y
 
 
 def _float32_ratio(numerator: np.float32, denominator: np.float32) -> float:
@@ -48,7 +35,7 @@ def _quantized_bound(value: float, y: Tensor) -> int:
 def _requantize_and_clamp(graph: Graph, op: Op, act_max: float | None) -> bytes:
     """The RELU/RELU6 kernel parameters (relu_params in runtime/kernels/relu.c): the multiplier of
     ReluPrepare and the clamp of QuantizedReluX, for activation range [0, act_max]."""
-    x, y = _unary(graph, op)
+    x, y = unary(graph, op)
     multiplier, shift = requantization_multiplier(_float32_ratio(scale(x), scale(y)), "input/output scale ratio")
     act_min = max(INT8_MIN, _quantized_bound(0.0, y))
     act_high = INT8_MAX if act_max is None else min(INT8_MAX, _quantized_bound(act_max, y))
@@ -67,7 +54,7 @@ def lower_relu6(graph: Graph, op: Op) -> Lowered:
 
 
 def lower_leaky_relu(graph: Graph, op: Op) -> Lowered:
-    x, y = _unary(graph, op)
+    x, y = unary(graph, op)
     alpha = np.float32(op.options.get("alpha", 0.2))  # the schema's default
     if not np.isfinite(alpha) or alpha < 0:
         raise Unsupported(f"alpha {float(alpha):.6g} (TFLite's multipliers need a finite alpha >= 0)")
@@ -88,7 +75,7 @@ def _int16_multiplier(multiplier: int) -> int:
 
 
 def lower_hard_swish(graph: Graph, op: Op) -> Lowered:
-    x, y = _unary(graph, op)
+    x, y = unary(graph, op)
     # HardSwishPrepare, in float32 throughout.
     hires_input_scale = np.float32(np.float32(1.0 / 128.0) * scale(x))
     reluish_scale = np.float32(np.float32(3.0) / np.float32(32768.0))

@@ -57,5 +57,18 @@ def per_tensor(tensor: Tensor, what: str) -> None:
         raise Unsupported(f"{what} tensor {tensor.name!r} without per-tensor quantization")
 
 
+def unary(graph: Graph, op: Op) -> tuple[Tensor, Tensor]:
+    """The op's int8 input and output, quantized per tensor, of the same shape."""
+    if len(op.inputs) != 1 or len(op.outputs) != 1:
+        raise Unsupported(f"{len(op.inputs)} inputs and {len(op.outputs)} outputs (one each expected)")
+    require_dtypes(graph, op)
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    per_tensor(x, "input")
+    per_tensor(y, "output")
+    if tuple(x.shape) != tuple(y.shape):
+        raise Unsupported(f"output shape {y.shape} for input shape {x.shape}")
+    return x, y
+
+
 def int32_array(values: Sequence[int]) -> np.ndarray:
     return np.asarray(values, dtype=np.int32)

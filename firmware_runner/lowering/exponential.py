@@ -23,26 +23,13 @@ from typing import Callable
 import numpy as np
 
 from hwbench.graph import Graph, Op, Tensor
-from firmware_runner.lowering.base import Lowered, Unsupported, pack, per_tensor, require_dtypes
+from firmware_runner.lowering.base import Lowered, Unsupported, pack, unary
 from firmware_runner.quantization import INT8_MAX, INT8_MIN, quantize_multiplier, round_half_away, scale, zero_point
 
 SCALED_DIFF_INTEGER_BITS = 5  # the Q5.26 format of the scaled input differences
 MAX_REAL_MULTIPLIER = float((1 << 31) - 1)  # PreprocessSoftmaxScaling's cap
 LOG_SOFTMAX_MAX_DEPTH = 4095  # 4096 exps of 1.0 overflow TFLite's Q12.19 sum (log_softmax.c)
 _INT32_LIMIT = 1 << 31
-
-
-def _unary(graph: Graph, op: Op) -> tuple[Tensor, Tensor]:
-    """The op's int8 input and output, quantized per tensor, of the same shape."""
-    if len(op.inputs) != 1 or len(op.outputs) != 1:
-        raise Unsupported(f"{len(op.inputs)} inputs and {len(op.outputs)} outputs (one each expected)")
-    require_dtypes(graph, op)
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    per_tensor(x, "input")
-    per_tensor(y, "output")
-    if tuple(x.shape) != tuple(y.shape):
-        raise Unsupported(f"output shape {y.shape} for input shape {x.shape}")
-    return x, y
 
 
 def _quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
@@ -70,7 +57,7 @@ def _softmax_scaling(beta: float, input_scale: np.float32) -> tuple[int, int, in
 
 
 def lower_softmax(graph: Graph, op: Op) -> Lowered:
-    x, y = _unary(graph, op)
+    x, y = unary(graph, op)
     if len(x.shape) < 1:
         raise Unsupported("a scalar input (softmax needs an axis)")
     if zero_point(y) != -128 or abs(float(scale(y)) - 1 / 256) > 0.001 / 256:
@@ -83,7 +70,7 @@ def lower_softmax(graph: Graph, op: Op) -> Lowered:
 
 
 def lower_log_softmax(graph: Graph, op: Op) -> Lowered:
-    x, y = _unary(graph, op)
+    x, y = unary(graph, op)
     if len(x.shape) < 1:
         raise Unsupported("a scalar input (log-softmax needs an axis)")
     if zero_point(y) != 127 or float(scale(y)) != 16 / 256:
@@ -142,7 +129,7 @@ def lookup_table(x: Tensor, y: Tensor, transform: Callable[[np.float32], np.floa
 
 
 def lower_logistic(graph: Graph, op: Op) -> Lowered:
-    x, y = _unary(graph, op)
+    x, y = unary(graph, op)
     if float(scale(y)) != 1 / 256:
         raise Unsupported(f"output scale {float(scale(y))!r} (TFLite requires 1/256)")
     # No parameters: runtime/kernels/logistic.c reads only the table.
@@ -150,7 +137,7 @@ def lower_logistic(graph: Graph, op: Op) -> Lowered:
 
 
 def lower_tanh(graph: Graph, op: Op) -> Lowered:
-    x, y = _unary(graph, op)
+    x, y = unary(graph, op)
     # No parameters: runtime/kernels/tanh.c reads only the table.
     return Lowered("TANH", [op.inputs[0], lookup_table(x, y, _tanh)])
 
