@@ -73,3 +73,20 @@ def mixed_operator_model(seed: int = 0) -> bytes:
         return L.ReLU(max_value=6.0)(L.Add()([r, r]))
 
     return int8_model(build, [(6, 6, 2), (6, 6, 2)], seed=seed, float_io=True)
+
+
+def with_params(blob: bytes, step: int, field: int, value: int) -> bytes:
+    """The plan with int32 `field` of the step-th op's parameter struct set to `value`, CRC redone:
+    a damaged plan that reaches the kernel's own checks."""
+    import struct
+    import zlib
+
+    from firmware_runner.plan import HEADER, OP
+
+    out = bytearray(blob)
+    ops_at = HEADER.unpack_from(out)[11]
+    params_at, params_size = OP.unpack_from(out, ops_at + step * OP.size)[6:8]
+    assert 4 * field < params_size
+    struct.pack_into("<i", out, params_at + 4 * field, value)
+    struct.pack_into("<I", out, 12, zlib.crc32(out[16:]))
+    return bytes(out)

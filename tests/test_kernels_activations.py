@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keras_ops import assert_bit_exact, int8_model, op_types
-from test_kernels_quantize import io_tensors, run_plan, with_params, with_quantization
+from keras_ops import assert_bit_exact, int8_model, op_types, with_params
+from test_kernels_quantize import io_tensors, run_plan, with_quantization
 
 SHAPE = (16, 16, 4)
 CALIBRATIONS = [(-1.0, 1.0), (0.0, 100.0), (-0.001, 0.001), (-50.0, 50.0), (-1e-6, 1e-6), (2.0, 3.0)]

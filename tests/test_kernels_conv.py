@@ -17,8 +17,6 @@ What the TFLite side does, checked here:
 
 from __future__ import annotations
 
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -26,8 +24,8 @@ import pytest
 from hwbench.errors import PlanError
 from hwbench.tflite_reader import parse_tflite
 from firmware_runner.host import HostRuntime
-from firmware_runner.plan import OP, compile_plan
-from keras_ops import assert_bit_exact, int8_model, op_types
+from firmware_runner.plan import compile_plan
+from keras_ops import assert_bit_exact, int8_model, op_types, with_params
 
 POSITIVE, NEGATIVE, TINY = (0.0, 100.0), (-50.0, -10.0), (-0.001, 0.001)
 FUSED = {None: "NONE", "relu": "RELU", "relu6": "RELU6"}
@@ -222,17 +220,6 @@ def test_fully_connected_accumulator_overflow_wraps_as_in_tflite():
 
 # ---- plans the kernels refuse ---------------------------------------------------------------------
 
-def _with_params(plan_blob: bytes, field: int, value: int) -> bytes:
-    """The plan with int32 field `field` of op 0's parameter struct set to `value`, CRC fixed."""
-    blob = bytearray(plan_blob)
-    ops_at = struct.unpack_from("<I", blob, 32)[0]
-    params_at, params_size = OP.unpack_from(blob, ops_at)[6:8]
-    assert 4 * field < params_size
-    struct.pack_into("<i", blob, params_at + 4 * field, value)
-    struct.pack_into("<I", blob, 12, zlib.crc32(blob[16:]))
-    return bytes(blob)
-
-
 @pytest.fixture(scope="module")
 def small_plans():
     conv = int8_model(lambda x: keras().layers.Conv2D(4, 3, strides=2, padding="same")(x), [(6, 6, 3)])
@@ -258,6 +245,6 @@ def test_kernels_refuse_parameters_that_do_not_fit(small_plans, plan, field, val
     good = small_plans[plan]
     runtime = HostRuntime(good)
     runtime.run([np.zeros(runtime.io(0, 0).shape, np.int8)])  # the plan as compiled runs
-    bad = HostRuntime(_with_params(good.blob, field, value), arena_size=good.arena_size)
+    bad = HostRuntime(with_params(good.blob, 0, field, value), arena_size=good.arena_size)
     with pytest.raises(PlanError, match=refusal):
         bad.run([np.zeros(bad.io(0, 0).shape, np.int8)])

@@ -13,8 +13,6 @@ when a row's exps add up to 512 or more (e.g. 1000 equal inputs); the runtime wr
 from __future__ import annotations
 
 import dataclasses
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -22,9 +20,9 @@ import pytest
 from hwbench.errors import PlanError
 from hwbench.tflite_reader import parse_tflite
 from firmware_runner.host import HostRuntime
-from firmware_runner.plan import HEADER, OP, compile_plan
+from firmware_runner.plan import compile_plan
 from firmware_runner.reference import reference_run
-from keras_ops import assert_bit_exact, int8_model, op_types
+from keras_ops import assert_bit_exact, int8_model, op_types, with_params
 
 SYMMETRIC, POSITIVE, TINY, WIDE = (-1.0, 1.0), (0.0, 100.0), (-0.001, 0.001), (-50.0, 50.0)
 HUGE = (-5000.0, 5000.0)  # input scale ~39: softmax's multiplier reaches TFLite's cap (left shift 31)
@@ -207,16 +205,6 @@ def test_softmax_beta_too_small_for_the_input_scale_is_refused(small_models):
 
 # ---- the kernels' own checks ----------------------------------------------------------------------
 
-def _corrupted_params(blob: bytes, field: int, value: int) -> bytes:
-    """The plan with one int32 field of its first op's parameters set to `value`, CRC fixed."""
-    out = bytearray(blob)
-    ops_at = HEADER.unpack_from(blob)[11]
-    params_at = OP.unpack_from(blob, ops_at)[6]
-    struct.pack_into("<i", out, params_at + 4 * field, value)
-    struct.pack_into("<I", out, 12, zlib.crc32(out[16:]))
-    return bytes(out)
-
-
 @pytest.mark.parametrize("op, field, value", [
     ("SOFTMAX", 0, 0), ("SOFTMAX", 0, -(1 << 30)), ("SOFTMAX", 1, -1), ("SOFTMAX", 1, 32), ("SOFTMAX", 2, 1),
     ("LOG_SOFTMAX", 0, (1 << 30) - 1), ("LOG_SOFTMAX", 1, 32), ("LOG_SOFTMAX", 2, 0), ("LOG_SOFTMAX", 3, -1),
@@ -225,7 +213,7 @@ def _corrupted_params(blob: bytes, field: int, value: int) -> bytes:
 def test_bad_parameters_are_refused_by_the_kernel(small_models, op, field, value):
     plan = compile_plan(parse_tflite(small_models[op]))
     assert [p.kernel for p in plan.ops] == [op]
-    runtime = HostRuntime(_corrupted_params(plan.blob, field, value), arena_size=plan.arena_size)
+    runtime = HostRuntime(with_params(plan.blob, 0, field, value), arena_size=plan.arena_size)
     with pytest.raises(PlanError, match="bad parameters"):
         runtime.invoke()
 
@@ -235,6 +223,6 @@ def test_bad_parameters_are_refused_by_the_kernel(small_models, op, field, value
 def test_any_valid_parameters_run(small_models, op, left_shift):
     """Parameters TFLite would never compute but the kernel accepts still give a result."""
     plan = compile_plan(parse_tflite(small_models[op]))
-    blob = _corrupted_params(_corrupted_params(plan.blob, 1, left_shift), 0, 0x7FFFFFFF)
+    blob = with_params(with_params(plan.blob, 0, 1, left_shift), 0, 0, 0x7FFFFFFF)
     runtime = HostRuntime(blob, arena_size=plan.arena_size)
     runtime.run([np.arange(-128, 128, 26, dtype=np.int8).reshape(1, 2, 5)])

@@ -9,13 +9,11 @@ quantization, cut a model down to one operator, corrupt an op's parameter struct
 
 from __future__ import annotations
 
-import struct
-import zlib
 
 import numpy as np
 import pytest
 
-from keras_ops import assert_bit_exact, int8_model, op_types
+from keras_ops import assert_bit_exact, int8_model, op_types, with_params
 
 CALIBRATIONS = [(-1.0, 1.0), (0.0, 100.0), (-0.001, 0.001), (-50.0, 50.0), (-100.0, 1.0), (-5.0, -4.0)]
 
@@ -67,19 +65,6 @@ def io_tensors(model: bytes, index: int = 0) -> tuple[int, int]:
 
     op = parse_tflite(model).ops[index]
     return op.inputs[0], op.outputs[0]
-
-
-def with_params(blob: bytes, step: int, field: int, value: int) -> bytes:
-    """The plan with int32 `field` of the step-th op's parameter struct set to `value`, CRC redone."""
-    from firmware_runner.plan import HEADER, OP
-
-    out = bytearray(blob)
-    ops_at = HEADER.unpack_from(out)[11]
-    params_at, params_size = OP.unpack_from(out, ops_at + step * OP.size)[6:8]
-    assert 4 * field < params_size
-    struct.pack_into("<i", out, params_at + 4 * field, value)
-    struct.pack_into("<I", out, 12, zlib.crc32(out[16:]))
-    return bytes(out)
 
 
 def run_plan(blob: bytes, model: bytes) -> None:

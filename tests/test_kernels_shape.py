@@ -11,8 +11,6 @@ UpSampling2D converts to TILE, not RESIZE_NEAREST_NEIGHBOR, so it has no test he
 from __future__ import annotations
 
 import dataclasses
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -20,8 +18,8 @@ import pytest
 from hwbench.errors import PlanError
 from hwbench.tflite_reader import parse_tflite
 from firmware_runner.host import HostRuntime
-from firmware_runner.plan import HEADER, OP, compile_plan
-from keras_ops import assert_bit_exact, int8_model, op_types
+from firmware_runner.plan import compile_plan
+from keras_ops import assert_bit_exact, int8_model, op_types, with_params
 
 # Calibration ranges: a symmetric one, and lopsided ones that put the zero point at an end of int8.
 SYMMETRIC, POSITIVE, NEGATIVE = (-1.0, 1.0), (0.0, 100.0), (-100.0, 0.0)
@@ -190,16 +188,6 @@ def test_resize_nearest(name):
 
 # ---- the kernels' own checks ----------------------------------------------------------------------
 
-def _corrupted_params(blob: bytes, field: int, value: int) -> bytes:
-    """The plan with one int32 field of its first op's parameters set to `value`, CRC fixed."""
-    out = bytearray(blob)
-    ops_at = HEADER.unpack_from(blob)[11]
-    params_at = OP.unpack_from(blob, ops_at)[6]
-    struct.pack_into("<i", out, params_at + 4 * field, value)
-    struct.pack_into("<I", out, 12, zlib.crc32(out[16:]))
-    return bytes(out)
-
-
 @pytest.fixture(scope="module")
 def small_plans():
     """One small plan per kernel of this file, compiled once."""
@@ -221,6 +209,6 @@ def test_bad_parameters_are_refused_by_the_kernel(small_plans, kernel, field, va
     model = small_plans[kernel]
     plan = compile_plan(parse_tflite(model))
     assert [op.kernel for op in plan.ops] == [kernel]
-    runtime = HostRuntime(_corrupted_params(plan.blob, field, value), arena_size=plan.arena_size)
+    runtime = HostRuntime(with_params(plan.blob, 0, field, value), arena_size=plan.arena_size)
     with pytest.raises(PlanError, match="bad parameters|shape mismatch"):
         runtime.invoke()
