@@ -7,6 +7,7 @@
  * The plan compiler computes the two 16-bit multipliers and exponents as HardSwishPrepare does.
  * In place is fine: element i is read before it is written. */
 #include "../hwb_ops.h"
+#include "../hwb_quant.h"
 
 /* Packed by lower_hard_swish in firmware_runner/lowering/activations.py: same fields, same order. */
 typedef struct {
@@ -51,20 +52,15 @@ static int32_t rounding_divide_by_pot16(int32_t x, int32_t exponent) {
     return wrap16((x >> exponent) + (remainder > threshold ? 1 : 0)); /* >> of a negative is arithmetic on gcc */
 }
 
-static int int8_zero_point(int32_t zp) { return zp >= -128 && zp <= 127; }
-
 hwb_status hwb_hard_swish_s8(const hwb_op_args *args) {
-    if (args->input_count != 1 || args->output_count != 1 || args->params_size != sizeof(hard_swish_params))
-        return HWB_ERR_PARAMS;
+    if (!hwb_args_match(args, 1, 1, sizeof(hard_swish_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
-    if (in->data == 0 || out->data == 0 || in->dtype != HWB_INT8 || out->dtype != HWB_INT8 ||
-        hwb_flat_size(in) != hwb_flat_size(out) || in->nbytes != out->nbytes)
-        return HWB_ERR_SHAPE;
+    if (!hwb_same_s8(in, out)) return HWB_ERR_SHAPE;
     const hard_swish_params *p = (const hard_swish_params *)args->params;
     if (p->reluish_multiplier < INT16_LO || p->reluish_multiplier > INT16_HI || p->output_multiplier < INT16_LO ||
         p->output_multiplier > INT16_HI || p->reluish_exponent < -31 || p->reluish_exponent > 30 ||
-        p->output_exponent < -31 || p->output_exponent > 0 || !int8_zero_point(in->zero_point) ||
-        !int8_zero_point(out->zero_point))
+        p->output_exponent < -31 || p->output_exponent > 0 || !hwb_is_int8(in->zero_point) ||
+        !hwb_is_int8(out->zero_point))
         return HWB_ERR_PARAMS;
 
     const int8_t *x = (const int8_t *)in->data;

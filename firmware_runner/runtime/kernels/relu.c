@@ -18,18 +18,13 @@ typedef struct {
     int32_t act_max;
 } relu_params;
 
-static int int8_zero_point(int32_t zp) { return zp >= -128 && zp <= 127; }
-
 hwb_status hwb_relu_s8(const hwb_op_args *args) {
-    if (args->input_count != 1 || args->output_count != 1 || args->params_size != sizeof(relu_params))
-        return HWB_ERR_PARAMS;
+    if (!hwb_args_match(args, 1, 1, sizeof(relu_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
-    if (in->data == 0 || out->data == 0 || in->dtype != HWB_INT8 || out->dtype != HWB_INT8 ||
-        hwb_flat_size(in) != hwb_flat_size(out) || in->nbytes != out->nbytes)
-        return HWB_ERR_SHAPE;
+    if (!hwb_same_s8(in, out)) return HWB_ERR_SHAPE;
     const relu_params *p = (const relu_params *)args->params;
-    if (!hwb_valid_shift(p->shift) || p->act_min < -128 || p->act_min > p->act_max || p->act_max > 127 ||
-        !int8_zero_point(in->zero_point) || !int8_zero_point(out->zero_point))
+    if (!hwb_valid_shift(p->shift) || !hwb_valid_act_s8(p->act_min, p->act_max) ||
+        !hwb_is_int8(in->zero_point) || !hwb_is_int8(out->zero_point))
         return HWB_ERR_PARAMS;
 
     const int8_t *x = (const int8_t *)in->data;
