@@ -16,12 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from boards import get_board
+from hwbench.boards import get_board
 from hwbench.generate import generate_models
 from hwbench.results import ResultsDB
-from firmware_runner.backends import QemuBackend
+from firmware_runner.backends.qemu import QemuBackend
 from firmware_runner.collect import collect, measure
-from firmware_runner.firmware import build_firmware
+from firmware_runner.firmware.build import build_firmware
 
 MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
 BOARDS = ("mps2-an386", "mps2-an500")

@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from boards import get_board  # noqa: E402
+from hwbench.boards import get_board  # noqa: E402
 from hwbench.graph import Graph, Op, Quantization, Tensor  # noqa: E402
 from hwbench.results import ResultsDB  # noqa: E402
 from latency_models.dataset import Dataset, load_dataset  # noqa: E402
@@ -63,7 +63,7 @@ def model_files(folder: Path, count: int, seed: int, jobs: int) -> list[Path]:
 
 def collect_into(board, files: list[Path], db: Path, jobs: int) -> str:
     from firmware_runner.collect import collect
-    from firmware_runner.firmware import build_firmware
+    from firmware_runner.firmware.build import build_firmware
 
     firmware = build_firmware(board)
     recorded = collect(board, files, ResultsDB(db), repeats=1, jobs=jobs)

@@ -20,10 +20,10 @@ import numpy as np
 
 from hwbench.generate import generate_models
 from hwbench.tflite_reader import read_tflite
-from firmware_runner.host import HostRuntime
-from firmware_runner.lowering import LOWERINGS
-from firmware_runner.plan import compile_plan
-from firmware_runner.verify import random_inputs, verify_model
+from firmware_runner.runtime.host import HostRuntime
+from firmware_runner.compiler.lowering import LOWERINGS
+from firmware_runner.compiler.plan import compile_plan
+from firmware_runner.runtime.verify import random_inputs, verify_model
 
 MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
 

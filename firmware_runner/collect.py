@@ -6,6 +6,8 @@ SRAM or flash; run the firmware under a timeout; parse what it printed; recomput
 the host with TFLite's reference kernels for the same seeded input; record counts, verified or
 not. Models run in parallel (`jobs` emulators); only the calling thread writes the DB, one
 transaction per model.
+
+May import: the core and every other part of `firmware_runner` (it is the top of the stack).
 """
 
 from __future__ import annotations
@@ -17,16 +19,16 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from boards import Board
+from hwbench.boards import Board
 from hwbench.costs import graph_cost
 from hwbench.errors import HwbenchError
 from hwbench.results import LayerCount, Measurement, ResultsDB
 from hwbench.tflite_reader import parse_tflite
 from firmware_runner.backends import Backend, backend_for
-from firmware_runner.firmware import RUN_HEADER_SIZE, Firmware, build_firmware
-from firmware_runner.plan import compile_plan
-from firmware_runner.protocol import PROTOCOL_VERSION, BoardReport, input_values, parse_output
-from firmware_runner.reference import reference_run
+from firmware_runner.firmware.build import RUN_HEADER_SIZE, Firmware, build_firmware
+from firmware_runner.compiler.plan import compile_plan
+from firmware_runner.firmware.protocol import PROTOCOL_VERSION, BoardReport, input_values, parse_output
+from firmware_runner.runtime.reference import reference_run
 
 RUN_MAGIC = 0x52425748  # "HWBR", firmware/bench.c
 DEFAULT_REPEATS = 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from boards import Board
+from hwbench.boards import Board
 from hwbench.costs import graph_cost, shape_text
 from hwbench.errors import HwbenchError
 from hwbench.graph import Graph
@@ -53,14 +53,12 @@ def analyze_graph(graph: Graph, model: str, alignment: int = DEFAULT_ALIGNMENT, 
 
 def plot_memory_timeline(result: dict, path: Path) -> None:
     """Per step: input and output bytes as bars, live bytes as a line, the board's SRAM as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot, no backend switch for the caller
 
     layers = result["layers"]
     steps = [l["step"] for l in layers]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(layers) + 2), 4.5))
+    fig = Figure(figsize=(max(6.0, 0.25 * len(layers) + 2), 4.5))
+    ax = fig.subplots()
     ax.bar([s - 0.2 for s in steps], [l["input_bytes"] for l in layers], width=0.4, label="input bytes")
     ax.bar([s + 0.2 for s in steps], [l["output_bytes"] for l in layers], width=0.4, label="output bytes")
     ax.plot(steps, [l["live_bytes"] for l in layers], color="black", marker=".", label="live bytes")
@@ -78,5 +76,3 @@ def plot_memory_timeline(result: dict, path: Path) -> None:
         fig.savefig(path, dpi=110)
     except OSError as e:
         raise HwbenchError(f"{path}: cannot write the plot: {e.strerror or e}") from None
-    finally:
-        plt.close(fig)

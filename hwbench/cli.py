@@ -57,7 +57,7 @@ def _global_options(
 @app.command()
 def boards() -> None:
     """List the bundled boards: core, clock, memory, emulated or real, counter unit."""
-    from boards import list_boards
+    from hwbench.boards import list_boards
 
     table = Table("board", "kind", "core", "FPU", "clock", "flash", "SRAM", "counts", "reached through")
     for b in list_boards():
@@ -140,7 +140,7 @@ def verify(
 ) -> None:
     """Run a model through the hwbench runtime (host build) and TFLite's reference kernels on random
     inputs and compare every layer's output byte for byte. Exit code 0 only when all match."""
-    from firmware_runner.verify import verify_model
+    from firmware_runner.runtime.verify import verify_model
 
     result = verify_model(model, samples=inputs, seed=seed)
     if as_json:
@@ -342,7 +342,7 @@ def _generate(count: int, seed: int, out_dir: Path, jobs: int, bounds) -> list[d
 
 
 def _board(name_or_path: str):
-    from boards import get_board
+    from hwbench.boards import get_board
 
     return get_board(name_or_path)
 

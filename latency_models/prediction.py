@@ -55,13 +55,13 @@ def predict_files(artifact: Artifact, paths: list[Path]) -> list[dict]:
 
 
 def current_runtime_hash(board_name: str) -> str | None:
-    """The runtime hash `hwbench collect` would record on this board now (None when it cannot be
-    known here: no Arm toolchain, or a board without hwbench firmware support)."""
-    from boards import get_board
-    from firmware_runner.firmware import build_firmware
-    from hwbench.errors import HwbenchError
+    """The runtime hash `hwbench collect` would record on this board now, from the sources alone
+    (nothing is compiled); None when the board file is no longer there."""
+    from hwbench.boards import get_board
+    from hwbench.errors import BoardError
+    from hwbench.runtime_hash import runtime_hash
 
     try:
-        return build_firmware(get_board(board_name)).runtime_hash
-    except (HwbenchError, OSError):
+        return runtime_hash(get_board(board_name))
+    except BoardError:
         return None

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from hwbench.generate.build import _quiet_tensorflow, _stderr_captured
-from firmware_runner.verify import Verification, verify_model
+from firmware_runner.runtime.verify import Verification, verify_model
 
 
 def int8_model(build: Callable, shapes: Sequence[tuple[int, ...]], seed: int = 0, float_io: bool = False,
@@ -81,7 +81,7 @@ def with_params(blob: bytes, step: int, field: int, value: int) -> bytes:
     import struct
     import zlib
 
-    from firmware_runner.plan import HEADER, OP
+    from firmware_runner.compiler.plan import HEADER, OP
 
     out = bytearray(blob)
     ops_at = HEADER.unpack_from(out)[11]

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-import boards
-from boards import Board, get_board, list_boards, load_board_file, parse_clock, parse_size
+from hwbench import boards
+from hwbench.boards import Board, get_board, list_boards, load_board_file, parse_clock, parse_size
 from hwbench.errors import BoardError, HwbenchError
 
 KiB = 1024

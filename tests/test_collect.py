@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from boards import get_board
+from hwbench.boards import get_board
 from conftest import MLPERF_TINY
 from hwbench.cli import main
 from hwbench.results import ResultsDB
-from firmware_runner.backends import QemuBackend
+from firmware_runner.backends.qemu import QemuBackend
 from firmware_runner.collect import collect, measure, run_image
-from firmware_runner.firmware import build_firmware
-from firmware_runner.plan import compile_plan
-from firmware_runner.protocol import parse_output
+from firmware_runner.firmware.build import build_firmware
+from firmware_runner.compiler.plan import compile_plan
+from firmware_runner.firmware.protocol import parse_output
 
 EMULATED = ["mps2-an386", "mps2-an500"]
 
@@ -80,7 +80,7 @@ def test_a_model_mixing_fourteen_operators_runs_bit_exact_on_the_board(board_nam
 
 def test_memory_of_a_small_board_skips_what_does_not_fit(ten_models, tmp_path):
     from hwbench.tflite_reader import read_tflite
-    from firmware_runner.firmware import STACK_SIZE
+    from firmware_runner.firmware.build import STACK_SIZE
 
     board = get_board("mps2-an386")
     arenas = sorted(compile_plan(read_tflite(path)).arena_size for path in ten_models)
@@ -149,9 +149,9 @@ def test_a_board_that_never_answers_is_timed_out_and_recorded(ten_models, tmp_pa
 def test_a_hard_fault_is_reported_by_the_fault_handler(tmp_path):
     """The firmware's own start-up and fault handler, with a main that executes an undefined
     instruction: the board prints a FAULT line and stops with exit code 3."""
-    from boards import get_board
-    from firmware_runner.firmware import COMMON_FLAGS, FIRMWARE_DIR, LINK_FLAGS, board_flags
-    from firmware_runner.host import compile_c, runtime_sources
+    from hwbench.boards import get_board
+    from firmware_runner.firmware.build import COMMON_FLAGS, FIRMWARE_DIR, LINK_FLAGS, board_flags
+    from firmware_runner.runtime.host import compile_c, runtime_sources
 
     board = get_board("mps2-an386")
     real = build_firmware(board)

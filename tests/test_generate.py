@@ -11,7 +11,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from boards import get_board
+from hwbench.boards import get_board
 from hwbench.costs import graph_cost
 from hwbench.errors import HwbenchError
 from hwbench.generate import bounds_for, generate_models

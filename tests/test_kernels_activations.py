@@ -57,8 +57,8 @@ def test_activation_after_a_concatenation_runs_in_place_bit_exact(activation):
     reads each element before overwriting it."""
     import keras
     from hwbench.tflite_reader import parse_tflite
-    from firmware_runner.plan import compile_plan
-    from firmware_runner.verify import verify_model
+    from firmware_runner.compiler.plan import compile_plan
+    from firmware_runner.runtime.verify import verify_model
 
     op_type, build = _activation(activation)
     model = int8_model(lambda x: build(keras.layers.Concatenate()([x, x])), [SHAPE], calibration=(-3.0, 3.0))
@@ -109,7 +109,7 @@ def test_dead_relu_with_a_huge_multiplier_is_refused(activation):
     """All-negative calibration over a wide range: the output scale is the converter's minimum and
     input/output is 2^33.8. TFLite's interpreter then shifts by 34 bits (undefined in C++)."""
     from hwbench.errors import PlanError
-    from firmware_runner.verify import verify_model
+    from firmware_runner.runtime.verify import verify_model
 
     op_type, build = _activation(activation)
     model = int8_model(build, [SHAPE], calibration=(-3e4, -2e4))
@@ -121,8 +121,8 @@ def test_hard_swish_refused_where_tflite_refuses_it():
     """An output scale at or below input scale / 128 fails HardSwishPrepare; hwbench says so too."""
     from hwbench.errors import ModelError, PlanError
     from hwbench.tflite_reader import parse_tflite
-    from firmware_runner.plan import compile_plan
-    from firmware_runner.reference import reference_run
+    from firmware_runner.compiler.plan import compile_plan
+    from firmware_runner.runtime.reference import reference_run
 
     _, build = _activation("Activation(hard_swish)")
     model = int8_model(build, [SHAPE], calibration=(-5.0, -4.0))  # hard_swish(x) = 0 there: a tiny output scale
@@ -144,7 +144,7 @@ def test_hard_swish_refused_where_tflite_refuses_it():
 def test_kernel_refuses_bad_parameters(activation, fields):
     from hwbench.errors import PlanError
     from hwbench.tflite_reader import parse_tflite
-    from firmware_runner.plan import compile_plan
+    from firmware_runner.compiler.plan import compile_plan
 
     _, build = _activation(activation)
     model = int8_model(build, [(4, 4)])

@@ -23,8 +23,8 @@ import pytest
 
 from hwbench.errors import PlanError
 from hwbench.tflite_reader import parse_tflite
-from firmware_runner.host import HostRuntime
-from firmware_runner.plan import compile_plan
+from firmware_runner.runtime.host import HostRuntime
+from firmware_runner.compiler.plan import compile_plan
 from keras_ops import assert_bit_exact, int8_model, op_types, with_params
 
 POSITIVE, NEGATIVE, TINY = (0.0, 100.0), (-50.0, -10.0), (-0.001, 0.001)

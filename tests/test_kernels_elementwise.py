@@ -80,8 +80,8 @@ def test_inputs_of_very_different_scales():
 def test_output_written_over_an_input(op):
     """The planner puts the output on top of the full-size input; the kernel must read before writing."""
     from hwbench.tflite_reader import parse_tflite
-    from firmware_runner.plan import compile_plan
-    from firmware_runner.verify import verify_model
+    from firmware_runner.compiler.plan import compile_plan
+    from firmware_runner.runtime.verify import verify_model
 
     model = int8_model(binary(op), [(4, 4, 3), (4, 1, 3)], calibration=(-1.0, 3.0))
     graph = parse_tflite(model)
@@ -95,7 +95,7 @@ def test_output_written_over_an_input(op):
 def test_unsupported_fused_activation_names_the_operator():
     from hwbench.errors import PlanError
     from hwbench.tflite_reader import parse_tflite
-    from firmware_runner.plan import compile_plan
+    from firmware_runner.compiler.plan import compile_plan
 
     graph = parse_tflite(int8_model(binary("ADD"), [(2, 2, 3), (2, 2, 3)]))
     (index,) = [i for i, o in enumerate(graph.ops) if o.type == "ADD"]

@@ -19,9 +19,9 @@ import pytest
 
 from hwbench.errors import PlanError
 from hwbench.tflite_reader import parse_tflite
-from firmware_runner.host import HostRuntime
-from firmware_runner.plan import compile_plan
-from firmware_runner.reference import reference_run
+from firmware_runner.runtime.host import HostRuntime
+from firmware_runner.compiler.plan import compile_plan
+from firmware_runner.runtime.reference import reference_run
 from keras_ops import assert_bit_exact, int8_model, op_types, with_params
 
 SYMMETRIC, POSITIVE, TINY, WIDE = (-1.0, 1.0), (0.0, 100.0), (-0.001, 0.001), (-50.0, 50.0)

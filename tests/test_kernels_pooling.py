@@ -96,7 +96,7 @@ def test_mean_over_other_axes_names_the_operator():
     import keras
     from hwbench.errors import PlanError
     from hwbench.tflite_reader import parse_tflite
-    from firmware_runner.plan import compile_plan
+    from firmware_runner.compiler.plan import compile_plan
 
     model = int8_model(lambda x: keras.ops.mean(x, axis=1), [(4, 4, 3)])
     with pytest.raises(PlanError, match=r"operator 0 \(MEAN\): mean over axes \(1,\) is not supported"):

@@ -70,7 +70,7 @@ def io_tensors(model: bytes, index: int = 0) -> tuple[int, int]:
 def run_plan(blob: bytes, model: bytes) -> None:
     """Runs a (corrupted) plan on zeros through the host runtime; PlanError if a kernel refuses."""
     from hwbench.tflite_reader import parse_tflite
-    from firmware_runner.host import HostRuntime
+    from firmware_runner.runtime.host import HostRuntime
 
     graph = parse_tflite(model)
     HostRuntime(blob).run([np.zeros(graph.tensors[i].shape, graph.tensors[i].dtype) for i in graph.inputs])
@@ -107,9 +107,9 @@ def test_quantize_special_floats_as_the_interpreter_does(calibration):
     (x86's conversion to INT32_MIN, then TFLite's wrapping int32 add); DEQUANTIZE then maps them back."""
     import keras
     from hwbench.tflite_reader import parse_tflite
-    from firmware_runner.host import HostRuntime
-    from firmware_runner.plan import compile_plan
-    from firmware_runner.reference import reference_run
+    from firmware_runner.runtime.host import HostRuntime
+    from firmware_runner.compiler.plan import compile_plan
+    from firmware_runner.runtime.reference import reference_run
 
     model = int8_model(lambda x: keras.layers.Reshape((4096,))(x), [(64, 64)], float_io=True, calibration=calibration)
     graph = parse_tflite(model)
@@ -185,7 +185,7 @@ def test_requantize_with_rewritten_scales_is_bit_exact():
 def test_requantize_by_two_to_the_30_or_more_is_refused():
     """TFLite's interpreter shifts by 31 bits or more there (undefined in C++); hwbench refuses."""
     from hwbench.errors import PlanError
-    from firmware_runner.verify import verify_model
+    from firmware_runner.runtime.verify import verify_model
 
     model = _one_requantize()
     x, y = io_tensors(model)
@@ -197,7 +197,7 @@ def test_per_channel_quantize_is_refused_naming_the_operator():
     import keras
     from hwbench.errors import PlanError
     from hwbench.tflite_reader import parse_tflite
-    from firmware_runner.plan import compile_plan
+    from firmware_runner.compiler.plan import compile_plan
 
     graph = parse_tflite(int8_model(lambda x: keras.layers.Reshape((8,))(x), [(2, 4)], float_io=True))
     index = next(i for i, op in enumerate(graph.ops) if op.type == "QUANTIZE")
@@ -211,7 +211,7 @@ def test_per_channel_quantize_is_refused_naming_the_operator():
 def test_kernel_refuses_a_shift_out_of_range(shift):
     from hwbench.errors import PlanError
     from hwbench.tflite_reader import parse_tflite
-    from firmware_runner.plan import compile_plan
+    from firmware_runner.compiler.plan import compile_plan
 
     model = _one_requantize()
     blob = compile_plan(parse_tflite(model)).blob

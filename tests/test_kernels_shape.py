@@ -17,8 +17,8 @@ import pytest
 
 from hwbench.errors import PlanError
 from hwbench.tflite_reader import parse_tflite
-from firmware_runner.host import HostRuntime
-from firmware_runner.plan import compile_plan
+from firmware_runner.runtime.host import HostRuntime
+from firmware_runner.compiler.plan import compile_plan
 from keras_ops import assert_bit_exact, int8_model, op_types, with_params
 
 # Calibration ranges: a symmetric one, and lopsided ones that put the zero point at an end of int8.

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from boards import get_board
+from hwbench.boards import get_board
 from hwbench.cli import main
 from hwbench.costs import op_macs
 from hwbench.errors import HwbenchError
@@ -267,9 +267,9 @@ def test_a_kind_without_training_data_falls_back_to_the_generic_regressor(fitted
 def test_mlperf_tiny_model_is_predicted_within_ten_percent(name, fitted, mlperf_model):
     """Trained on 24 small random models only, yet a real model (larger than most of them) is
     predicted within ±10% of what the board counts; the MACs line is further off."""
-    from firmware_runner.backends import QemuBackend
+    from firmware_runner.backends.qemu import QemuBackend
     from firmware_runner.collect import measure
-    from firmware_runner.firmware import build_firmware
+    from firmware_runner.firmware.build import build_firmware
 
     board = get_board(BOARD)
     path = mlperf_model(name)

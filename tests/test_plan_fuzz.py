@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from hwbench.tflite_reader import read_tflite
-from firmware_runner.host import SANITIZE_FLAGS, compile_c, runtime_sources
-from firmware_runner.plan import HEADER, OP, compile_plan
+from firmware_runner.runtime.host import SANITIZE_FLAGS, compile_c, runtime_sources
+from firmware_runner.compiler.plan import HEADER, OP, compile_plan
 
 DRIVER = "plan_fuzz_driver.c"
 MUTANTS_PER_PLAN = 600

@@ -27,8 +27,8 @@ def test_runtime_compiles_warning_free_for_cortex_m(target, tmp_path):
     import shutil
     import subprocess
 
-    from firmware_runner.host import runtime_sources
-    from firmware_runner.plan import RUNTIME_DIR
+    from firmware_runner.runtime.host import runtime_sources
+    from firmware_runner.runtime.host import RUNTIME_DIR
 
     assert shutil.which("arm-none-eabi-gcc"), "arm-none-eabi-gcc is installed by make setup"
     cmd = ["arm-none-eabi-gcc", "-std=c99", "-O2", "-mthumb", *CORTEX_M_TARGETS[target], "-Wall", "-Wextra",
@@ -39,15 +39,15 @@ def test_runtime_compiles_warning_free_for_cortex_m(target, tmp_path):
 
 
 def test_host_build_is_warning_free(tmp_path):
-    from firmware_runner.host import CFLAGS, compile_c, runtime_sources
+    from firmware_runner.runtime.host import CFLAGS, compile_c, runtime_sources
 
     compile_c(tmp_path / "lib.so", runtime_sources(), (*CFLAGS, "-shared", "-Werror"))
 
 
 def test_every_op_the_reader_knows_has_a_lowering_and_every_kernel_a_code():
     from hwbench.graph import KNOWN_OPS
-    from firmware_runner.lowering import LOWERINGS
-    from firmware_runner.plan import op_codes
+    from firmware_runner.compiler.lowering import LOWERINGS
+    from firmware_runner.compiler.plan import op_codes
 
     assert set(LOWERINGS) == KNOWN_OPS
     codes = op_codes()  # parsed from runtime/hwb_ops.h
@@ -65,8 +65,8 @@ def test_a_model_mixing_fourteen_operators_with_float_io_is_bit_exact():
 
 
 def test_tflite_multiplier_arithmetic():
-    from firmware_runner.lowering import Unsupported
-    from firmware_runner.quantization import quantize_multiplier, round_half_away
+    from firmware_runner.compiler.lowering import Unsupported
+    from firmware_runner.compiler.quantization import quantize_multiplier, round_half_away
 
     assert [round_half_away(x) for x in (2.5, -2.5, 0.5, -0.5, 0.49999999999999994, 1.4999999999999998)] == \
         [3, -3, 1, -1, 0, 1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import MLPERF_TINY
-from firmware_runner.verify import verify_model
+from firmware_runner.runtime.verify import verify_model
 
 POPULATION = 300
 SAMPLES = 3

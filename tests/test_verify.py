@@ -12,8 +12,8 @@ import pytest
 
 from hwbench.cli import main
 from hwbench.tflite_reader import parse_tflite
-from firmware_runner.plan import HEADER, TENSOR, compile_plan
-from firmware_runner.verify import verify_model
+from firmware_runner.compiler.plan import HEADER, TENSOR, compile_plan
+from firmware_runner.runtime.verify import verify_model
 from keras_ops import int8_model
 
 

@@ -1,5 +1,5 @@
 /* The operators of the plan format: code, name, kernel. This list is the single source of the op
- * codes; the plan compiler (firmware_runner/plan.py) reads it from here. */
+ * codes; the plan compiler (firmware_runner/compiler/plan.py) reads it from here. */
 #ifndef HWB_OPS_H
 #define HWB_OPS_H
 

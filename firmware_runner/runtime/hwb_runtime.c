@@ -1,5 +1,5 @@
 /* The plan interpreter: validates a plan once in hwb_load, then runs its ops in order.
- * Byte layout (all little-endian; firmware_runner/plan.py writes it):
+ * Byte layout (all little-endian; firmware_runner/compiler/plan.py writes it):
  *   header (48 B): magic u32, version u16, header_size u16, total_size u32, crc32 u32 (of bytes
  *     16..total_size), arena_size u32, tensor/op/input/output counts u16 x4, tensors_offset u32,
  *     ops_offset u32, io_offset u32, data_offset u32, data_size u32

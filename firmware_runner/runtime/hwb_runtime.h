@@ -1,4 +1,4 @@
-/* hwbench runtime: executes a plan (see firmware_runner/plan.py for the byte layout) in a
+/* hwbench runtime: executes a plan (see firmware_runner/compiler/plan.py for the byte layout) in a
  * caller-provided arena. C99, no dynamic allocation, no globals: all state is in hwb_context.
  *
  *   hwb_context ctx;

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from boards import Board
+from hwbench.boards import Board
 from hwbench.costs import graph_cost
 from hwbench.errors import HwbenchError
 from hwbench.generate.space import Bounds, sample_architecture

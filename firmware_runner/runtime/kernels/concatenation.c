@@ -6,7 +6,7 @@
 
 #include "../hwb_ops.h"
 
-/* Packed by lower_concatenation in firmware_runner/lowering/shape.py, field for field: keep the two in step. */
+/* Packed by lower_concatenation in firmware_runner/compiler/lowering/shape.py, field for field: keep the two in step. */
 typedef struct {
     int32_t axis; /* 0..rank-1 (the compiler resolves a negative axis) */
 } hwb_concatenation_params;

@@ -1,6 +1,6 @@
 /* What CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (conv2d.c, depthwise_conv2d.c,
  * fully_connected.c) share: operand checks and TFLite's per-channel requantization (the
- * multipliers and shifts the plan compiler computes, firmware_runner/lowering/conv.py). */
+ * multipliers and shifts the plan compiler computes, firmware_runner/compiler/lowering/conv.py). */
 #ifndef HWB_CONV_H
 #define HWB_CONV_H
 

@@ -7,7 +7,7 @@
  * Accumulation wraps modulo 2^32 as TFLite's int32 arithmetic does in practice. */
 #include "conv.h"
 
-/* Packed by lower_conv2d in firmware_runner/lowering/conv.py, field for field. */
+/* Packed by lower_conv2d in firmware_runner/compiler/lowering/conv.py, field for field. */
 struct conv2d_params {
     int32_t stride_h, stride_w;
     int32_t pad_top, pad_left; /* ComputePaddingHeightWidth's, >= 0 */

@@ -1,14 +1,14 @@
 /* What ADD, SUB and MUL (add.c, sub.c, mul.c) share: numpy/TFLite broadcasting of two int8 inputs
  * to the output, the operand checks and the loop that visits every output element; each kernel
  * supplies its parameters and the arithmetic of one element. The parameter struct of ADD and SUB,
- * which firmware_runner/lowering/elementwise.py packs in one function, is here too. */
+ * which firmware_runner/compiler/lowering/elementwise.py packs in one function, is here too. */
 #ifndef HWB_ELEMENTWISE_H
 #define HWB_ELEMENTWISE_H
 
 #include "../hwb_ops.h"
 #include "../hwb_quant.h"
 
-/* Packed by lower_add_sub in firmware_runner/lowering/elementwise.py, in this order. */
+/* Packed by lower_add_sub in firmware_runner/compiler/lowering/elementwise.py, in this order. */
 struct add_sub_params {
     int32_t left_shift;
     int32_t input1_multiplier;

@@ -15,7 +15,7 @@
 
 #include "conv.h"
 
-/* Packed by lower_fully_connected in firmware_runner/lowering/conv.py, field for field. */
+/* Packed by lower_fully_connected in firmware_runner/compiler/lowering/conv.py, field for field. */
 struct fully_connected_params {
     int32_t act_min, act_max; /* the fused activation's clamp */
 };

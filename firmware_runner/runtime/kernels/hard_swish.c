@@ -9,7 +9,7 @@
 #include "../hwb_ops.h"
 #include "../hwb_quant.h"
 
-/* Packed by lower_hard_swish in firmware_runner/lowering/activations.py: same fields, same order. */
+/* Packed by lower_hard_swish in firmware_runner/compiler/lowering/activations.py: same fields, same order. */
 typedef struct {
     int32_t reluish_multiplier; /* int16 fixed point: (input scale / 128) / (3 / 32768) ... */
     int32_t reluish_exponent;   /* ... times 2^exponent, -31..30 */

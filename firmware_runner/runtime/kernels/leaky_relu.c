@@ -8,7 +8,7 @@
 #include "../hwb_ops.h"
 #include "../hwb_quant.h"
 
-/* Packed by lower_leaky_relu in firmware_runner/lowering/activations.py: same fields, same order. */
+/* Packed by lower_leaky_relu in firmware_runner/compiler/lowering/activations.py: same fields, same order. */
 typedef struct {
     int32_t alpha_multiplier; /* Q31 multiplier and shift for x < 0 */
     int32_t alpha_shift;

@@ -11,7 +11,7 @@
  * Q12.19 sum overflows at 4096). */
 #include "exponential.h"
 
-/* Packed by firmware_runner/lowering/exponential.py (lower_log_softmax), field for field. */
+/* Packed by firmware_runner/compiler/lowering/exponential.py (lower_log_softmax), field for field. */
 typedef struct {
     int32_t input_multiplier;            /* Q31 multiplier of input_scale * 2^26, in [2^30, 2^31) */
     int32_t input_left_shift;            /* its left shift, 0..31 */

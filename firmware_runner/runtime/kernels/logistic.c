@@ -2,7 +2,7 @@
  * that its Prepare fills in float (1 / (1 + expf(-x)) for each input value, rounded to the output
  * quantization: scale 1/256, which TFLite requires, and zero point -128 from the converter). The
  * plan compiler computes that table on the host exactly as TFLite does
- * (firmware_runner/lowering/exponential.py) and stores it as a constant, so this kernel needs no
+ * (firmware_runner/compiler/lowering/exponential.py) and stores it as a constant, so this kernel needs no
  * float maths and no parameters. TANH (tanh.c) is the same lookup in its own table.
  *
  * Operands: input (int8), table (int8[256], entry k for input value k - 128), output (int8, same

@@ -9,7 +9,7 @@
 #include "../hwb_ops.h"
 #include "../hwb_quant.h"
 
-/* Packed by lower_mean in firmware_runner/lowering/pooling.py, in this order. */
+/* Packed by lower_mean in firmware_runner/compiler/lowering/pooling.py, in this order. */
 struct mean_params {
     int32_t multiplier; /* input_scale / output_scale / (H * W), with `shift` */
     int32_t shift;

@@ -7,7 +7,7 @@
  * loop reads element i of both inputs before it writes element i. */
 #include "elementwise.h"
 
-/* Packed by lower_mul in firmware_runner/lowering/elementwise.py, in this order. */
+/* Packed by lower_mul in firmware_runner/compiler/lowering/elementwise.py, in this order. */
 struct mul_params {
     int32_t output_multiplier;
     int32_t output_shift; /* -31..30 */

@@ -8,7 +8,7 @@
 #include "../hwb_ops.h"
 #include "../hwb_quant.h"
 
-/* Packed by lower_pad in firmware_runner/lowering/shape.py, field for field: keep the two in step. */
+/* Packed by lower_pad in firmware_runner/compiler/lowering/shape.py, field for field: keep the two in step. */
 typedef struct {
     int32_t pad_value;            /* -128..127 */
     int32_t before[HWB_MAX_RANK]; /* cells added before each dimension (dims 0..rank-1; 0 past the rank) */

@@ -7,7 +7,7 @@
 #include "../hwb_ops.h"
 #include "../hwb_quant.h"
 
-/* Packed by lower_pool in firmware_runner/lowering/pooling.py, in this order. */
+/* Packed by lower_pool in firmware_runner/compiler/lowering/pooling.py, in this order. */
 struct pool_params {
     int32_t stride_h;
     int32_t stride_w;

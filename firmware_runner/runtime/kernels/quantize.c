@@ -17,7 +17,7 @@
 #include "../hwb_ops.h"
 #include "../hwb_quant.h"
 
-/* Packed by lower_quantize in firmware_runner/lowering/quantize.py: same fields, same order. */
+/* Packed by lower_quantize in firmware_runner/compiler/lowering/quantize.py: same fields, same order. */
 typedef struct {
     int32_t multiplier; /* int8 input: input scale / output scale as Q31 ... */
     int32_t shift;      /* ... times 2^shift. A float input uses the output tensor's scale; both 0. */

@@ -10,7 +10,7 @@
 #include "../hwb_ops.h"
 #include "../hwb_quant.h"
 
-/* Packed by _requantize_and_clamp in firmware_runner/lowering/activations.py: same fields, same order. */
+/* Packed by _requantize_and_clamp in firmware_runner/compiler/lowering/activations.py: same fields, same order. */
 typedef struct {
     int32_t multiplier; /* input scale / output scale as Q31 ... */
     int32_t shift;      /* ... times 2^shift */

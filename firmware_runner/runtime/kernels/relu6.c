@@ -1,6 +1,6 @@
 /* RELU6 on int8. TFLite runs RELU and RELU6 through the same QuantizedReluX: a requantization to
  * the output scale and a clamp. Only the clamp differs (act_max = min(127, zp + roundf(6 / scale))),
- * and the plan compiler computes it (lower_relu6 in firmware_runner/lowering/activations.py), so
+ * and the plan compiler computes it (lower_relu6 in firmware_runner/compiler/lowering/activations.py), so
  * the RELU kernel (relu.c, same parameter struct) does the work. */
 #include "../hwb_ops.h"
 

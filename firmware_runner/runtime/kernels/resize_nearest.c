@@ -9,7 +9,7 @@
 
 #include "../hwb_ops.h"
 
-/* Packed by lower_resize_nearest in firmware_runner/lowering/shape.py, field for field: keep the two in step. */
+/* Packed by lower_resize_nearest in firmware_runner/compiler/lowering/shape.py, field for field: keep the two in step. */
 typedef struct {
     int32_t align_corners;      /* 0 or 1 */
     int32_t half_pixel_centers; /* 0 or 1 */

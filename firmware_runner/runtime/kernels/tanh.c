@@ -1,7 +1,7 @@
 /* TANH, int8: TFLite's reference kernel looks every input up in a 256-entry table that its
  * Prepare fills in float (tanhf(x) for each input value, rounded to the output quantization,
  * which the converter sets to scale 1/128, zero point 0). The plan compiler computes that table
- * on the host exactly as TFLite does (firmware_runner/lowering/exponential.py) and stores it as a
+ * on the host exactly as TFLite does (firmware_runner/compiler/lowering/exponential.py) and stores it as a
  * constant, so this kernel needs no float maths and no parameters: it is LOGISTIC's lookup
  * (logistic.c, the same operands) in this table.
  *

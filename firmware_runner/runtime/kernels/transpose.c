@@ -4,7 +4,7 @@
 
 #include "../hwb_ops.h"
 
-/* Packed by lower_transpose in firmware_runner/lowering/shape.py, field for field: keep the two in step. */
+/* Packed by lower_transpose in firmware_runner/compiler/lowering/shape.py, field for field: keep the two in step. */
 typedef struct {
     int32_t perm[HWB_MAX_RANK]; /* a permutation of 0..rank-1 in the first `rank` entries; perm[d] == d past it */
 } hwb_transpose_params;

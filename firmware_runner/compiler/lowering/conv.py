@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from hwbench.graph import NO_TENSOR, Graph, Op, Tensor
-from firmware_runner.lowering.base import Lowered, Unsupported, int32_array, pack, require_dtypes
-from firmware_runner.quantization import activation_range, quantize_multiplier, scale
+from firmware_runner.compiler.lowering.base import Lowered, Unsupported, int32_array, pack, require_dtypes
+from firmware_runner.compiler.quantization import activation_range, quantize_multiplier, scale
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 

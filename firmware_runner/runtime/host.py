@@ -20,11 +20,12 @@ from typing import Sequence
 import numpy as np
 
 from hwbench.errors import HwbenchError, PlanError
-from firmware_runner.plan import RUNTIME_DIR, Plan
+from firmware_runner.compiler.plan import Plan
 
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-fPIC")
 SANITIZE_FLAGS = ("-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 HWB_INPUT, HWB_OUTPUT = 0, 1
+RUNTIME_DIR = Path(__file__).resolve().parent
 
 
 def runtime_sources() -> list[Path]:

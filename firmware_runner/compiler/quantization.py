@@ -41,7 +41,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if shift > 30:
         # LiteRT's reference kernels then shift by 31 or more, which wraps on x86: no exact answer
         # to reproduce, so such a model is refused rather than computed differently.
-        from firmware_runner.lowering.base import Unsupported  # here: the lowering package imports this module
+        from firmware_runner.compiler.lowering.base import Unsupported  # here: the lowering package imports this module
 
         raise Unsupported(f"a requantization multiplier of {real:.3g} (2^30 or more)")
     return fixed, shift

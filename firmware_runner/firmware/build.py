@@ -1,6 +1,7 @@
-"""Benchmark firmware for a board: built with arm-none-eabi-gcc from the board file, cached by a hash
-of everything that decides what runs on the board (sources, flags, memory map, and the plan
-compiler that lays out the model) so a rebuild happens only when one of them changed."""
+"""Benchmark firmware for a board: built with arm-none-eabi-gcc from the board file and cached by
+the board's runtime hash (hwbench.runtime_hash: sources, flags, memory map, and the plan compiler
+that lays out the model) and the compiler's version, so a rebuild happens only when one of them
+changed."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from string import Template
 
-from boards import Board
+from hwbench.boards import Board
 from hwbench.errors import BoardError, HwbenchError
-from firmware_runner.host import cache_dir, compile_c, runtime_sources
-from firmware_runner.plan import RUNTIME_DIR
+from hwbench.runtime_hash import runtime_hash as board_runtime_hash
+from firmware_runner.runtime.host import cache_dir, compile_c, runtime_sources
 
-FIRMWARE_DIR = Path(__file__).resolve().parent / "firmware"
+FIRMWARE_DIR = Path(__file__).resolve().parent
 SHARED_SOURCES = ("startup.c", "bench.c", "protocol.c")
 BOARD_SUPPORT = {"mps2": "mps2.c"}  # board family (QEMU machine prefix) -> its one board file
 STACK_SIZE = 8 * 1024
@@ -56,12 +57,6 @@ def board_support(board: Board) -> Path:
     return FIRMWARE_DIR / BOARD_SUPPORT[family]
 
 
-def plan_compiler_sources() -> list[Path]:
-    package = Path(__file__).resolve().parent
-    return [package / "plan.py", *sorted((package / "lowering").glob("*.py")),
-            *sorted((package.parent / "hwbench" / "memory").glob("*.py"))]
-
-
 def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
     """The board's benchmark firmware (cached). `limits`: another board whose SRAM and flash sizes the
     firmware must live within (an emulated board standing in for a real one)."""
@@ -78,12 +73,9 @@ def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
     sources = [*(FIRMWARE_DIR / s for s in SHARED_SOURCES), board_support(board), *runtime_sources()]
     flags = (*COMMON_FLAGS, *board_flags(board), f"-DHWB_UART_BASE={board.uart.base:#x}u",
              f"-DHWB_RUN_ADDRESS={board.plan_address:#x}u")
-    digest = hashlib.sha256(script.encode() + " ".join(flags).encode() + _compiler_version().encode())
-    for path in [*sources, *sorted(FIRMWARE_DIR.glob("*.h")), *sorted(RUNTIME_DIR.rglob("*.h")),
-                 *plan_compiler_sources()]:
-        digest.update(path.name.encode() + path.read_bytes())
-    runtime_hash = digest.hexdigest()[:16]
-    folder = cache_dir() / "firmware" / f"{board.name}-{runtime_hash}"
+    runtime_hash = board_runtime_hash(board, limits)
+    toolchain = hashlib.sha256(_compiler_version().encode()).hexdigest()[:8]
+    folder = cache_dir() / "firmware" / f"{board.name}-{runtime_hash}-{toolchain}"
     meta = folder / "firmware.json"
     if meta.exists():
         data = json.loads(meta.read_text())

@@ -72,8 +72,9 @@ __all__ = [
     "FPUS",
 ]
 
-# The bundled board files sit next to this module (pyproject ships them as package data).
-BOARD_DIR = Path(__file__).resolve().parent
+# The bundled board files: the repository's top-level boards/ folder, reached through the
+# hwbench/board_files link in a clone and shipped there as package data in a wheel.
+BOARD_DIR = (Path(__file__).parent / "board_files").resolve()
 
 # Each core and the FPUs it can have; the FPU names are passed straight to gcc -mfpu.
 CORE_FPUS: dict[str, tuple[str, ...]] = {

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from firmware_runner.lowering import activations, conv, elementwise, exponential, pooling, quantize, shape
-from firmware_runner.lowering.base import Lowered, Unsupported, pack
+from firmware_runner.compiler.lowering import activations, conv, elementwise, exponential, pooling, quantize, shape
+from firmware_runner.compiler.lowering.base import Lowered, Unsupported, pack
 
 LOWERINGS = {**conv.LOWERINGS, **elementwise.LOWERINGS, **pooling.LOWERINGS, **shape.LOWERINGS,
              **exponential.LOWERINGS, **activations.LOWERINGS, **quantize.LOWERINGS}

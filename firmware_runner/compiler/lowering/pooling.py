@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from hwbench.graph import Graph, Op
-from firmware_runner.lowering.base import Lowered, Unsupported, pack, per_tensor, require_dtypes
-from firmware_runner.lowering.elementwise import fused_activation
-from firmware_runner.quantization import activation_range, quantize_multiplier, scale
+from firmware_runner.compiler.lowering.base import Lowered, Unsupported, pack, per_tensor, require_dtypes
+from firmware_runner.compiler.lowering.elementwise import fused_activation
+from firmware_runner.compiler.quantization import activation_range, quantize_multiplier, scale
 
 PADDINGS = {"VALID": 0, "SAME": 1}  # the kernels' padding codes
 

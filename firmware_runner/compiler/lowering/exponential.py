@@ -23,8 +23,8 @@ from typing import Callable
 import numpy as np
 
 from hwbench.graph import Graph, Op, Tensor
-from firmware_runner.lowering.base import Lowered, Unsupported, pack, unary
-from firmware_runner.quantization import INT8_MAX, INT8_MIN, quantize_multiplier, round_half_away, scale, zero_point
+from firmware_runner.compiler.lowering.base import Lowered, Unsupported, pack, unary
+from firmware_runner.compiler.quantization import INT8_MAX, INT8_MIN, quantize_multiplier, round_half_away, scale, zero_point
 
 SCALED_DIFF_INTEGER_BITS = 5  # the Q5.26 format of the scaled input differences
 MAX_REAL_MULTIPLIER = float((1 << 31) - 1)  # PreprocessSoftmaxScaling's cap

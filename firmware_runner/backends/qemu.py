@@ -1,11 +1,5 @@
-"""Backends run firmware on a board and hand back what it printed. The benchmark loop, protocol
-and results store are the same for all of them; a backend only knows how to start the firmware
-with a run image (run header + plan) in place, read its UART, and what its counter counts.
-
-- QemuBackend: emulated boards. QEMU runs with `-icount shift=7,sleep=off`, so the board's timer
-  advances 2**7 ns of virtual time per instruction and ticks convert exactly to instructions.
-- A real-board backend (pyOCD flashing + pyserial) slots in beside it with the same interface.
-"""
+"""Emulated boards: QEMU runs with `-icount shift=7,sleep=off`, so the board's timer advances
+2**7 ns of virtual time per instruction and its ticks convert exactly to instructions."""
 
 from __future__ import annotations
 
@@ -13,32 +7,14 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from boards import Board
+from hwbench.boards import Board
 from hwbench.errors import BoardError, HwbenchError
-from firmware_runner.firmware import Firmware
+from firmware_runner.backends import BoardRun
+from firmware_runner.firmware.build import Firmware
 
 ICOUNT_SHIFT = 7
-
-
-@dataclass(frozen=True)
-class BoardRun:
-    output: str  # everything the board printed, decoded leniently
-    exit_code: int | None  # None when it had to be killed
-    timed_out: bool
-    seconds: float
-
-
-class Backend(Protocol):
-    unit: str  # "instructions" or "cycles"
-
-    def run(self, firmware: Firmware, image: bytes, timeout: float) -> BoardRun: ...
-
-    def count(self, ticks: float) -> float:
-        """Counter ticks -> the unit."""
 
 
 class QemuBackend:
@@ -78,9 +54,3 @@ class QemuBackend:
             return BoardRun(output.decode("ascii", errors="replace"), None if timed_out else process.returncode,
                             timed_out, time.monotonic() - start)
 
-
-def backend_for(board: Board) -> Backend:
-    if board.emulated:
-        return QemuBackend(board)
-    raise BoardError(f"{board.name} is a real board; collecting on real boards (pyOCD) is not built yet — "
-                     f"use an emulated board such as mps2-an386, with --memory-of {board.name} for its limits")

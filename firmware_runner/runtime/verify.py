@@ -11,9 +11,9 @@ import numpy as np
 
 from hwbench.graph import Graph
 from hwbench.tflite_reader import parse_tflite
-from firmware_runner.host import HostRuntime
-from firmware_runner.plan import Plan, compile_plan
-from firmware_runner.reference import reference_run
+from firmware_runner.runtime.host import HostRuntime
+from firmware_runner.compiler.plan import Plan, compile_plan
+from firmware_runner.runtime.reference import reference_run
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from hwbench.graph import Graph, Op
-from firmware_runner.lowering.base import Lowered, Unsupported, pack, per_tensor, require_dtypes
-from firmware_runner.quantization import activation_range, quantize_multiplier, scale
+from firmware_runner.compiler.lowering.base import Lowered, Unsupported, pack, per_tensor, require_dtypes
+from firmware_runner.compiler.quantization import activation_range, quantize_multiplier, scale
 
 FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 # TFLite's left shift for 8-bit ADD and SUB: inputs are scaled up by 2^20 before rescaling.

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 
 from hwbench.graph import Graph, Op, Tensor
-from firmware_runner.lowering.base import Lowered, Unsupported, pack, per_tensor
-from firmware_runner.quantization import quantize_multiplier, round_half_away, scale
+from firmware_runner.compiler.lowering.base import Lowered, Unsupported, pack, per_tensor
+from firmware_runner.compiler.quantization import quantize_multiplier, round_half_away, scale
 
 
 def requantization_multiplier(real: float, what: str) -> tuple[int, int]:

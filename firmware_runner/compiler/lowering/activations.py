@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from hwbench.graph import Graph, Op, Tensor
-from firmware_runner.lowering.base import Lowered, Unsupported, pack, unary
-from firmware_runner.lowering.quantize import requantization_multiplier
-from firmware_runner.quantization import INT8_MAX, INT8_MIN, quantize_multiplier, round_half_away, scale, zero_point
+from firmware_runner.compiler.lowering.base import Lowered, Unsupported, pack, unary
+from firmware_runner.compiler.lowering.quantize import requantization_multiplier
+from firmware_runner.compiler.quantization import INT8_MAX, INT8_MIN, quantize_multiplier, round_half_away, scale, zero_point
 
 _INT32_LIMIT = 1 << 31
 

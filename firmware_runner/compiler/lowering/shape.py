@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwbench.graph import NO_TENSOR, Graph, Op, Tensor
-from firmware_runner.lowering.base import Lowered, Unsupported, pack, require_dtypes
+from firmware_runner.compiler.lowering.base import Lowered, Unsupported, pack, require_dtypes
 
 MAX_RANK = 4  # HWB_MAX_RANK
 MAX_INPUTS = 16  # HWB_MAX_INPUTS

@@ -21,9 +21,10 @@ import numpy as np
 from hwbench.errors import PlanError
 from hwbench.graph import NO_TENSOR, Graph
 from hwbench.memory import DEFAULT_ALIGNMENT, plan_arena, schedule
-from firmware_runner.lowering import LOWERINGS, Lowered, Unsupported
+from firmware_runner.compiler.lowering import LOWERINGS, Lowered, Unsupported
 
-RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+# The runtime's own op list is the one source of op codes (the compiler reads it; it imports no runtime code).
+OPS_HEADER = Path(__file__).resolve().parents[1] / "runtime" / "hwb_ops.h"
 MAGIC = 0x50425748  # "HWBP"
 VERSION = 1
 HEADER = struct.Struct("<IHHII IHHHH IIIII".replace(" ", ""))
@@ -39,7 +40,7 @@ SECTION_ALIGNMENT = 16
 @cache
 def op_codes() -> dict[str, int]:
     """Kernel name -> op code, read from the runtime's own list (runtime/hwb_ops.h)."""
-    text = (RUNTIME_DIR / "hwb_ops.h").read_text()
+    text = OPS_HEADER.read_text()
     return {name: int(code) for code, name in re.findall(r"X\((\d+), (\w+), \w+\)", text)}
 
 
