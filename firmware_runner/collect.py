@@ -155,11 +155,19 @@ def model_files(folder: Path) -> list[Path]:
     return files
 
 
-def summarize(measurements: Iterable[Measurement]) -> dict[str, dict[str, int]]:
-    """{status: {reason (first line, shortened): how many}}"""
-    summary: dict[str, dict[str, int]] = {}
+def summary_rows(measurements: Iterable[Measurement]) -> list[dict]:
+    """Rows of (status, reason: its first line, shortened; models: how many), the most common
+    reason of each status first."""
+    counts: dict[str, dict[str, int]] = {}
     for m in measurements:
         reason = "verified bit-exact" if m.status == "measured" else (m.reason or "").split("\n")[0][:90]
-        summary.setdefault(m.status, {}).setdefault(reason, 0)
-        summary[m.status][reason] += 1
-    return summary
+        counts.setdefault(m.status, {}).setdefault(reason, 0)
+        counts[m.status][reason] += 1
+    return [{"status": status, "reason": reason, "models": n}
+            for status, reasons in counts.items() for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
+
+
+def measurement_summary(m: Measurement) -> dict:
+    """What `collect --json` reports of one model run now."""
+    return {"model": m.model, "sha256": m.sha256, "status": m.status, "reason": m.reason, "verified": m.verified,
+            "count": m.count, "unit": m.unit, "arena_bytes": m.arena_bytes, "stack_bytes": m.stack_bytes}

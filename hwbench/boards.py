@@ -65,6 +65,7 @@ __all__ = [
     "load_board_file",
     "get_board",
     "list_boards",
+    "board_summary",
     "parse_size",
     "parse_clock",
     "BOARD_DIR",
@@ -158,6 +159,12 @@ def get_board(name_or_path: str | Path) -> Board:
 def list_boards() -> list[Board]:
     """The bundled boards, sorted by name."""
     return sorted((load_board_file(p) for p in BOARD_DIR.glob("*.toml")), key=lambda b: b.name)
+
+
+def board_summary(board: Board) -> dict:
+    """A board as plain JSON-able fields (what `hwbench boards --json` prints)."""
+    fields = dataclasses.asdict(board)
+    return {**fields, "kind": "emulated" if board.emulated else "real", "source": str(board.source)}
 
 
 def load_board_file(path: str | Path) -> Board:

@@ -55,10 +55,15 @@ def _global_options(
 
 
 @app.command()
-def boards() -> None:
+def boards(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table (fields in the README).")] = False,
+) -> None:
     """List the bundled boards: core, clock, memory, emulated or real, counter unit."""
-    from hwbench.boards import list_boards
+    from hwbench.boards import board_summary, list_boards
 
+    if as_json:
+        print(json.dumps([board_summary(b) for b in list_boards()]))
+        return
     table = Table("board", "kind", "core", "FPU", "clock", "flash", "SRAM", "counts", "reached through")
     for b in list_boards():
         table.add_row(b.name, "emulated" if b.emulated else "real", b.core, b.fpu, f"{b.clock_hz / 1e6:g} MHz",
@@ -168,10 +173,11 @@ def collect(
     db: Annotated[Path, typer.Option(help="The SQLite results database.")] = Path("results.db"),
     memory_of: Annotated[Optional[str], typer.Option(help="Hold the emulated board to this board's SRAM and flash.")] = None,
     timeout: Annotated[Optional[float], typer.Option(min=1, help="Seconds per model run (default: from its MACs).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table (fields in the README).")] = False,
 ) -> None:
     """Run models on a board, record per-layer counts in the results DB, and check every output
     against TFLite's reference bit for bit. Reruns resume: models already measured are skipped."""
-    from firmware_runner.collect import collect as collect_models, model_files, summarize
+    from firmware_runner.collect import collect as collect_models, measurement_summary, model_files, summary_rows
     from hwbench.results import ResultsDB
 
     if (models is None) == (count is None):
@@ -193,12 +199,16 @@ def collect(
 
         recorded = collect_models(target, files, store, repeats=repeats, jobs=jobs, limits=limits, timeout=timeout,
                                   progress=advance)
+    if as_json:
+        print(json.dumps({"board": target.name, "db": str(db), "models": len(files), "run_now": len(recorded),
+                          "already_in": len(files) - len(recorded), "summary": summary_rows(recorded),
+                          "measurements": [measurement_summary(m) for m in recorded]}))
+        return
     out.print(f"{target.name}: {len(recorded)} model(s) run now, {len(files) - len(recorded)} already in {db}")
     if recorded:
         table = Table("status", "why", "models")
-        for status, reasons in summarize(recorded).items():
-            for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
-                table.add_row(status, reason, str(n))
+        for row in summary_rows(recorded):
+            table.add_row(row["status"], row["reason"], str(row["models"]))
         out.print(table)
 
 
@@ -207,12 +217,14 @@ def results(
     db: Annotated[Path, typer.Option(help="The SQLite results database.")] = Path("results.db"),
     board: Annotated[Optional[str], typer.Option(help="Only this board.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or parquet.")] = "table",
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
     layers: Annotated[bool, typer.Option("--layers", help="One row per layer instead of per model.")] = False,
     output: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file (parquet needs one).")] = None,
 ) -> None:
     """Show or export what was collected."""
     from hwbench.results import ResultsDB
 
+    fmt = "json" if as_json else fmt
     if fmt not in ("table", "csv", "json", "parquet"):
         raise HwbenchError(f"--format must be table, csv, json or parquet, not {fmt!r}")
     if not db.exists():
@@ -246,6 +258,7 @@ def fit(
     seed: Annotated[int, typer.Option(help="Seed of the held-out split and the regressors.")] = 0,
     plot: Annotated[Optional[Path], typer.Option(help="Draw predicted vs measured for the held-out models to this "
                                                  "PNG file (log-log, ±10% band, MACs baseline beside).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table (fields in the README).")] = False,
 ) -> None:
     """Learn a board's latency model from collected per-layer counts: one regressor per operator kind,
     chosen by cross-validation grouped by model, plus the per-inference overhead. Reports held-out
@@ -259,6 +272,13 @@ def fit(
     with err.status(f"fitting the latency model of {target.name} from {db} …"):
         result = fit_from_db(db, target.name, test_fraction=test_fraction, seed=seed, clock_hz=target.clock_hz)
     result.save(out_file)
+    if plot is not None:
+        plot_predictions(result.test.totals, result.test_predicted, result.test_baseline, plot,
+                         title=f"{target.name}: {len(result.test)} held-out models", unit=result.train.unit)
+    if as_json:
+        print(json.dumps({**result.metadata(), "left_out": result.train.ignored, "out": str(out_file),
+                          "plot": str(plot) if plot else None}))
+        return
     train, test, model = result.train, result.test, result.model
     ignored = "; ".join(f"{n} left out: {why}" for why, n in train.ignored.items())
     out.print(f"{target.name}: trained on {len(train)} models ({model.n_layers_:,} layers), {len(test)} held out "
@@ -283,11 +303,8 @@ def fit(
     else:
         out.print("no models held out (--test-fraction 0): no accuracy to report")
     a, b = model.overhead_
-    out.print(f"per-inference overhead: {a:,.0f} + {b:,.1f} × ops {train.unit}; wrote {out_file}")
-    if plot is not None:
-        plot_predictions(test.totals, result.test_predicted, result.test_baseline, plot,
-                         title=f"{target.name}: {len(test)} held-out models", unit=train.unit)
-        out.print(f"plot: {plot}")
+    out.print(f"per-inference overhead: {a:,.0f} + {b:,.1f} × ops {train.unit}; wrote {out_file}"
+              + (f"; plot: {plot}" if plot else ""))
 
 
 @app.command()

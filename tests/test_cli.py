@@ -51,6 +51,20 @@ def test_boards_table_lists_emulated_and_real_boards(capsys):
     assert "instructions" in out and "cycles" in out and "320 KiB" in out
 
 
+def test_boards_json_has_every_board_file_field(capsys):
+    from hwbench.boards import list_boards
+
+    code, out, _ = run(capsys, "boards", "--json")
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert code == 0 and set(rows) == {b.name for b in list_boards()}
+    for board in list_boards():
+        row = rows[board.name]
+        assert row["kind"] == ("emulated" if board.emulated else "real")
+        assert (row["core"], row["clock_hz"], row["counter"]) == (board.core, board.clock_hz, board.counter)
+        assert row["sram"] == {"origin": board.sram.origin, "size": board.sram.size}
+        assert row["uart"]["base"] == board.uart.base and row["qemu_machine"] == board.qemu_machine
+
+
 def test_analyze_json_agrees_with_the_library(capsys, generated):
     folder, entries = generated
     model = folder / entries[0]["file"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -227,6 +228,8 @@ def test_results_export_and_bad_databases(ten_models, tmp_path, capsys):
     for row in rows:
         assert {"model", "sha256", "board", "unit", "count", "macs", "status", "verified"} <= set(row)
         assert row["unit"] == "instructions" and row["verified"] is True and row["board"] == "mps2-an500"
+    code, out, _ = run_cli(capsys, "results", "--db", str(db), "--json")
+    assert code == 0 and json.loads(out) == rows
     code, out, _ = run_cli(capsys, "results", "--db", str(db), "--format", "csv", "--layers")
     assert code == 0 and out.splitlines()[0].startswith("model,sha256,board,unit,step")
     code, _, _ = run_cli(capsys, "results", "--db", str(db), "--format", "parquet", "--out", str(tmp_path / "r.pq"))
@@ -241,3 +244,23 @@ def test_results_export_and_bad_databases(ten_models, tmp_path, capsys):
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
     code, _, err = run_cli(capsys, "collect", "--board", "mps2-an386", "--models", str(tmp_path), "--db", str(other))
     assert code == 1 and "not a hwbench results database" in err
+
+
+def test_collect_json_reports_every_model_run_now_and_what_was_already_in(ten_models, tmp_path, capsys):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for model in ten_models[:2]:
+        shutil.copy(model, folder / model.name)
+    args = ("collect", "--board", "mps2-an386", "--models", str(folder), "--db", str(tmp_path / "r.db"),
+            "--repeats", "1", "--json")
+    code, out, err = run_cli(capsys, *args)
+    report = json.loads(out)
+    assert code == 0, err
+    assert (report["board"], report["models"], report["run_now"], report["already_in"]) == ("mps2-an386", 2, 2, 0)
+    assert report["summary"] == [{"status": "measured", "reason": "verified bit-exact", "models": 2}]
+    stored = {r["sha256"]: r for r in json.loads(run_cli(capsys, "results", "--db", str(tmp_path / "r.db"), "--json")[1])}
+    for m in report["measurements"]:
+        assert m["verified"] is True and m["unit"] == "instructions" and m["count"] == stored[m["sha256"]]["count"]
+    code, out, _ = run_cli(capsys, *args)
+    again = json.loads(out)
+    assert code == 0 and (again["run_now"], again["already_in"], again["measurements"]) == (0, 2, [])

@@ -349,6 +349,18 @@ def test_cli_fit_reports_both_predictors_and_writes_a_usable_model(collected, tm
     assert load_artifact(out_file).metadata["n_test_models"] == 6
 
 
+def test_cli_fit_json_is_the_model_files_metadata(collected, tmp_path, capsys):
+    db, _ = collected
+    out_file = tmp_path / "m.latmodel"
+    code, out, err = run_cli(capsys, "fit", "--db", db, "--board", BOARD, "--out", out_file, "--seed", "1", "--json")
+    report = json.loads(out)
+    assert code == 0, err
+    meta = load_artifact(out_file).metadata
+    for key in ("board", "unit", "runtime_hash", "n_models", "n_test_models", "held_out", "per_operator", "overhead"):
+        assert report[key] == meta[key], key
+    assert set(report["held_out"]) == {"learned", "baseline"} and report["out"] == str(out_file)
+
+
 def test_cli_predict_json_has_the_promised_keys(artifact_file, collected, capsys):
     _, files = collected
     code, out, err = run_cli(capsys, "predict", files[0], "--latency-model", artifact_file, "--json")
