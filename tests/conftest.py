@@ -11,7 +11,7 @@ import pytest
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
 NEEDS_SHARED = "needs ../shared/models/mlperf-tiny (the MLPerf Tiny models), absent in a fresh clone"
 
-# MLPerf Tiny reference models: file and MACs as published with them (../shared/models README).
+# MLPerf Tiny reference models: file and MACs as published with them.
 MLPERF_TINY = {
     "kws": ("kws_ref_model.tflite", 2_664_768),
     "vww": ("vww_96_int8.tflite", 7_491_968),

