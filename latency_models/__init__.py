@@ -11,7 +11,8 @@
 - `dataset`: training data from a results DB (one board, one runtime build)
 - `metrics`: model-level accuracy and the per-operator error table
 - `training`: what `hwbench fit` does; `prediction`: what `hwbench predict` reports
-- `artifact`: the model file (header with metadata and checksum, then the fitted model)
+- `artifact`: the model file (a zip of JSON metadata and `.npy` arrays: no pickle); `state`: fitted
+  objects as those JSON params and arrays
 - `plot`: predicted vs measured
 """
 

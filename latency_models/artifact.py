@@ -1,37 +1,59 @@
-"""The latency-model artifact: one file per board and runtime, the fitted model plus its metadata.
+"""The latency-model artifact: one file per board and runtime, the fitted model plus its metadata,
+stored as plain data so that reading a file cannot run code from it.
 
-Layout:
+Layout (container version 2): a zip archive holding
 
-    HWBENCH-LATENCY-MODEL <container version>\\n
-    <header: one line of JSON>\\n
-    <payload: the pickled LatencyModel>
+    header.json        {"format": "hwbench-latency-model", "version": 2,
+                        "metadata": {...}, "model": {...}}
+    <name>.npy         one numpy array per name (.npy format, float64 or int64, never object arrays)
 
-The header holds the metadata (board, unit, runtime hash, feature-schema version, training counts,
-held-out metrics, hwbench version, MACs baseline, ...) and the payload's length and SHA-256. Loading
-reads and checks the header first — wrong file kind, another feature schema, another board — then
-checks the payload's length and checksum, and only then unpickles, so a damaged or truncated file
-is a clear error, never a confusing unpickling failure. The payload is a pickle (scikit-learn's own
-way to persist estimators): like any pickle, load only artifacts you or your team made; the
-checksum guards against damage, not against a forged file.
+`metadata` is what the model is about: board, unit, runtime hash, feature-schema version, hwbench
+version, training models and layers, held-out metrics, the regressor chosen per kind, the MACs
+baseline (`{"intercept", "slope"}`), ... `model` is the fitted `LatencyModel`'s params
+(`LatencyModel.to_state`): hyperparameters, training counts, the cross-validation report per kind,
+and per operator kind its regressor: `{"regressor": "loop-linear" | "loop-linear+boost" |
+"log-forest", "hyperparameters": {...}, "n_features_in": n, ...}` with, for the tree ensembles,
+`depth`, `base`, `scale` and `n_features` of their trees. The arrays are
+
+    overhead                              [per inference, per op]
+    regressors/<KIND>/coef, .../scale     loop-linear: cost per loop trip, column scales
+    regressors/<KIND>/linear/...          loop-linear+boost: its loop-linear part,
+    regressors/<KIND>/correction/...      and its gradient-boosted trees
+    regressors/<KIND>/forest/...          log-forest: its trees
+
+where trees are `feature`, `threshold`, `child`, `value`, `roots` (regressors.CompiledTrees says
+what each holds). Any zip tool lists the file; `numpy.load(path)` (pickles disallowed, its
+default) reads the arrays.
+
+Loading reads only JSON and `.npy` data (`allow_pickle=False`) and checks, before anything is
+used: the file kind, the container version (an old pickled artifact is refused with a request to
+refit), the feature schema, the board, every member's CRC-32 (damage, truncation), and that the
+arrays are exactly what the model needs (names, dtypes, shapes, tree indices in range).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import pickle
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from hwbench import __version__
 from hwbench.errors import HwbenchError
 from latency_models.baseline import MacsBaseline
 from latency_models.features import SCHEMA_VERSION
 
-MAGIC = b"HWBENCH-LATENCY-MODEL"
-CONTAINER_VERSION = 1
+FORMAT = "hwbench-latency-model"
+CONTAINER_VERSION = 2
+HEADER = "header.json"
 REQUIRED = ("board", "unit", "runtime_hash", "feature_schema", "hwbench_version", "n_models", "n_layers", "baseline")
+_OLD_MAGIC = b"HWBENCH-LATENCY-MODEL "  # container version 1: a magic line, a JSON line, a pickle
+_ZIP_MAGIC = b"PK\x03\x04"
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError)  # what damaged zip data raises
 
 
 class ArtifactError(HwbenchError):
@@ -72,76 +94,37 @@ def save_artifact(model, metadata: dict, path: str | Path) -> None:
     missing = [k for k in REQUIRED if metadata.get(k) is None]
     if missing:
         raise ValueError(f"artifact metadata lacks {', '.join(missing)}")
-    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    header = {"metadata": metadata, "payload": {"format": "pickle", "bytes": len(payload),
-                                                "sha256": hashlib.sha256(payload).hexdigest()}}
+    params, arrays = model.to_state()
+    header = {"format": FORMAT, "version": CONTAINER_VERSION, "metadata": metadata, "model": params}
     text = json.dumps(header, separators=(",", ":"), default=_jsonable)
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(MAGIC + b" %d\n" % CONTAINER_VERSION + text.encode() + b"\n" + payload)
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(HEADER, text)
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w") as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
     partial.replace(path)  # a reader never sees half a file
-
-
-def read_header(path: str | Path) -> tuple[dict, bytes]:
-    """(header, payload) after the checks that need no unpickling; ArtifactError when unusable."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: no such latency-model file (hwbench fit --out writes one)") from None
-    except IsADirectoryError:
-        raise ArtifactError(f"{path}: is a folder, not a latency-model file") from None
-    except OSError as e:
-        raise ArtifactError(f"{path}: cannot read: {e.strerror}") from None
-    stream = io.BytesIO(data)
-    first = stream.readline()
-    if not first.startswith(MAGIC + b" "):
-        raise ArtifactError(f"{path}: not a hwbench latency model (hwbench fit --out writes one)")
-    try:
-        version = int(first[len(MAGIC) + 1:].strip())
-    except ValueError:
-        raise ArtifactError(f"{path}: damaged latency-model file (bad first line)") from None
-    if version != CONTAINER_VERSION:
-        raise ArtifactError(f"{path}: latency-model file format {version}, this hwbench reads format "
-                            f"{CONTAINER_VERSION}; refit with hwbench fit")
-    line = stream.readline()
-    try:
-        header = json.loads(line)
-        metadata, payload_info = header["metadata"], header["payload"]
-        size, digest = int(payload_info["bytes"]), str(payload_info["sha256"])
-    except (ValueError, KeyError, TypeError):
-        raise ArtifactError(f"{path}: damaged latency-model file (unreadable header)") from None
-    if not isinstance(metadata, dict) or any(k not in metadata for k in REQUIRED):
-        raise ArtifactError(f"{path}: damaged latency-model file (header lacks metadata)")
-    payload = stream.read()
-    if len(payload) != size:
-        raise ArtifactError(f"{path}: damaged latency-model file: payload is {len(payload):,} bytes, the header "
-                            f"says {size:,} (truncated or appended to)")
-    header["_payload_ok"] = hashlib.sha256(payload).hexdigest() == digest
-    return header, payload
 
 
 def load_artifact(path: str | Path, board: str | None = None) -> Artifact:
     """Read and check an artifact. With `board`, refuse one fitted for another board."""
     from latency_models.model import LatencyModel
 
-    header, payload = read_header(path)
-    metadata = header["metadata"]
-    if metadata["feature_schema"] != SCHEMA_VERSION:
-        raise ArtifactError(f"{path}: fitted with latency feature schema {metadata['feature_schema']}, but this "
-                            f"hwbench ({__version__}) uses schema {SCHEMA_VERSION}; refit it with hwbench fit")
-    if board is not None and metadata["board"] != board:
-        raise ArtifactError(f"{path}: a latency model of board {metadata['board']}, not {board}; fit one for "
-                            f"{board} with hwbench fit --board {board}")
-    if not header["_payload_ok"]:
-        raise ArtifactError(f"{path}: damaged latency-model file (payload checksum mismatch)")
+    with _open(path) as archive:
+        header = _header(path, archive)
+        metadata = header["metadata"]
+        if metadata["feature_schema"] != SCHEMA_VERSION:
+            raise ArtifactError(f"{path}: fitted with latency feature schema {metadata['feature_schema']}, but this "
+                                f"hwbench ({__version__}) uses schema {SCHEMA_VERSION}; refit it with hwbench fit")
+        if board is not None and metadata["board"] != board:
+            raise ArtifactError(f"{path}: a latency model of board {metadata['board']}, not {board}; fit one for "
+                                f"{board} with hwbench fit --board {board}")
+        arrays = _arrays(path, archive)
     try:
-        model = pickle.loads(payload)
-    except Exception as e:  # the checksum matched, so this is a file from an incompatible hwbench/scikit-learn
-        raise ArtifactError(f"{path}: cannot load the fitted model ({type(e).__name__}: {e}); it was written by "
-                            f"hwbench {metadata.get('hwbench_version')}: refit with hwbench fit") from None
-    if not isinstance(model, LatencyModel):
-        raise ArtifactError(f"{path}: the payload is a {type(model).__name__}, not a LatencyModel")
+        model = LatencyModel.from_state(header["model"], arrays)
+    except (LookupError, TypeError, ValueError, AttributeError) as e:
+        raise ArtifactError(f"{path}: damaged latency-model file (unusable model: {_reason(e)})") from None
     try:
         baseline = MacsBaseline()
         baseline.intercept_ = float(metadata["baseline"]["intercept"])
@@ -152,14 +135,78 @@ def load_artifact(path: str | Path, board: str | None = None) -> Artifact:
     return Artifact(model, metadata, baseline)
 
 
-def _jsonable(value):
+def _open(path: str | Path) -> zipfile.ZipFile:
+    """The file as a zip archive, after telling apart a missing file, an old pickled artifact,
+    another kind of file and a damaged (e.g. truncated) one."""
+    path = Path(path)
     try:
-        import numpy as np
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: no such latency-model file (hwbench fit --out writes one)") from None
+    except IsADirectoryError:
+        raise ArtifactError(f"{path}: is a folder, not a latency-model file") from None
+    except OSError as e:
+        raise ArtifactError(f"{path}: cannot read: {e.strerror}") from None
+    # hwbench's old container starts with a magic line; a bare pickle with PROTO (0x80) and a protocol 2-5.
+    if data.startswith(_OLD_MAGIC) or (data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        raise ArtifactError(f"{path}: an old-format latency model (a pickle, which this hwbench no longer loads "
+                            f"because unpickling can run code); re-run hwbench fit to write a format-"
+                            f"{CONTAINER_VERSION} file")
+    if not data.startswith(_ZIP_MAGIC):
+        raise ArtifactError(f"{path}: not a hwbench latency model (hwbench fit --out writes one)")
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except _ZIP_ERRORS as e:
+        raise ArtifactError(f"{path}: damaged latency-model file (truncated or not a whole zip: "
+                            f"{_reason(e)})") from None
 
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-    except ImportError:  # pragma: no cover
-        pass
+
+def _header(path, archive: zipfile.ZipFile) -> dict:
+    """header.json, checked to be of this kind and version and to hold the metadata."""
+    if HEADER not in archive.namelist():
+        raise ArtifactError(f"{path}: not a hwbench latency model (a zip without {HEADER}; hwbench fit --out "
+                            f"writes one)")
+    try:
+        header = json.loads(archive.read(HEADER))
+        kind, version, metadata = header["format"], header["version"], header["metadata"]
+    except _ZIP_ERRORS + (KeyError, TypeError, RecursionError) as e:  # json's errors are ValueErrors
+        raise ArtifactError(f"{path}: damaged latency-model file (unreadable header: {_reason(e)})") from None
+    if kind != FORMAT:
+        raise ArtifactError(f"{path}: not a hwbench latency model ({HEADER} describes {kind!r})")
+    if version != CONTAINER_VERSION:
+        raise ArtifactError(f"{path}: latency-model file format {version}, this hwbench reads format "
+                            f"{CONTAINER_VERSION}; re-run hwbench fit")
+    if not isinstance(metadata, dict) or any(k not in metadata for k in REQUIRED):
+        raise ArtifactError(f"{path}: damaged latency-model file (header lacks metadata)")
+    return header
+
+
+def _arrays(path, archive: zipfile.ZipFile) -> dict[str, np.ndarray]:
+    """Every `.npy` member by name (no pickles: object arrays are refused); ArtifactError on any
+    other member or damaged data."""
+    arrays = {}
+    for name in archive.namelist():
+        if name == HEADER:
+            continue
+        if not name.endswith(".npy"):
+            raise ArtifactError(f"{path}: damaged latency-model file (unexpected member {name})")
+        try:
+            data = archive.read(name)  # checks the member's CRC-32
+            arrays[name[:-len(".npy")]] = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+        except _ZIP_ERRORS + (MemoryError,) as e:  # MemoryError: a shape far larger than the data
+            raise ArtifactError(f"{path}: damaged latency-model file (member {name}: {_reason(e)})") from None
+    return arrays
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, KeyError):  # its text is only the missing key
+        return f"no {error}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     raise TypeError(f"cannot store {type(value).__name__} in an artifact header")

@@ -9,11 +9,14 @@ The overhead is what the interpreter spends outside the layers (the invoke loop,
 hwbench runtime it is exactly a + b × (number of ops), so that is what is fitted. A kind with too
 few layers in the training data (or none) is predicted by the GENERIC regressor, fitted on every
 layer's generic features (element counts, MACs, bytes); `fallback_kinds(graph)` names such ops.
+
+`to_state()` / `from_state()` turn a fitted model into JSON-able params and numpy arrays and back
+(state.py): the form an artifact stores.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
@@ -24,7 +27,8 @@ from hwbench.errors import HwbenchError
 from hwbench.graph import Graph
 from latency_models.features import (GENERIC, KINDS, SCHEMA_VERSION, FeatureCache, extractor, generic_features,
                                      graph_features, kind_of)
-from latency_models.regressors import CANDIDATES, make_candidate
+from latency_models.regressors import CANDIDATES, make_candidate, regressor_from_state
+from latency_models.state import Part, nested, stored_array
 
 MIN_MODELS = 10  # fewer training models than this cannot be cross-validated or trusted
 
@@ -183,9 +187,50 @@ class LatencyModel(BaseEstimator):
             raise HwbenchError("this LatencyModel is not fitted: call fit() or LatencyModel.load(path)")
 
     def __getstate__(self):
-        state = super().__getstate__()  # scikit-learn's: records its version, checked on loading
-        state.pop("_cache", None)  # weak references do not pickle; a loaded model starts a new cache
+        # For pickling between processes (model files are not pickles: see to_state).
+        state = super().__getstate__()
+        state.pop("_cache", None)  # weak references do not pickle; an unpickled model starts a new cache
         return state
+
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The fitted model as JSON-able params and named float64/int64 arrays: the overhead
+        (`overhead`: per inference, per op) and each kind's regressor under `regressors/<kind>/`."""
+        self._check_fitted()
+        params = {"hyperparameters": {**self.get_params(), "candidates": list(self.candidates)},
+                  "n_models": self.n_models_, "n_layers": self.n_layers_, "layers_per_kind": self.layers_per_kind_,
+                  "feature_schema": self.schema_version_,
+                  "kind_reports": {kind: asdict(report) for kind, report in self.kind_reports_.items()},
+                  "regressors": {}}
+        arrays = {"overhead": np.asarray(self.overhead_, dtype=np.float64)}
+        for kind, regressor in self.regressors_.items():
+            params["regressors"][kind], regressor_arrays = regressor.to_state()
+            arrays.update(nested(f"regressors/{kind}", regressor_arrays))
+        return params, arrays
+
+    @classmethod
+    def from_state(cls, params: dict, arrays) -> "LatencyModel":
+        """The fitted model `to_state` described; ValueError (or KeyError, TypeError) on a state
+        this hwbench cannot use."""
+        hyperparameters = params["hyperparameters"]
+        model = cls(**{**hyperparameters, "candidates": tuple(hyperparameters["candidates"])})
+        model.regressors_ = {}
+        for kind, state in params["regressors"].items():
+            if kind not in KINDS:
+                raise ValueError(f"a regressor of unknown operator kind {kind!r}")
+            regressor = regressor_from_state(state, Part(f"regressors/{kind}", arrays))
+            if regressor.n_features_in_ != len(KINDS[kind].names):
+                raise ValueError(f"the {kind} regressor takes {regressor.n_features_in_} features, not "
+                                 f"{len(KINDS[kind].names)}")
+            model.regressors_[kind] = regressor
+        if GENERIC not in model.regressors_:
+            raise ValueError(f"no {GENERIC} regressor")
+        model.kind_reports_ = {kind: KindReport(**report) for kind, report in params["kind_reports"].items()}
+        model.overhead_ = stored_array(arrays, "overhead", np.float64, (2,))
+        model.n_models_, model.n_layers_ = int(params["n_models"]), int(params["n_layers"])
+        model.layers_per_kind_ = {kind: int(n) for kind, n in params["layers_per_kind"].items()}
+        model.schema_version_ = int(params["feature_schema"])
+        model._cache = FeatureCache()
+        return model
 
     # ----------------------------------------------------------------------------------- storing
 

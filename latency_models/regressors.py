@@ -18,6 +18,9 @@ loop trip counts, the rest descriptive parameters) and a layer's count as target
 ensembles are fitted with scikit-learn, then their public `tree_` arrays are stacked into one
 `CompiledTrees` that walks all trees at once in numpy, with none of scikit-learn's per-call
 validation and thread start-up (which costs milliseconds per call on a busy machine).
+
+Every fitted candidate (and `CompiledTrees`) converts to and from plain data (`to_state` /
+`from_state`, see state.py): that is how artifacts store them. `REGRESSORS` names the candidates.
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import LinearRegression
 
+from latency_models.state import Part, nested, stored_array, stored_indices
+
 _FLOOR = 1.0  # counts below one instruction (or cycle) are clipped to it before taking ratios and logs
 
 
 class LoopCountRegressor(RegressorMixin, BaseEstimator):
     """count ≈ X[:, :n_linear] @ coef_, coef_ ≥ 0 (when `positive`), fitted on relative error."""
+
+    name = "loop-linear"
 
     def __init__(self, n_linear: int = 1, positive: bool = True):
         self.n_linear = n_linear
@@ -52,9 +59,23 @@ class LoopCountRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X):
         return np.asarray(X, dtype=np.float64)[:, : self.n_linear] @ self.coef_
 
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return _params(self), {"coef": self.coef_, "scale": self.scale_}
+
+    @classmethod
+    def from_state(cls, params: dict, arrays) -> "LoopCountRegressor":
+        regressor = _unfitted(cls, params)
+        if not 0 < regressor.n_linear <= regressor.n_features_in_:
+            raise ValueError(f"{regressor.n_linear} linear features of {regressor.n_features_in_}")
+        regressor.coef_ = stored_array(arrays, "coef", np.float64, (regressor.n_linear,))
+        regressor.scale_ = stored_array(arrays, "scale", np.float64, (regressor.n_linear,))
+        return regressor
+
 
 class BoostedLoopCountRegressor(RegressorMixin, BaseEstimator):
     """LoopCountRegressor × exp(gradient boosting on log1p(all features) → log(y / linear))."""
+
+    name = "loop-linear+boost"
 
     def __init__(self, n_linear: int = 1, n_estimators: int = 150, learning_rate: float = 0.05, max_depth: int = 3,
                  min_samples_leaf: int = 5, random_state: int = 0):
@@ -80,9 +101,24 @@ class BoostedLoopCountRegressor(RegressorMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float64)
         return np.maximum(self.linear_.predict(X), _FLOOR) * np.exp(self.correction_.predict(_log(X)))
 
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        (linear, linear_arrays), (correction, correction_arrays) = self.linear_.to_state(), self.correction_.to_state()
+        return (_params(self, linear=linear, correction=correction),
+                {**nested("linear", linear_arrays), **nested("correction", correction_arrays)})
+
+    @classmethod
+    def from_state(cls, params: dict, arrays) -> "BoostedLoopCountRegressor":
+        regressor = _unfitted(cls, params)
+        regressor.linear_ = LoopCountRegressor.from_state(params["linear"], Part("linear", arrays))
+        regressor.correction_ = CompiledTrees.from_state(params["correction"], Part("correction", arrays))
+        _same_features(regressor, regressor.linear_.n_features_in_, regressor.correction_.n_features)
+        return regressor
+
 
 class LogForestRegressor(RegressorMixin, BaseEstimator):
     """RandomForest on log1p(features) → log(count) (nn-Meter's per-kernel predictor)."""
+
+    name = "log-forest"
 
     def __init__(self, n_estimators: int = 50, min_samples_leaf: int = 3, max_features: float = 0.5,
                  random_state: int = 0):
@@ -103,15 +139,38 @@ class LogForestRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X):
         return np.exp(self.forest_.predict(_log(np.asarray(X, dtype=np.float64))))
 
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        forest, forest_arrays = self.forest_.to_state()
+        return _params(self, forest=forest), nested("forest", forest_arrays)
+
+    @classmethod
+    def from_state(cls, params: dict, arrays) -> "LogForestRegressor":
+        regressor = _unfitted(cls, params)
+        regressor.forest_ = CompiledTrees.from_state(params["forest"], Part("forest", arrays))
+        _same_features(regressor, regressor.forest_.n_features)
+        return regressor
+
 
 class CompiledTrees:
     """A sum of regression trees, base + scale * Σ tree(x), as flat arrays walked in numpy.
 
     Built from fitted scikit-learn trees' public `tree_` arrays; a leaf points to itself, so walking
     every tree `depth` steps lands each row on its leaf. Inputs are compared as float32, as
-    scikit-learn's trees do, so predictions match theirs."""
+    scikit-learn's trees do, so predictions match theirs.
 
-    def __init__(self, trees, base: float, scale: float, n_features: int):
+    The arrays, one entry per node of all trees: `feature` (int64: the input column a node tests),
+    `threshold` (float64: go left when x[feature] <= threshold; +inf at leaves), `child` (int64,
+    two per node: child[2n + 1] the left child, child[2n] the right one), `value` (float64: a
+    leaf's output), and `roots` (int64: each tree's root node)."""
+
+    def __init__(self, feature: np.ndarray, threshold: np.ndarray, child: np.ndarray, value: np.ndarray,
+                 roots: np.ndarray, depth: int, base: float, scale: float, n_features: int):
+        self.feature, self.threshold, self.child, self.value, self.roots = feature, threshold, child, value, roots
+        self.depth, self.base, self.scale, self.n_features = int(depth), float(base), float(scale), int(n_features)
+
+    @classmethod
+    def from_trees(cls, trees, base: float, scale: float, n_features: int) -> "CompiledTrees":
+        """From fitted scikit-learn `tree_` objects."""
         feature, threshold, left, right, value, roots = [], [], [], [], [], []
         offset, depth = 0, 0
         for tree in trees:
@@ -126,14 +185,11 @@ class CompiledTrees:
             value.append(tree.value[:, 0, 0])
             offset += n
             depth = max(depth, tree.max_depth)
-        self.feature = np.concatenate(feature).astype(np.intp)
-        self.threshold = np.concatenate(threshold).astype(np.float64)
         # child[2 * node + 1] is the left child, child[2 * node] the right one: one gather a step.
-        self.child = np.column_stack([np.concatenate(right), np.concatenate(left)]).ravel().astype(np.intp)
-        self.value = np.concatenate(value).astype(np.float64)
-        self.roots = np.array(roots, dtype=np.intp)
-        self.depth = int(depth)
-        self.base, self.scale, self.n_features = float(base), float(scale), int(n_features)
+        child = np.column_stack([np.concatenate(right), np.concatenate(left)]).ravel()
+        return cls(np.concatenate(feature).astype(np.intp), np.concatenate(threshold).astype(np.float64),
+                   child.astype(np.intp), np.concatenate(value).astype(np.float64), np.array(roots, dtype=np.intp),
+                   depth, base, scale, n_features)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -143,11 +199,31 @@ class CompiledTrees:
     @classmethod
     def from_gradient_boosting(cls, model: GradientBoostingRegressor, n_features: int) -> "CompiledTrees":
         base = float(model.init_.predict(np.zeros((1, n_features)))[0])
-        return cls([e.tree_ for e in model.estimators_[:, 0]], base, model.learning_rate, n_features)
+        return cls.from_trees([e.tree_ for e in model.estimators_[:, 0]], base, model.learning_rate, n_features)
 
     @classmethod
     def from_forest(cls, model: RandomForestRegressor, n_features: int) -> "CompiledTrees":
-        return cls([e.tree_ for e in model.estimators_], 0.0, 1.0 / len(model.estimators_), n_features)
+        return cls.from_trees([e.tree_ for e in model.estimators_], 0.0, 1.0 / len(model.estimators_), n_features)
+
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return ({"depth": self.depth, "base": self.base, "scale": self.scale, "n_features": self.n_features},
+                {"feature": self.feature.astype(np.int64), "threshold": self.threshold,
+                 "child": self.child.astype(np.int64), "value": self.value, "roots": self.roots.astype(np.int64)})
+
+    @classmethod
+    def from_state(cls, params: dict, arrays) -> "CompiledTrees":
+        threshold = stored_array(arrays, "threshold", np.float64, (None,))
+        nodes, depth, n_features = threshold.size, int(params["depth"]), int(params["n_features"])
+        if not (nodes and 0 <= depth <= nodes and n_features > 0):
+            raise ValueError(f"trees of {nodes} nodes, depth {depth}, {n_features} features")
+        # Indices the walk follows stay inside the arrays, so a loaded model cannot fail in predict.
+        feature = stored_indices(arrays, "feature", (nodes,), n_features)
+        child = stored_indices(arrays, "child", (2 * nodes,), nodes)
+        roots = stored_indices(arrays, "roots", (None,), nodes)
+        value = stored_array(arrays, "value", np.float64, (nodes,))
+        if not roots.size:
+            raise ValueError("no trees")
+        return cls(feature, threshold, child, value, roots, depth, params["base"], params["scale"], n_features)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
@@ -168,6 +244,35 @@ def _log(X: np.ndarray) -> np.ndarray:
     return np.log1p(np.maximum(X, 0.0))
 
 
+def _params(regressor: BaseEstimator, **parts) -> dict:
+    """A fitted candidate's JSON-able params: its name, hyperparameters, feature count, parts."""
+    return {"regressor": regressor.name, "hyperparameters": regressor.get_params(),
+            "n_features_in": regressor.n_features_in_, **parts}
+
+
+def _unfitted(cls, params: dict):
+    """The candidate `params` describe, with its hyperparameters and feature count."""
+    if params["regressor"] != cls.name:
+        raise ValueError(f"a {params['regressor']!r} regressor where {cls.name!r} was expected")
+    regressor = cls(**params["hyperparameters"])
+    regressor.n_features_in_ = int(params["n_features_in"])
+    return regressor
+
+
+def _same_features(regressor: BaseEstimator, *counts: int) -> None:
+    if any(n != regressor.n_features_in_ for n in counts):
+        raise ValueError(f"parts of a {regressor.name!r} regressor see {counts} features, not "
+                         f"{regressor.n_features_in_}")
+
+
+def regressor_from_state(params: dict, arrays) -> BaseEstimator:
+    """The fitted candidate `to_state` described (its name is in params["regressor"])."""
+    name = params["regressor"]
+    if name not in REGRESSORS:
+        raise ValueError(f"unknown regressor {name!r}")
+    return REGRESSORS[name].from_state(params, arrays)
+
+
 def make_candidate(name: str, n_linear: int, random_state: int = 0) -> BaseEstimator:
     """A fresh, unfitted candidate by name."""
     if name == "loop-linear":
@@ -179,4 +284,5 @@ def make_candidate(name: str, n_linear: int, random_state: int = 0) -> BaseEstim
     raise ValueError(f"unknown candidate regressor {name!r}; known: {', '.join(CANDIDATES)}")
 
 
-CANDIDATES = ("loop-linear", "loop-linear+boost", "log-forest")
+REGRESSORS = {cls.name: cls for cls in (LoopCountRegressor, BoostedLoopCountRegressor, LogForestRegressor)}
+CANDIDATES = tuple(REGRESSORS)

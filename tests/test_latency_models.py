@@ -4,8 +4,12 @@ on counts collected from real QEMU boards."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import pickle
 import sqlite3
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +23,13 @@ from hwbench.graph import Graph, Op, Quantization, Tensor
 from hwbench.memory import memory_report
 from hwbench.results import ResultsDB
 from hwbench.tflite_reader import read_tflite
-from latency_models.artifact import ArtifactError, load_artifact, read_header
+from latency_models.artifact import ArtifactError, load_artifact, save_artifact
 from latency_models.baseline import MacsBaseline
 from latency_models.dataset import load_dataset
 from latency_models.features import GENERIC, KINDS, graph_features, kind_of, same_padding, window_extent
 from latency_models.metrics import accuracy
 from latency_models.model import LatencyModel, grouped_folds
-from latency_models.regressors import CompiledTrees, LoopCountRegressor
+from latency_models.regressors import CANDIDATES, CompiledTrees, LoopCountRegressor
 from latency_models.training import fit_dataset
 
 BOARD = "mps2-an386"
@@ -133,6 +137,15 @@ def conv_graph(padding: str, kernel: int, stride: int = 1, size: int = 8, cin: i
     return Graph(tensors, [op], (0,), (2,), "conv")
 
 
+def graph_with_a_fallback_op() -> Graph:
+    """A CONV_2D, then a CONCATENATION: a kind without its own extractor or training data."""
+    graph = conv_graph("SAME", 3)
+    graph.tensors.append(_tensor("z", (1, 8, 8, 8)))
+    graph.ops.append(Op("CONCATENATION", (2, 2), (3,), {"axis": 3}))
+    graph.outputs = (3,)
+    return graph
+
+
 def test_conv_features_count_only_the_taps_inside_the_input():
     names = KINDS["CONV_2D"].names
     valid = conv_graph("VALID", 3)
@@ -146,10 +159,7 @@ def test_conv_features_count_only_the_taps_inside_the_input():
 
 
 def test_ops_are_grouped_by_kind_and_unknown_ops_get_generic_features():
-    graph = conv_graph("SAME", 3)
-    graph.tensors.append(_tensor("z", (1, 8, 8, 8)))
-    graph.ops.append(Op("CONCATENATION", (2, 2), (3,), {"axis": 3}))
-    graph.outputs = (3,)
+    graph = graph_with_a_fallback_op()
     features = graph_features(graph)
     assert kind_of("CONCATENATION") == GENERIC and kind_of("SQUEEZE") == "RESHAPE"
     assert sorted(features.kinds) == ["CONV_2D", GENERIC]
@@ -254,10 +264,7 @@ def test_model_prediction_is_the_sum_of_layers_plus_the_fitted_overhead(fitted):
 
 
 def test_a_kind_without_training_data_falls_back_to_the_generic_regressor(fitted):
-    graph = conv_graph("SAME", 3)
-    graph.tensors.append(_tensor("z", (1, 8, 8, 8)))
-    graph.ops.append(Op("CONCATENATION", (2, 2), (3,), {"axis": 3}))
-    graph.outputs = (3,)
+    graph = graph_with_a_fallback_op()
     assert fitted.model.fallback_kinds(graph) == {"CONCATENATION"}
     layers = fitted.model.predict_layers(graph)
     assert np.isfinite(layers).all() and (layers > 0).all()
@@ -284,7 +291,39 @@ def test_mlperf_tiny_model_is_predicted_within_ten_percent(name, fitted, mlperf_
 # ------------------------------------------------------------------------------ artifact
 
 
-def test_artifact_round_trip_keeps_predictions_and_metadata(fitted, artifact_file):
+@pytest.fixture(scope="module")
+def fitted_each_regressor(dataset):
+    """Per candidate regressor, a model whose every kind uses it, fitted on the first 24 models."""
+    train = dataset.subset(range(24))
+    return {name: LatencyModel(candidates=(name,), min_layers=5, cv_folds=2).fit(
+        train.graphs, train.totals, train.layer_counts) for name in CANDIDATES}
+
+
+def zip_members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def npy(array: np.ndarray, allow_pickle: bool = False) -> bytes:
+    stream = io.BytesIO()
+    np.save(stream, array, allow_pickle=allow_pickle)
+    return stream.getvalue()
+
+
+def with_header(members: dict[str, bytes], change) -> dict[str, bytes]:
+    header = json.loads(members["header.json"])
+    change(header)
+    return {**members, "header.json": json.dumps(header).encode()}
+
+
+def test_artifact_keeps_the_metadata(fitted, artifact_file):
     artifact = load_artifact(artifact_file, board=BOARD)
     meta = artifact.metadata
     for key in ("board", "unit", "runtime_hash", "feature_schema", "n_models", "n_layers", "held_out",
@@ -292,44 +331,156 @@ def test_artifact_round_trip_keeps_predictions_and_metadata(fitted, artifact_fil
         assert key in meta, key
     assert meta["n_models"] == 24 and meta["held_out"]["learned"]["n"] == N_MODELS - 24
     assert meta["runtime_hash"] == fitted.train.runtime_hash
-    loaded = LatencyModel.load(artifact_file)
-    for graph in fitted.test.graphs:
-        assert loaded.predict(graph) == pytest.approx(fitted.model.predict(graph), rel=1e-12)
-    assert artifact.baseline.slope_ == pytest.approx(fitted.baseline.slope_)
+    assert artifact.baseline.slope_ == fitted.baseline.slope_
+    assert artifact.baseline.intercept_ == fitted.baseline.intercept_
     assert artifact.runtime_warning(meta["runtime_hash"]) is None
     assert "runtime" in artifact.runtime_warning("0123456789abcdef")
 
 
+@pytest.mark.parametrize("regressor", CANDIDATES + ("chosen per kind",))
+def test_a_loaded_model_predicts_bit_for_bit_what_the_saved_one_did(regressor, fitted, fitted_each_regressor, tmp_path):
+    model = fitted_each_regressor.get(regressor, fitted.model)
+    if regressor in CANDIDATES:
+        assert {type(r).name for r in model.regressors_.values()} == {regressor}
+    path = tmp_path / "m.latmodel"
+    save_artifact(model, fitted.metadata(), path)
+    loaded = LatencyModel.load(path, board=BOARD)
+    assert loaded is not model and loaded.kind_reports_ == model.kind_reports_
+    assert (loaded.n_models_, loaded.n_layers_, loaded.layers_per_kind_) == \
+        (model.n_models_, model.n_layers_, model.layers_per_kind_)
+    for graph in fitted.train.graphs + fitted.test.graphs + [graph_with_a_fallback_op()]:
+        assert np.array_equal(loaded.predict_layers(graph), model.predict_layers(graph)), graph.name
+        assert loaded.predict(graph) == model.predict(graph)
+        assert loaded.overhead(graph) == model.overhead(graph)
+        assert loaded.fallback_kinds(graph) == model.fallback_kinds(graph)
+
+
+def test_the_artifact_is_json_and_plain_arrays_that_numpy_reads_without_pickle(fitted_each_regressor, fitted,
+                                                                              tmp_path):
+    path = tmp_path / "forest.latmodel"
+    model = fitted_each_regressor["loop-linear+boost"]
+    save_artifact(model, fitted.metadata(), path)
+    members = zip_members(path)
+    assert all(name == "header.json" or name.endswith(".npy") for name in members)
+    header = json.loads(members["header.json"])
+    assert header["format"] == "hwbench-latency-model" and header["metadata"]["board"] == BOARD
+    with np.load(path) as npz:  # allow_pickle=False, numpy's default
+        arrays = {name: npz[name] for name in npz.files if name != "header.json"}  # numpy gives it as bytes
+    assert {a.dtype for a in arrays.values()} <= {np.dtype(np.float64), np.dtype(np.int64)}
+    np.testing.assert_array_equal(arrays["overhead"], model.overhead_)
+    for kind, regressor in model.regressors_.items():
+        np.testing.assert_array_equal(arrays[f"regressors/{kind}/linear/coef"], regressor.linear_.coef_)
+        np.testing.assert_array_equal(arrays[f"regressors/{kind}/correction/threshold"],
+                                      regressor.correction_.threshold)
+
+
 def test_damaged_artifacts_are_clear_errors(artifact_file, tmp_path):
     data = artifact_file.read_bytes()
-    flipped = bytearray(data)
-    flipped[-100] ^= 0x40
-    cases = {
-        "checksum": bytes(flipped),
-        "truncated": data[:-500],
-        "not a hwbench latency model": b"\x80\x04garbage" + data[30:],
-        "unreadable header": data.replace(b'{"metadata"', b'{"metadatX', 1),
-    }
-    for expected, content in cases.items():
+    members = zip_members(artifact_file)
+    plain_npz = write_zip(tmp_path / "plain.npz", {"a.npy": npy(np.ones(2))}).read_bytes()
+    cases = [("truncated", data[:-500]), ("truncated", data[: len(data) // 2]),
+             ("not a hwbench latency model", b"just some text\n" * 20),
+             ("not a hwbench latency model", npy(np.zeros(3))),
+             ("not a hwbench latency model", plain_npz),
+             ("unreadable header", write_zip(tmp_path / "h", {**members, "header.json": b'{"format": '}).read_bytes())]
+    # One flipped byte inside each member's stored data.
+    with zipfile.ZipFile(artifact_file) as archive:
+        for info in archive.infolist():
+            start = info.header_offset + 30 + len(info.filename) + int.from_bytes(
+                data[info.header_offset + 28: info.header_offset + 30], "little")
+            flipped = bytearray(data)
+            flipped[start + info.compress_size // 2] ^= 0x10
+            cases.append(("damaged", bytes(flipped)))
+    assert len(cases) > 10
+    for expected, content in cases:
         path = tmp_path / "bad.latmodel"
         path.write_bytes(content)
-        with pytest.raises(ArtifactError, match=expected):
+        with pytest.raises(ArtifactError, match=expected) as error:
             load_artifact(path)
+        assert len(str(error.value).splitlines()) == 1
     with pytest.raises(ArtifactError, match="no such latency-model file"):
         load_artifact(tmp_path / "missing.latmodel")
 
 
-def test_artifact_of_another_schema_or_board_is_refused(artifact_file, tmp_path):
+def test_model_state_the_predictor_cannot_use_is_refused(fitted_each_regressor, fitted, tmp_path):
+    source = tmp_path / "forest.latmodel"
+    save_artifact(fitted_each_regressor["log-forest"], fitted.metadata(), source)
+    members = zip_members(source)
+    child = np.load(io.BytesIO(members["regressors/GENERIC/forest/child.npy"]))
+    out_of_range = child.copy()
+    out_of_range[7] = child.size  # a node index past the last node
+    without_generic = {name: data for name, data in members.items() if not name.startswith("regressors/GENERIC/")}
+    cases = {
+        "index outside": {**members, "regressors/GENERIC/forest/child.npy": npy(out_of_range)},
+        "is not float64": {**members, "overhead.npy": npy(np.zeros(2, dtype=np.float32))},
+        "no array 'regressors/GENERIC/forest/value'": {
+            name: data for name, data in members.items() if name != "regressors/GENERIC/forest/value.npy"},
+        "no GENERIC regressor": with_header(without_generic, lambda h: h["model"]["regressors"].pop("GENERIC")),
+        "unknown regressor 'xgboost'": with_header(
+            members, lambda h: h["model"]["regressors"]["GENERIC"].update(regressor="xgboost")),
+    }
+    for expected, content in cases.items():
+        with pytest.raises(ArtifactError, match=f"damaged latency-model file .*{expected}"):
+            load_artifact(write_zip(tmp_path / "bad.latmodel", content))
+
+
+def test_artifact_of_another_schema_board_or_format_is_refused(artifact_file, tmp_path):
     with pytest.raises(ArtifactError, match=f"board {BOARD}, not mps2-an500"):
         load_artifact(artifact_file, board="mps2-an500")
-    header, payload = read_header(artifact_file)
-    header.pop("_payload_ok")
-    header["metadata"]["feature_schema"] = 999
-    other = tmp_path / "schema.latmodel"
-    first = artifact_file.read_bytes().split(b"\n", 1)[0]
-    other.write_bytes(first + b"\n" + json.dumps(header).encode() + b"\n" + payload)
+    members = zip_members(artifact_file)
+    other = write_zip(tmp_path / "schema.latmodel",
+                      with_header(members, lambda h: h["metadata"].update(feature_schema=999)))
     with pytest.raises(ArtifactError, match="feature schema 999"):
         load_artifact(other)
+    newer = write_zip(tmp_path / "newer.latmodel", with_header(members, lambda h: h.update(version=99)))
+    with pytest.raises(ArtifactError, match="format 99"):
+        load_artifact(newer)
+
+
+class TouchOnUnpickling:
+    """Unpickling this creates `marker`: the code a pickled model file can run when loaded."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+def test_crafted_pickles_are_refused_and_run_nothing(artifact_file, collected, tmp_path, capsys):
+    # The payloads do run code when unpickled (so the test below could fail)...
+    pickle.loads(pickle.dumps(TouchOnUnpickling(tmp_path / "control-pickle")))
+    np.load(io.BytesIO(npy(np.array([TouchOnUnpickling(tmp_path / "control-npy")]), allow_pickle=True)),
+            allow_pickle=True)
+    assert (tmp_path / "control-pickle").exists() and (tmp_path / "control-npy").exists()
+
+    # ...and loading a model file that carries them runs nothing.
+    marker = tmp_path / "code-ran"
+    payload = pickle.dumps(TouchOnUnpickling(marker))
+    object_array = npy(np.array([TouchOnUnpickling(marker)]), allow_pickle=True)
+    members = zip_members(artifact_file)
+    metadata = json.loads(members["header.json"])["metadata"]
+    # Container version 1, as hwbench wrote it: a magic line, a JSON header with the payload's size and
+    # checksum, then a pickle.
+    old_header = {"metadata": metadata, "payload": {"format": "pickle", "bytes": len(payload),
+                                                    "sha256": hashlib.sha256(payload).hexdigest()}}
+    old_container = b"HWBENCH-LATENCY-MODEL 1\n" + json.dumps(old_header).encode() + b"\n" + payload
+    cases = [
+        ("old-format .*re-run hwbench fit", old_container),
+        ("old-format .*re-run hwbench fit", payload),
+        ("damaged .*overhead.npy.*allow_pickle", {**members, "overhead.npy": object_array}),
+        ("damaged .*overhead.npy", {**members, "overhead.npy": payload}),
+        ("unexpected member model.pkl", {**members, "model.pkl": payload}),
+        ("unreadable header", {**members, "header.json": payload}),
+    ]
+    for expected, content in cases:
+        path = tmp_path / "crafted.latmodel"
+        path.write_bytes(content) if isinstance(content, bytes) else write_zip(path, content)
+        with pytest.raises(ArtifactError, match=expected):
+            load_artifact(path)
+        code, _, err = run_cli(capsys, "predict", collected[1][0], "-m", path)
+        assert str(path) in one_error_line(code, err)
+    assert not marker.exists()
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -381,8 +532,6 @@ def test_cli_predict_json_has_the_promised_keys(artifact_file, collected, capsys
 
 def test_cli_predict_warns_when_the_board_runtime_changed(fitted, collected, tmp_path, capsys):
     stale = tmp_path / "stale.latmodel"
-    from latency_models.artifact import save_artifact
-
     save_artifact(fitted.model, {**fitted.metadata(), "runtime_hash": "0000000000000000"}, stale)
     code, out, err = run_cli(capsys, "predict", collected[1][0], "-m", stale, "--json")
     assert code == 0 and json.loads(out)["count"] > 0
