@@ -38,13 +38,13 @@ def _single_int8(graph: Graph, op: Op, inputs: int = 1):
         raise Unsupported(f"constant input {x.name!r}")
     per_tensor(x, "input")
     per_tensor(out, "output")
-    if len(x.shape) != 4:
-        raise Unsupported(f"rank-{len(x.shape)} input {tuple(x.shape)} (only NHWC)")
     return x, out
 
 
 def lower_pool(graph: Graph, op: Op) -> Lowered:
     x, out = _single_int8(graph, op)
+    if len(x.shape) != 4:
+        raise Unsupported(f"rank-{len(x.shape)} input {tuple(x.shape)} (only NHWC)")
     o = op.options
     padding = o.get("padding")
     if padding not in PADDINGS:
