@@ -66,6 +66,7 @@ MEANS = [
     ((5, 4, 3), (1,), False), ((5, 4, 3), (2,), True), ((5, 4, 3), (1, 2), False), ((5, 4, 3), (1, 2), True),
     ((5, 4, 3), (3,), False), ((5, 4, 3), (1, 2, 3), True), ((5, 4, 3), (-3, 2), True),
     ((4, 4, 3), (2, 1, 2), False), ((5, 4, 3), (0, 1, 2, 3), False), ((5, 4, 3), (0,), False),
+    ((5, 4, 3), (1, 3), False), ((3, 4, 6), (1, 3), True),  # averaged dims apart, either one the longer
     ((6, 7), (1,), False), ((6, 7), (-1,), True), ((7,), (1,), False), ((7,), (0, 1), True),
 ]
 MEAN_IDS = [f"{len(shape) + 1}d-{'-'.join(map(str, axes))}-{'keep' if keep else 'drop'}" for shape, axes, keep in MEANS]

@@ -4,7 +4,8 @@
  * averages:
  *   out = clamp(MultiplyByQuantizedMultiplier(sum(q) - input_zero_point * count) + output_zero_point)
  * with 1 / count already folded into the multiplier by the plan compiler. The outputs are written in
- * order, each summing its own inputs, so no scratch accumulators are needed.
+ * order, each summing its own inputs, so no scratch accumulators are needed; the dims are first
+ * normalized as TFLite's ResolveAxis does, so a global pooling is one loop per output.
  *
  * Operands: input (rank 0-4), output: the input's dims with the averaged ones set to 1 (keep_dims) or
  * dropped (the same bytes either way); int8, zero points from the records. */
@@ -30,16 +31,30 @@ static int mean_output_fits(const hwb_tensor *in, const hwb_tensor *out, int32_t
     return kept || (dropped && j == out->rank);
 }
 
-/* The sum of the block of `extent` inputs from `corner` (4-D, in units of `stride`). */
-static int32_t block_sum(const int8_t *corner, const int32_t extent[4], const int32_t stride[4]) {
-    int32_t sum = 0;
-    for (int32_t a = 0; a < extent[0]; a++)
-        for (int32_t b = 0; b < extent[1]; b++)
-            for (int32_t c = 0; c < extent[2]; c++) {
-                const int8_t *row = corner + a * stride[0] + b * stride[1] + c * stride[2];
-                for (int32_t d = 0; d < extent[3]; d++) sum += row[d * stride[3]];
-            }
-    return sum;
+/* Up to two dims of one kind (averaged or kept), outer first, in elements of the input; unused: size 1. */
+typedef struct {
+    int32_t size[2];
+    int32_t stride[2];
+} mean_dims;
+
+/* The input's dims as TFLite's ResolveAxis sees them: dims of size 1 left out and neighbours of the
+ * same kind merged, so that at most two averaged and two kept dims alternate. */
+static void mean_split(const hwb_tensor *in, int32_t axes, mean_dims *kept, mean_dims *averaged) {
+    *kept = *averaged = (mean_dims){{1, 1}, {0, 0}};
+    int32_t stride = 1, previous = -1; /* the kind of the last dim taken, walking from the innermost */
+    for (int32_t i = in->rank - 1; i >= 0; i--) {
+        int32_t size = in->dims[i], kind = (axes >> i) & 1;
+        if (size == 1) continue;
+        mean_dims *m = kind ? averaged : kept;
+        if (kind == previous) {
+            m->size[0] *= size; /* contiguous with the dim inside it: one dim with its stride */
+        } else {
+            m->size[1] = m->size[0], m->stride[1] = m->stride[0];
+            m->size[0] = size, m->stride[0] = stride;
+        }
+        previous = kind;
+        stride *= size; /* <= the flat size: the input's dims agree with its byte size */
+    }
 }
 
 hwb_status hwb_mean_s8(const hwb_op_args *args) {
@@ -52,33 +67,28 @@ hwb_status hwb_mean_s8(const hwb_op_args *args) {
     if (!mean_output_fits(in, out, p->axes)) return HWB_ERR_SHAPE;
     if (!hwb_is_int8(in->zero_point) || !hwb_is_int8(out->zero_point)) return HWB_ERR_PARAMS;
 
-    /* The input as 4-D (leading 1s): each dim is walked either by the outputs or by each output's sum. */
-    int32_t outer[4], inner[4], stride[4], count = 1;
-    for (int32_t d = 3, size_below = 1; d >= 0; d--) {
-        int32_t i = d - (4 - in->rank); /* the input's own dim, < 0 for a leading 1 */
-        int32_t size = i >= 0 ? in->dims[i] : 1;
-        int averaged = i >= 0 && ((p->axes >> i) & 1);
-        outer[d] = averaged ? 1 : size;
-        inner[d] = averaged ? size : 1;
-        stride[d] = size_below; /* < the flat size: the input's dims agree with its byte size */
-        size_below *= size;
-        count *= inner[d];
-    }
+    mean_dims kept, averaged;
+    mean_split(in, p->axes, &kept, &averaged);
+    const int32_t count = averaged.size[0] * averaged.size[1];
     if (count > (1 << 24)) return HWB_ERR_SHAPE; /* the int8 sum fits in int32 */
+    /* Integer sums do not depend on the order: the longer averaged dim runs innermost. */
+    const int32_t inner = averaged.size[0] >= averaged.size[1] ? 0 : 1, outer = 1 - inner;
 
     const int8_t *x = (const int8_t *)in->data;
     int8_t *y = (int8_t *)out->data;
-    for (int32_t a = 0; a < outer[0]; a++)
-        for (int32_t b = 0; b < outer[1]; b++)
-            for (int32_t c = 0; c < outer[2]; c++)
-                for (int32_t d = 0; d < outer[3]; d++) {
-                    int32_t sum = block_sum(x + a * stride[0] + b * stride[1] + c * stride[2] + d * stride[3], inner, stride);
-                    /* TFLite's static_cast<int32_t> of an int64: modulo 2^32. */
-                    int32_t shifted = hwb_wrap_i32((uint32_t)((int64_t)sum - (int64_t)in->zero_point * count));
-                    /* The rescaled value may be any int32 for a plan's multiplier: offset it in 64 bits. */
-                    int64_t v = (int64_t)hwb_multiply_by_quantized_multiplier(shifted, p->multiplier, p->shift) +
-                                out->zero_point;
-                    *y++ = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
-                }
+    for (int32_t k0 = 0; k0 < kept.size[0]; k0++)
+        for (int32_t k1 = 0; k1 < kept.size[1]; k1++) {
+            const int8_t *corner = x + k0 * kept.stride[0] + k1 * kept.stride[1];
+            int32_t sum = 0;
+            for (int32_t a = 0; a < averaged.size[outer]; a++) {
+                const int8_t *row = corner + a * averaged.stride[outer];
+                for (int32_t b = 0; b < averaged.size[inner]; b++) sum += row[b * averaged.stride[inner]];
+            }
+            /* TFLite's static_cast<int32_t> of an int64: modulo 2^32. */
+            int32_t shifted = hwb_wrap_i32((uint32_t)((int64_t)sum - (int64_t)in->zero_point * count));
+            /* The rescaled value may be any int32 for a plan's multiplier: offset it in 64 bits. */
+            int64_t v = (int64_t)hwb_multiply_by_quantized_multiplier(shifted, p->multiplier, p->shift) + out->zero_point;
+            *y++ = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+        }
     return HWB_OK;
 }
