@@ -19,7 +19,7 @@ from hwbench.analysis import analyze_graph
 from hwbench.errors import PlanError
 from hwbench.graph import Graph
 from hwbench.tflite_reader import parse_tflite, read_tflite
-from keras_ops import LENET_INPUT, convert, lenet
+from keras_ops import LENET_INPUT, convert, keras_model, lenet
 from firmware_runner.compiler.plan import compile_plan
 
 # The converter warns that a float32 model input has no statistics; it needs none here.
@@ -103,6 +103,17 @@ def test_plan_compiler_names_the_operator_and_the_dtype(graphs, kind, dtype):
     assert dtype in str(info.value) and dtype in {t.dtype for t in graph.input_tensors(op) + graph.output_tensors(op)}
     if kind == "float-tail":  # the int8 body compiles: the float head is what stops it
         assert op.type == "LOG_SOFTMAX"
+
+
+def test_a_reshape_of_int16_data_names_the_operator():
+    """RESHAPE moves any dtype's bytes, but a plan holds int8, int32 and float32 tensors only."""
+    import keras
+
+    model = convert(keras_model(lambda x: keras.layers.Reshape((12,))(x), [(3, 4)]), [(3, 4)], "int16")
+    graph = parse_tflite(model)
+    assert [(op.type, graph.tensors[op.outputs[0]].dtype) for op in graph.ops] == [("RESHAPE", "int16")]
+    with pytest.raises(PlanError, match=r"operator 0 \(RESHAPE\): int16 tensor '.+' is not supported"):
+        compile_plan(graph)
 
 
 def hwbench(*args: str) -> subprocess.CompletedProcess:
