@@ -74,7 +74,7 @@ def boards(
 
 @app.command()
 def analyze(
-    model: Annotated[Path, typer.Argument(help="A full-int8 .tflite model.")],
+    model: Annotated[Path, typer.Argument(help="A .tflite model (int8, float or int16).")],
     board: Annotated[Optional[str], typer.Option(help="Also say whether it fits this board's SRAM and flash.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Draw the memory timeline to this PNG file.")] = None,
@@ -309,7 +309,7 @@ def fit(
 
 @app.command()
 def predict(
-    models: Annotated[list[Path], typer.Argument(help="Full-int8 .tflite models.")],
+    models: Annotated[list[Path], typer.Argument(help=".tflite models (int8, float or int16; priced as int8).")],
     latency_model: Annotated[Path, typer.Option("--latency-model", "-m", help="A latency-model file (hwbench fit "
                                                 "--out writes one).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per model (a list for several).")] = False,

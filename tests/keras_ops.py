@@ -1,9 +1,11 @@
-"""Small Keras models converted to full-int8 TFLite, for per-operator tests of the runtime.
+"""Small Keras models converted to full-int8 TFLite, for per-operator tests of the runtime, and to
+float, int16 and partly float TFLite, for what hwbench reads but does not run.
 
 `int8_model(build, shapes)` calls `build(*keras_inputs)` for the outputs, sets seeded random
 weights, calibrates on uniform inputs in `calibration` (a wide or lopsided range gives extreme
 scales and zero points) and converts; `float_io=True` keeps float32 inputs and outputs, so the
-model starts with QUANTIZE and ends with DEQUANTIZE.
+model starts with QUANTIZE and ends with DEQUANTIZE. `keras_model` and `convert` are its two
+halves; `convert` also makes the other kinds of model.
 """
 
 from __future__ import annotations
@@ -15,10 +17,18 @@ import numpy as np
 from hwbench.generate.build import _quiet_tensorflow, _stderr_captured
 from firmware_runner.runtime.verify import Verification, verify_model
 
+LENET_INPUT = (28, 28, 1)
+
 
 def int8_model(build: Callable, shapes: Sequence[tuple[int, ...]], seed: int = 0, float_io: bool = False,
                calibration: tuple[float, float] = (-1.0, 1.0), weight_scale: float = 1.0, samples: int = 16) -> bytes:
-    tf = _quiet_tensorflow()
+    return convert(keras_model(build, shapes, seed, weight_scale), shapes, "int8", seed, float_io, calibration, samples)
+
+
+def keras_model(build: Callable, shapes: Sequence[tuple[int, ...]], seed: int = 0, weight_scale: float = 1.0):
+    """The Keras model of `build(*inputs)` (batch 1) with seeded random weights (biases too, so the
+    converter keeps them)."""
+    _quiet_tensorflow()
     import keras
 
     rng = np.random.default_rng(seed)
@@ -27,19 +37,39 @@ def int8_model(build: Callable, shapes: Sequence[tuple[int, ...]], seed: int = 0
     for layer in model.layers:
         layer.set_weights([rng.normal(0.0, weight_scale / np.sqrt(max(w.size // max(w.shape[-1], 1), 1)), w.shape)
                            .astype(np.float32) for w in layer.get_weights()])
+    return model
+
+
+def convert(model, shapes: Sequence[tuple[int, ...]], mode: str = "int8", seed: int = 0, float_io: bool = False,
+            calibration: tuple[float, float] = (-1.0, 1.0), samples: int = 16, float_ops: Sequence[str] = ()) -> bytes:
+    """`.tflite` bytes of a Keras model. `mode`: "int8" (full integer), "int16" (the converter's 16x8
+    mode: int16 activations, int8 weights, int64 biases) or "float" (no quantization); the integer
+    modes have integer inputs and outputs unless `float_io`, and leave the `float_ops` (TFLite op
+    names) in float32 after a DEQUANTIZE."""
+    tf = _quiet_tensorflow()
+    rng = np.random.default_rng(seed)
     specs = [tf.TensorSpec((1, *s), tf.float32) for s in shapes]
     function = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False), input_signature=specs)
     lo, hi = calibration
     data = [[rng.uniform(lo, hi, size=(1, *s)).astype(np.float32) for s in shapes] for _ in range(samples)]
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: iter(data)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if not float_io:
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+    if mode != "float":
+        integer = {"int8": (tf.int8, tf.lite.OpsSet.TFLITE_BUILTINS_INT8),
+                   "int16": (tf.int16, tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)}
+        dtype, ops = integer[mode]
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: iter(data)
+        converter.target_spec.supported_ops = [ops, tf.lite.OpsSet.TFLITE_BUILTINS] if float_ops else [ops]
+        if not float_io:
+            converter.inference_input_type = converter.inference_output_type = dtype
     with _stderr_captured():
-        return converter.convert()
+        if not float_ops:
+            return converter.convert()
+        # The quantization debugger is the converter's way of leaving chosen ops unquantized.
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=lambda: iter(data),
+                                                             debug_options=options)
+        return debugger.get_nondebug_quantized_model()
 
 
 def assert_bit_exact(model: bytes, samples: int = 3, seed: int = 0) -> Verification:
@@ -90,3 +120,44 @@ def with_params(blob: bytes, step: int, field: int, value: int) -> bytes:
     struct.pack_into("<i", out, params_at + 4 * field, value)
     struct.pack_into("<I", out, 12, zlib.crc32(out[16:]))
     return bytes(out)
+
+
+def mcunet_style_model(seed: int = 0) -> bytes:
+    """A stand-in for an MCUNet model-zoo network (its .tflite files are downloaded at run time, not
+    shipped): a stride-2 stem, two MBConv blocks (1x1 expand, depthwise 3x3, 1x1 project, ReLU6,
+    one with a residual ADD), then global pooling as MCUNet's ProxylessNASNets writes it in PyTorch,
+    `x.mean(3).mean(2)`: in NHWC, a MEAN over the width and then one over the height, and a
+    classifier; full int8 with float input and output, as the zoo's files are converted."""
+    import keras
+
+    L = keras.layers
+
+    def mbconv(x, expand: int, out: int, stride: int):
+        y = L.ReLU(6.0)(L.Conv2D(x.shape[-1] * expand, 1)(x))
+        y = L.ReLU(6.0)(L.DepthwiseConv2D(3, strides=stride, padding="same")(y))
+        y = L.Conv2D(out, 1)(y)
+        return L.Add()([x, y]) if stride == 1 and out == x.shape[-1] else y
+
+    def build(x):
+        x = L.ReLU(6.0)(L.Conv2D(8, 3, strides=2, padding="same")(x))
+        x = mbconv(mbconv(x, 3, 8, 1), 4, 16, 2)
+        return L.Dense(10)(keras.ops.mean(keras.ops.mean(x, axis=2), axis=1))
+
+    return int8_model(build, [(24, 24, 3)], seed=seed, float_io=True)
+
+
+def lenet(head: str = "softmax", seed: int = 0):
+    """LeNet-5 on 28x28x1 MNIST images (conv 6@5x5, max-pool, conv 16@5x5, max-pool, dense 120, 84,
+    10) ending in the activation `head` ("softmax" or "log_softmax"), seeded random weights."""
+    import keras
+
+    L = keras.layers
+
+    def build(x):
+        x = L.MaxPooling2D()(L.Conv2D(6, 5, activation="relu")(x))
+        x = L.MaxPooling2D()(L.Conv2D(16, 5, activation="relu")(x))
+        x = L.Dense(84, activation="relu")(L.Dense(120, activation="relu")(L.Flatten()(x)))
+        return L.Activation(head)(L.Dense(10)(x))
+
+    return keras_model(build, [LENET_INPUT], seed=seed)
+

@@ -64,6 +64,18 @@ def test_mlperf_tiny_models_run_bit_exact_on_mps2_an386(name, mlperf_model, tmp_
     assert {l.op_type for l in m.layers} >= {"FULLY_CONNECTED"}
 
 
+def test_mcunet_style_global_pooling_by_two_single_axis_means_runs_bit_exact_on_mps2_an386(tmp_path):
+    """MCUNet's model zoo pools globally with a MEAN over the width, then one over the height."""
+    from keras_ops import mcunet_style_model
+
+    path = tmp_path / "mcunet_style.tflite"
+    path.write_bytes(mcunet_style_model(seed=5))
+    board = get_board("mps2-an386")
+    m = measure(path, board, build_firmware(board), QemuBackend(board), repeats=1)
+    assert (m.status, m.verified) == ("measured", True), m.reason
+    assert [l.op_type for l in m.layers].count("MEAN") == 2 and all(l.count > 0 for l in m.layers)
+
+
 @pytest.mark.parametrize("board_name", EMULATED)
 def test_a_model_mixing_fourteen_operators_runs_bit_exact_on_the_board(board_name, tmp_path):
     """The operators the generator does not make, with float input and output, on the emulated MCU:

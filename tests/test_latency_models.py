@@ -530,6 +530,23 @@ def test_cli_predict_json_has_the_promised_keys(artifact_file, collected, capsys
     assert code == 0 and "predicted" in out and "MACs baseline" in out and "peak memory" in out
 
 
+def test_cli_predict_reads_models_that_are_not_int8(artifact_file, tmp_path, capsys):
+    """A LeNet whose int8 body ends in a float LOG_SOFTMAX, and the same LeNet with int16 activations:
+    predicted (as the int8 kernels would run them), with their memory at their dtypes' sizes."""
+    from keras_ops import LENET_INPUT, convert, lenet
+
+    files = [tmp_path / "lenet-float-tail.tflite", tmp_path / "lenet-int16.tflite"]
+    files[0].write_bytes(convert(lenet("log_softmax"), [LENET_INPUT], "int8", float_io=True, calibration=(0.0, 1.0),
+                                 float_ops=["LOG_SOFTMAX"]))
+    files[1].write_bytes(convert(lenet("softmax"), [LENET_INPUT], "int16", calibration=(0.0, 1.0)))
+    code, out, err = run_cli(capsys, "predict", *files, "-m", artifact_file, "--json")
+    assert code == 0, err
+    for path, report in zip(files, json.loads(out)):
+        graph = read_tflite(path)
+        assert report["count"] > 0 and report["peak_bytes"] == memory_report(graph).peak_bytes
+        assert [l["op"] for l in report["layers"]] == [graph.ops[l["index"]].type for l in report["layers"]]
+
+
 def test_cli_predict_warns_when_the_board_runtime_changed(fitted, collected, tmp_path, capsys):
     stale = tmp_path / "stale.latmodel"
     save_artifact(fitted.model, {**fitted.metadata(), "runtime_hash": "0000000000000000"}, stale)

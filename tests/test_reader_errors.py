@@ -1,5 +1,5 @@
 """Bad model files: each kind is refused with one ModelError naming the file and the problem, int8
-models with a float interface are read, and a fuzz over truncated and mutated real models shows
+models with a float interface and float models are read, and a fuzz over truncated and mutated real models shows
 that nothing but a HwbenchError ever leaves the reader, in bounded time."""
 
 from __future__ import annotations
@@ -144,9 +144,11 @@ def test_truncated_mlperf_model(tmp_path):
         assert "Error" not in message  # said in words, not as a Python exception
 
 
-def test_float_model(tmp_path, tf, tiny):
-    data = convert(tf, tiny)
-    refused(write(tmp_path, "float.tflite", data), "is a float model", "float32", "representative dataset")
+def test_float_model_is_read(tmp_path, tf, tiny):
+    """Its memory is a fair question; that the hwbench runtime cannot run it is the plan compiler's to say."""
+    graph = read_tflite(write(tmp_path, "float.tflite", convert(tf, tiny)))
+    assert {graph.tensors[op.outputs[0]].dtype for op in graph.ops} == {"float32"}
+    assert graph_cost(graph).macs > 0
 
 
 @pytest.mark.parametrize("int8_io", [False, True], ids=["float-io", "int8-io"])
@@ -250,10 +252,10 @@ def test_damage_the_schema_allows(tmp_path, model_bytes, change, phrases):
 
 
 @pytest.mark.parametrize("kind, phrase", [("empty", "empty file"), ("truncated", "truncated"),
-                                          ("float", "is a float model")])
-def test_cli_analyze_prints_one_line(tmp_path, model_bytes, tf, tiny, kind, phrase):
+                                          ("control-flow", "subgraphs")])
+def test_cli_analyze_prints_one_line(tmp_path, model_bytes, tf, kind, phrase):
     data = {"empty": lambda: b"", "truncated": lambda: model_bytes[:len(model_bytes) // 2],
-            "float": lambda: convert(tf, tiny)}[kind]()
+            "control-flow": lambda: convert(tf, _cond(tf))}[kind]()
     path = write(tmp_path, f"{kind}.tflite", data)
     result = subprocess.run([sys.executable, "-m", "hwbench.cli", "analyze", str(path)],
                             capture_output=True, text=True, timeout=120)

@@ -98,10 +98,13 @@ def _lower(graph: Graph, index: int) -> Lowered:
     if len(lowered.inputs) > MAX_INPUTS or len(outputs) > MAX_OUTPUTS:
         raise PlanError(f"{where}: {len(lowered.inputs)} inputs and {len(outputs)} outputs; the hwbench runtime "
                         f"handles {MAX_INPUTS} and {MAX_OUTPUTS} at most")
-    for t in [*(i for i in lowered.inputs if isinstance(i, int)), *outputs]:
-        if t != NO_TENSOR and len(graph.tensors[t].shape) > MAX_RANK:
-            raise PlanError(f"{where}: tensor {graph.tensors[t].name!r} has rank {len(graph.tensors[t].shape)}; "
+    for tensor in [graph.tensors[t] for t in [*(i for i in lowered.inputs if isinstance(i, int)), *outputs]
+                   if t != NO_TENSOR]:
+        if len(tensor.shape) > MAX_RANK:
+            raise PlanError(f"{where}: tensor {tensor.name!r} has rank {len(tensor.shape)}; "
                             f"the hwbench runtime handles rank {MAX_RANK} at most")
+        if tensor.dtype not in DTYPES:  # (a RESHAPE moves any dtype's bytes, but a plan holds only these)
+            raise PlanError(f"{where}: {tensor.dtype} tensor {tensor.name!r} is not supported by the hwbench runtime")
     return lowered
 
 

@@ -6,13 +6,18 @@ TFLite only DCHECKs that the two quantizations agree), clamped to the fused acti
 kernels compute the padding from the padding type exactly as TFLite's Prepare does, so the plan
 carries the type, not the pads.
 
-MEAN over height and width follows what LiteRT's BUILTIN_REF int8 MEAN does (lite/kernels/reduce.cc
-with reference/reduce.h QuantizedMeanOrSum): one integer path for every case, keep_dims or not and
-whether or not the input and output quantizations are equal. The sum of (q - input zero point) is
-rescaled by input_scale / output_scale with 1 / (height * width) folded into the multiplier.
+MEAN follows what LiteRT's BUILTIN_REF int8 MEAN does (lite/kernels/reduce.cc EvalQuantizedMean with
+reference/reduce.h QuantizedMeanOrSum): one integer path for every case, any axes (negative or
+repeated ones resolved as ResolveAxis does), keep_dims or not, whether or not the input and output
+quantizations are equal. The sum of (q - input zero point) over the averaged elements is rescaled by
+input_scale / output_scale with 1 / count folded into the multiplier. (Older TFLite releases took
+other paths for keep_dims over axes {1, 2} of a 4-D input and for equal quantizations; LiteRT's
+reference kernel no longer does, and the tests check every one of those cases against it.)
 """
 
 from __future__ import annotations
+
+from math import prod
 
 import numpy as np
 
@@ -33,13 +38,13 @@ def _single_int8(graph: Graph, op: Op, inputs: int = 1):
         raise Unsupported(f"constant input {x.name!r}")
     per_tensor(x, "input")
     per_tensor(out, "output")
-    if len(x.shape) != 4:
-        raise Unsupported(f"rank-{len(x.shape)} input {tuple(x.shape)} (only NHWC)")
     return x, out
 
 
 def lower_pool(graph: Graph, op: Op) -> Lowered:
     x, out = _single_int8(graph, op)
+    if len(x.shape) != 4:
+        raise Unsupported(f"rank-{len(x.shape)} input {tuple(x.shape)} (only NHWC)")
     o = op.options
     padding = o.get("padding")
     if padding not in PADDINGS:
@@ -57,22 +62,26 @@ def lower_mean(graph: Graph, op: Op) -> Lowered:
     axis = graph.tensors[op.inputs[1]]
     if axis.data is None:
         raise Unsupported("mean over axes computed at run time")
-    axes = tuple(int(a) for a in np.asarray(axis.data).ravel())
-    if {a % 4 if -4 <= a < 4 else a for a in axes} != {1, 2}:
-        raise Unsupported(f"mean over axes {axes}")
-    n, h, w, c = x.shape
-    if tuple(out.shape) not in ((n, 1, 1, c), (n, c)):
-        raise Unsupported(f"mean of {tuple(x.shape)} to {tuple(out.shape)}")
+    rank, axes = len(x.shape), tuple(int(a) for a in np.asarray(axis.data).ravel())
+    if not axes or any(not -rank <= a < rank for a in axes):
+        raise Unsupported(f"mean over axes {axes} of a rank-{rank} input")
+    if x.size == 0:
+        raise Unsupported(f"mean of the empty input {tuple(x.shape)}")
+    averaged = {a % rank for a in axes}
+    kept_dims = [1 if i in averaged else d for i, d in enumerate(x.shape)]
+    dropped_dims = [d for i, d in enumerate(x.shape) if i not in averaged]
+    if list(out.shape) != (kept_dims if op.options.get("keep_dims") else dropped_dims):
+        raise Unsupported(f"mean of {tuple(x.shape)} over axes {axes} to {tuple(out.shape)}")
     # PrepareMeanOrSum: QuantizeMultiplier(double(input scale) / double(output scale)); then
     # QuantizedMeanOrSum folds 1 / count into it: shift = floor(log2(count)), clamped so that the
     # result stays within 32 bits and the final shift >= -31.
     multiplier, shift = quantize_multiplier(float(np.float64(scale(x)) / np.float64(scale(out))))
-    count = h * w
+    count = prod(x.shape[a] for a in averaged)
     extra = min(count.bit_length() - 1, 32, 31 + shift)
     multiplier = (multiplier << extra) // count  # int64 division of non-negatives: floor == truncation
     shift -= extra
     # Field order: struct mean_params in runtime/kernels/mean.c.
-    return Lowered("MEAN", [op.inputs[0]], pack(multiplier, shift))
+    return Lowered("MEAN", [op.inputs[0]], pack(multiplier, shift, sum(1 << a for a in averaged)))
 
 
 LOWERINGS = {"AVERAGE_POOL_2D": lower_pool, "MAX_POOL_2D": lower_pool, "MEAN": lower_mean}
