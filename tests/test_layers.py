@@ -3,6 +3,7 @@ imports `firmware_runner`, and inside `firmware_runner` each part imports only t
 Each check imports every module of a package in a fresh interpreter and lists what came with it."""
 
 import json
+import os
 import pkgutil
 import subprocess
 import sys
@@ -60,7 +61,9 @@ def test_the_cli_module_imports_the_other_packages_only_inside_its_commands():
 def test_no_top_level_boards_module_is_installed(tmp_path):
     """Outside a clone (whose boards/ folder of TOML files would import as a namespace package)."""
     code = "import importlib.util; print(importlib.util.find_spec('boards'))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # a clone on the path would find its boards/
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=60)
     assert done.stdout.strip() == "None"
 
 
