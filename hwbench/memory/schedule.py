@@ -15,9 +15,8 @@ alone, f(S) = min over ready ops v of max(memory while v runs, f(S ∪ {v})). It
 
 from __future__ import annotations
 
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from hwbench.graph import Graph
@@ -52,8 +51,6 @@ def schedule(graph: Graph, inplace: bool = True, max_states: int = DEFAULT_MAX_S
     problem = Problem(graph, inplace)
     best_order, best_peak = _best_heuristic(problem)
     search = _Search(problem, max_states)
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 4 * problem.n + 1000))
     try:
         ready = sum(1 << v for v in range(problem.n) if not problem.pred[v])
         value, exact = search.solve(0, ready, problem.initial_live, best_peak)
@@ -65,8 +62,6 @@ def schedule(graph: Graph, inplace: bool = True, max_states: int = DEFAULT_MAX_S
         if beam_peak < best_peak:
             best_order, best_peak = beam_order, beam_peak
         proved = False
-    finally:
-        sys.setrecursionlimit(limit)
     return Schedule(order=tuple(best_order), peak_bytes=best_peak, exact=proved, inplace=inplace,
                     states=search.states, seconds=time.perf_counter() - start)
 
@@ -106,8 +101,36 @@ class _Search:
                 ready |= 1 << u
         return ready
 
-    def solve(self, done: int, ready_mask: int, live: int, bound: int) -> tuple[int, bool]:
-        """(f(done), True) if f(done) < bound, else (a lower bound on f(done) that is >= bound, False)."""
+    def solve(self, done: int, ready: int, live: int, bound: int) -> tuple[int, bool]:
+        """(f(done), True) if f(done) < bound, else (a lower bound on f(done) that is >= bound, False).
+
+        Depth first, with an explicit stack of the states being expanded instead of recursion (a
+        chain of n ops is n states deep, and the interpreter's recursion limit is process-wide).
+        """
+        stack: list[_Frame] = []
+        outcome = self.enter(done, ready, live, bound)
+        while True:
+            if isinstance(outcome, _Frame):  # a state to expand: it goes on top
+                stack.append(outcome)
+            elif stack:  # a state's (value, exact): the state below it asked for it
+                stack[-1].take(*outcome)
+            else:
+                return outcome
+            frame = stack[-1]
+            step = frame.next_step()
+            if step is None:  # every step from the top state is tried: it is solved
+                stack.pop()
+                entry = self.memo[frame.done] = frame.result()
+                outcome = entry[:2]
+            else:
+                v, added, freed = step
+                nxt = frame.done | 1 << v
+                outcome = self.enter(nxt, self.ready_after(nxt, frame.ready, v), frame.live + added - freed,
+                                     frame.best)
+
+    def enter(self, done: int, ready: int, live: int, bound: int) -> tuple[int, bool] | _Frame:
+        """The state's outcome for `solve` if it is known without expanding the state (all done,
+        memoised, or bounded out), else the frame that expands it (one more state of the budget)."""
         if done == self.full:
             return 0, True
         memo = self.memo.get(done)
@@ -126,7 +149,7 @@ class _Search:
             raise _BudgetExceeded
         p = self.p
         steps = []
-        m = ready_mask
+        m = ready
         while m:
             low = m & -m
             v = low.bit_length() - 1
@@ -140,33 +163,9 @@ class _Search:
             return lb, False
         for v, added, freed in steps:  # dominance: take a non-growing op within the lower bound at once
             if added - freed <= 0 and live + added <= lb:
-                nxt = done | 1 << v
-                value, exact = self.solve(nxt, self.ready_after(nxt, ready_mask, v), live + added - freed, bound)
-                value = max(value, live + added)
-                self.memo[done] = (value, exact, v)
-                return value, exact
+                return _Frame(done, ready, live, bound, lb, [(v, added, freed)], dominant=True)
         steps.sort(key=lambda s: (s[1], s[1] - s[2]))  # try the cheapest steps first: better bounds sooner
-        best, best_op, failed_lb = bound, -1, None
-        for v, added, freed in steps:
-            running = live + added
-            if running >= best:
-                failed_lb = running if failed_lb is None else min(failed_lb, running)
-                continue
-            nxt = done | 1 << v
-            value, exact = self.solve(nxt, self.ready_after(nxt, ready_mask, v), live + added - freed, best)
-            value = max(value, running)
-            if exact and value < best:
-                best, best_op = value, v
-                if best <= lb:
-                    break
-            else:
-                failed_lb = value if failed_lb is None else min(failed_lb, value)
-        if best_op >= 0:
-            self.memo[done] = (best, True, best_op)
-            return best, True
-        value = max(failed_lb if failed_lb is not None else bound, bound, lb)
-        self.memo[done] = (value, False, -1)
-        return value, False
+        return _Frame(done, ready, live, bound, lb, steps, dominant=False)
 
     def order(self) -> list[int]:
         done, order = 0, []
@@ -176,6 +175,60 @@ class _Search:
             order.append(v)
             done |= 1 << v
         return order
+
+
+@dataclass(slots=True, eq=False)
+class _Frame:
+    """A state of the search being expanded: the steps from it, (op, added, freed) in the order
+    they are tried, and what the steps tried so far gave."""
+    done: int
+    ready: int
+    live: int
+    bound: int
+    lb: int
+    steps: list[tuple[int, int, int]]
+    dominant: bool  # the single step was chosen by the dominance rule: its outcome is the state's
+    best: int = field(init=False)  # the bound for the next step: `bound`, then the best exact value found
+    best_op: int = -1
+    failed_lb: int | None = None  # the least lower bound among the steps that did not beat `best`
+    tried: int = 0  # steps handed out by `next_step`
+    taken: tuple[int, bool, int] | None = None  # the dominant step's (value, exact, op)
+
+    def __post_init__(self) -> None:
+        self.best = self.bound
+
+    def next_step(self) -> tuple[int, int, int] | None:
+        """The next step that may beat `best`, or None when none is left."""
+        while self.tried < len(self.steps):
+            step = self.steps[self.tried]
+            self.tried += 1
+            running = self.live + step[1]
+            if running < self.best:
+                return step
+            self.failed_lb = running if self.failed_lb is None else min(self.failed_lb, running)
+        return None
+
+    def take(self, value: int, exact: bool) -> None:
+        """The outcome `solve` gave for the state after the step handed out last."""
+        v, added, _ = self.steps[self.tried - 1]
+        value = max(value, self.live + added)
+        if self.dominant:
+            self.taken = (value, exact, v)
+        elif exact and value < self.best:
+            self.best, self.best_op = value, v
+            if self.best <= self.lb:
+                self.tried = len(self.steps)  # the lower bound is reached: no other step can beat it
+        else:
+            self.failed_lb = value if self.failed_lb is None else min(self.failed_lb, value)
+
+    def result(self) -> tuple[int, bool, int]:
+        """The state's memo entry (value, exact, best op) once no step is left."""
+        if self.taken is not None:
+            return self.taken
+        if self.best_op >= 0:
+            return self.best, True, self.best_op
+        failed = self.failed_lb if self.failed_lb is not None else self.bound
+        return max(failed, self.bound, self.lb), False, -1
 
 
 def _best_heuristic(problem: Problem) -> tuple[list[int], int]:
