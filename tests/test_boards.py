@@ -141,6 +141,7 @@ def test_emulated_boards_match_the_mps2_memory_map():
         assert (board.flash.origin, board.flash.size) == (0, 4 * MiB)
         assert (board.sram.origin, board.sram.size) == (0x20000000, 4 * MiB)
         assert board.uart.base == 0x40004000
+        assert board.firmware_family == "mps2" and board.qemu_counter_hz == 25 * MHz
 
 
 @pytest.mark.parametrize("name", ["nucleo-f767zi", "nrf52840dk"])
@@ -181,9 +182,15 @@ def test_user_board_without_pack_and_with_integer_units(tmp_path):
 
 def test_user_emulated_board(tmp_path):
     text = replaced('emulated = false', 'emulated = true').replace('"cycles"', '"instructions"')
-    text = text.split("[pyocd]")[0] + '[qemu]\nmachine = "mps2-an500"\n'
+    text = text.split("[pyocd]")[0] + '[qemu]\nmachine = "mps2-an500"\ncounter_clock = 25000000\n'
     board = load_board_file(write(tmp_path, text))
     assert board.emulated and board.qemu_machine == "mps2-an500" and board.pyocd_target is None
+    assert board.qemu_counter_hz == 25 * MHz and board.firmware_family is None and not board.clock_setup_may_fail
+
+
+def test_user_board_naming_its_firmware_family(tmp_path):
+    board = load_board_file(write(tmp_path, USER_BOARD + '[firmware]\nfamily = "stm32f7"\n'))
+    assert board.firmware_family == "stm32f7" and not board.clock_setup_may_fail
 
 
 def test_missing_user_file_names_the_path(tmp_path):
@@ -203,8 +210,9 @@ def test_bundled_board_name_must_match_its_file(tmp_path, monkeypatch):
 
 EMULATED_WITH_CYCLES = (
     replaced("emulated = false", "emulated = true").split("[pyocd]")[0]
-    + '[qemu]\nmachine = "mps2-an386"\n'
+    + '[qemu]\nmachine = "mps2-an386"\ncounter_clock = "25 MHz"\n'
 )
+EMULATED = EMULATED_WITH_CYCLES.replace('"cycles"', '"instructions"')
 
 
 def plan_at(address: int) -> str:
@@ -234,6 +242,12 @@ BAD_FILES = {
     "address as a string": (replaced("base = 0x40004800", 'base = "0x40004800"'), ["uart.base"]),
     "table given as value": ("plan = 5\n" + replaced(PLAN, ""), ["plan", "table"]),
     "emulated board counting cycles": (EMULATED_WITH_CYCLES, ["counter", "instructions"]),
+    "emulated board without its counter's clock": (EMULATED.replace('counter_clock = "25 MHz"\n', ""),
+                                                   ["qemu.counter_clock"]),
+    "counter clock in MHz given as Hz": (EMULATED.replace('"25 MHz"', "25"), ["qemu.counter_clock", "MHz"]),
+    "real board whose clock set-up may fail": (USER_BOARD + '[firmware]\nfamily = "stm32f7"\n'
+                                               "clock_setup_may_fail = true\n", ["clock_setup_may_fail", "real"]),
+    "firmware family as a path": (USER_BOARD + '[firmware]\nfamily = "../stm32f7"\n', ["firmware.family"]),
     "real board without pyocd": (USER_BOARD.split("[pyocd]")[0], ["pyocd"]),
     "real board with qemu": (USER_BOARD + '[qemu]\nmachine = "mps2-an386"\n', ["qemu"]),
     "plan outside flash": (replaced(PLAN, plan_at(0x08200000)), ["plan.address"]),

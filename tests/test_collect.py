@@ -81,7 +81,7 @@ def test_a_model_mixing_fourteen_operators_runs_bit_exact_on_the_board(board_nam
 
 def test_memory_of_a_small_board_skips_what_does_not_fit(ten_models, tmp_path):
     from hwbench.tflite_reader import read_tflite
-    from firmware_runner.firmware.build import STACK_SIZE
+    from firmware_runner.firmware.build import STACK_SIZE, stack_size
 
     board = get_board("mps2-an386")
     arenas = sorted(compile_plan(read_tflite(path)).arena_size for path in ten_models)
@@ -96,7 +96,7 @@ def test_memory_of_a_small_board_skips_what_does_not_fit(ten_models, tmp_path):
     fitting = [m for m in measured if m.status == "measured"]
     assert skipped and fitting
     firmware = build_firmware(board, limits)
-    assert firmware.arena_capacity <= sram_kib * 1024 - STACK_SIZE
+    assert firmware.arena_capacity <= sram_kib * 1024 - stack_size(sram_kib * 1024)
     assert all(m.arena_bytes > firmware.arena_capacity and "does not fit" in m.reason for m in skipped)
     assert all(m.arena_bytes <= firmware.arena_capacity and m.verified for m in fitting)
 
