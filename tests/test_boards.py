@@ -14,8 +14,10 @@ MiB = 1024 * 1024
 MHz = 1_000_000
 
 BUNDLED = {
+    "mps2-an385",
     "mps2-an386",
     "mps2-an500",
+    "mps2-an505",
     "nucleo-f746zg",
     "nucleo-f767zi",
     "nucleo-l4r5zi",
@@ -135,13 +137,28 @@ def test_other_real_boards_match_their_datasheets():
 
 
 def test_emulated_boards_match_the_mps2_memory_map():
-    for name, core in [("mps2-an386", "cortex-m4"), ("mps2-an500", "cortex-m7")]:
+    for name, core in [("mps2-an385", "cortex-m3"), ("mps2-an386", "cortex-m4"), ("mps2-an500", "cortex-m7")]:
         board = get_board(name)
         assert board.emulated and board.core == core and board.clock_hz == 25 * MHz
         assert (board.flash.origin, board.flash.size) == (0, 4 * MiB)
         assert (board.sram.origin, board.sram.size) == (0x20000000, 4 * MiB)
         assert board.uart.base == 0x40004000
         assert board.firmware_family == "mps2" and board.qemu_counter_hz == 25 * MHz
+
+
+# Application notes and datasheets: core, FPU, clock, flash (origin, size), SRAM (origin, size), UART.
+MANUALS = {
+    "mps2-an505": ("cortex-m33", "fpv5-sp-d16", 20 * MHz, (0x10000000, 4 * MiB), (0x38000000, 4 * MiB), 0x50200000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MANUALS))
+def test_other_emulated_boards_match_their_manuals(name):
+    board = get_board(name)
+    core, fpu, clock, flash, sram, uart = MANUALS[name]
+    assert (board.core, board.fpu, board.clock_hz, board.uart.base) == (core, fpu, clock, uart)
+    assert (board.flash.origin, board.flash.size) == flash and (board.sram.origin, board.sram.size) == sram
+    assert not board.clock_setup_may_fail
 
 
 @pytest.mark.parametrize("name", ["nucleo-f767zi", "nrf52840dk"])
