@@ -18,6 +18,7 @@ BUNDLED = {
     "mps2-an386",
     "mps2-an500",
     "mps2-an505",
+    "mps3-an547",
     "nucleo-f746zg",
     "nucleo-f767zi",
     "nucleo-l4r5zi",
@@ -149,6 +150,7 @@ def test_emulated_boards_match_the_mps2_memory_map():
 # Application notes and datasheets: core, FPU, clock, flash (origin, size), SRAM (origin, size), UART.
 MANUALS = {
     "mps2-an505": ("cortex-m33", "fpv5-sp-d16", 20 * MHz, (0x10000000, 4 * MiB), (0x38000000, 4 * MiB), 0x50200000),
+    "mps3-an547": ("cortex-m55", "fpv5-d16", 32 * MHz, (0, 512 * KiB), (0x21000000, 4 * MiB), 0x59303000),
 }
 
 
