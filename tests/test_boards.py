@@ -19,6 +19,7 @@ BUNDLED = {
     "mps2-an500",
     "mps2-an505",
     "mps3-an547",
+    "microbit",
     "nucleo-f746zg",
     "nucleo-f767zi",
     "nucleo-l4r5zi",
@@ -151,6 +152,7 @@ def test_emulated_boards_match_the_mps2_memory_map():
 MANUALS = {
     "mps2-an505": ("cortex-m33", "fpv5-sp-d16", 20 * MHz, (0x10000000, 4 * MiB), (0x38000000, 4 * MiB), 0x50200000),
     "mps3-an547": ("cortex-m55", "fpv5-d16", 32 * MHz, (0, 512 * KiB), (0x21000000, 4 * MiB), 0x59303000),
+    "microbit": ("cortex-m0", "none", 16 * MHz, (0, 256 * KiB), (0x20000000, 16 * KiB), 0x40002000),
 }
 
 
