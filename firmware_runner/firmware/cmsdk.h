@@ -1,6 +1,6 @@
 /* The Arm CMSDK APB UART and APB timer (Arm Cortex-M System Design Kit Technical Reference Manual,
- * DDI 0479: UART §4.3, timer §4.4), the peripherals of Arm's MPS2 and MPS3 FPGA images, as QEMU
- * models them (hw/char/cmsdk-apb-uart.c, hw/timer/cmsdk-apb-timer.c). */
+ * DDI 0479, its APB UART and APB timer sections), the peripherals of Arm's MPS2 and MPS3 FPGA
+ * images, as QEMU models them (hw/char/cmsdk-apb-uart.c, hw/timer/cmsdk-apb-timer.c). */
 #ifndef HWB_CMSDK_H
 #define HWB_CMSDK_H
 

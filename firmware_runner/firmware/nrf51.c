@@ -1,7 +1,7 @@
 /* Nordic nRF51 series (the BBC micro:bit's nRF51822, Cortex-M0) as QEMU emulates it
  * (hw/arm/nrf51_soc.c, -M microbit): UART0 for output, TIMER0 for counting, semihosting to stop
- * QEMU with an exit code. Registers from the nRF51 Series Reference Manual v3.0: UART §29.10,
- * TIMER §18.10; the micro:bit's UART TX pin is P0.24 (micro:bit v1 schematic). */
+ * QEMU with an exit code. Registers from the nRF51 Series Reference Manual v3.0, its UART and TIMER
+ * chapters; the micro:bit's UART TX pin is P0.24 (micro:bit v1 schematic). */
 #include "board.h"
 #include "semihosting.h"
 
