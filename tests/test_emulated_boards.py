@@ -225,6 +225,14 @@ def test_the_stm32f4_port_builds_for_a_real_board(tmp_path):
     assert "bkpt" not in disassembly(firmware.elf)
 
 
+@pytest.mark.parametrize("name", EMULATED)
+def test_a_run_image_within_the_flash_limit_fits_where_it_is_loaded(name):
+    board = get_board(name)
+    firmware = build_firmware(board)
+    assert firmware.flash_used <= board.plan_address - board.flash.origin  # the firmware stays below the plan
+    assert firmware.flash_limit - firmware.flash_used <= board.flash.end - board.plan_address
+
+
 def test_a_board_without_a_firmware_family_or_with_an_unknown_one_is_refused(tmp_path):
     with pytest.raises(BoardError, match="nucleo-f746zg: hwbench has no firmware support for this board yet"):
         build_firmware(get_board("nucleo-f746zg"))

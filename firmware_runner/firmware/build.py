@@ -38,7 +38,7 @@ class Firmware:
     run_address: int  # where the run header and plan go
     arena_capacity: int  # bytes of SRAM left for the arena
     flash_used: int  # bytes of flash the firmware image takes
-    flash_limit: int  # flash the plan must share with the firmware (the emulated board's limit)
+    flash_limit: int  # flash the run image must share with the firmware (within the board's and the limits')
     sram_limit: int
 
 
@@ -102,9 +102,11 @@ def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
                     (*flags, f'-DHWB_FIRMWARE_HASH="{runtime_hash}"', "-I", str(FIRMWARE_DIR), *LINK_FLAGS,
                      "-T", str(folder / "link.ld")), cc="arm-none-eabi-gcc")
     symbols = _symbols(elf)
+    flash_used = symbols["__flash_end"] - board.flash.origin
+    # The run image goes at the plan address: no further than the end of the emulated flash.
+    flash_limit = min(flash, flash_used + board.flash.end - board.plan_address) if plan_in_flash else flash
     firmware = Firmware(board.name, elf, runtime_hash, board.plan_address,
-                        symbols["__arena_end"] - symbols["__arena_start"],
-                        symbols["__flash_end"] - board.flash.origin, flash, sram)
+                        symbols["__arena_end"] - symbols["__arena_start"], flash_used, flash_limit, sram)
     partial = meta.with_suffix(".partial")
     partial.write_text(json.dumps({**asdict(firmware), "elf": str(elf)}))
     partial.replace(meta)  # another process building the same firmware never reads half a file
