@@ -11,7 +11,7 @@ Format (every field is required unless marked optional)::
     description = "ST NUCLEO-F746ZG: STM32F746ZG, ST-LINK/V2-1 virtual COM port on USART3"
     # true: runs in QEMU; false: a physical board reached through pyOCD
     emulated    = false
-    # cortex-m0plus, cortex-m3, cortex-m4, cortex-m7, cortex-m33, cortex-m55
+    # cortex-m0, cortex-m0plus, cortex-m3, cortex-m4, cortex-m7, cortex-m33, cortex-m55
     core        = "cortex-m7"
     # none, fpv4-sp-d16, fpv5-sp-d16 or fpv5-d16 (the gcc -mfpu value), as the core allows
     fpu         = "fpv5-sp-d16"
@@ -36,8 +36,15 @@ Format (every field is required unless marked optional)::
     base       = 0x40004800
     baud       = 115200
 
+    [firmware]                      # optional: boards the benchmark firmware supports
+    family = "stm32f7"              # its board-support file, firmware_runner/firmware/<family>.c
+    clock_setup_may_fail = false    # optional, emulated boards only: true where the emulator
+                                    # lacks the clock tree (the firmware then says so and runs on)
+
     [qemu]                          # emulated boards only
     machine = "mps2-an386"          # the qemu-system-arm -M value
+    counter_clock = "25 MHz"        # the rate the firmware's counter ticks at in QEMU's virtual
+                                    # time (each instruction takes 2**shift ns under -icount)
 
     [pyocd]                         # real boards only
     target = "stm32f746zgtx"        # the pyOCD target type
@@ -79,6 +86,7 @@ BOARD_DIR = (Path(__file__).parent / "board_files").resolve()
 
 # Each core and the FPUs it can have; the FPU names are passed straight to gcc -mfpu.
 CORE_FPUS: dict[str, tuple[str, ...]] = {
+    "cortex-m0": ("none",),
     "cortex-m0plus": ("none",),
     "cortex-m3": ("none",),
     "cortex-m4": ("none", "fpv4-sp-d16"),
@@ -132,7 +140,10 @@ class Board:
     sram: MemoryRegion
     plan_address: int
     uart: Uart
+    firmware_family: str | None  # the board-support file the firmware is built with; None: no port yet
+    clock_setup_may_fail: bool  # the emulator lacks the clock tree: a failed clock set-up is expected
     qemu_machine: str | None
+    qemu_counter_hz: int | None  # the firmware counter's ticks per second of QEMU's virtual time
     pyocd_target: str | None
     pyocd_pack: str | None
     source: Path  # the file the board was loaded from
@@ -241,7 +252,8 @@ _SCHEMA: dict[str, Any] = {
     "sram": {"origin": None, "size": None},
     "plan": {"address": None},
     "uart": {"peripheral": None, "base": None, "baud": None},
-    "qemu?": {"machine": None},
+    "firmware?": {"family": None, "clock_setup_may_fail?": None},
+    "qemu?": {"machine": None, "counter_clock": None},
     "pyocd?": {"target": None, "pack?": None},
 }
 
@@ -292,7 +304,7 @@ class _Fields:
         flash, sram = self.region("flash"), self.region("sram")
         if flash.origin < sram.end and sram.origin < flash.end:
             self.fail("sram", "overlaps flash; check both origins and sizes")
-        qemu_machine, pyocd_target, pyocd_pack = self.reach(emulated)
+        qemu_machine, qemu_counter_hz, pyocd_target, pyocd_pack = self.reach(emulated)
         return Board(
             name=name,
             description=self.get("description", _text),
@@ -309,7 +321,10 @@ class _Fields:
                 base=self.get("uart.base", _address),
                 baud=self.get("uart.baud", _positive_int),
             ),
+            firmware_family=self.get("firmware.family", _name, required=False),
+            clock_setup_may_fail=self.clock_setup_may_fail(emulated),
             qemu_machine=qemu_machine,
+            qemu_counter_hz=qemu_counter_hz,
             pyocd_target=pyocd_target,
             pyocd_pack=pyocd_pack,
             source=source,
@@ -369,8 +384,15 @@ class _Fields:
             self.fail("plan.address", f"{address:#010x} leaves {room}")
         return address
 
-    def reach(self, emulated: bool) -> tuple[str | None, str | None, str | None]:
-        """How hwbench reaches the board: (qemu machine, pyocd target, pyocd pack)."""
+    def clock_setup_may_fail(self, emulated: bool) -> bool:
+        may_fail = self.get("firmware.clock_setup_may_fail", _boolean, required=False) or False
+        if may_fail and not emulated:
+            self.fail("firmware.clock_setup_may_fail", "only an emulator may lack the clock tree; "
+                      "a real board whose clock set-up fails is broken")
+        return may_fail
+
+    def reach(self, emulated: bool) -> tuple[str | None, int | None, str | None, str | None]:
+        """How hwbench reaches the board: (qemu machine, its counter's Hz, pyocd target, pyocd pack)."""
         wanted, unwanted = ("qemu", "pyocd") if emulated else ("pyocd", "qemu")
         kind = "emulated" if emulated else "real"
         if unwanted in self.data:
@@ -381,8 +403,8 @@ class _Fields:
                 f"{self.shown}: missing table [{wanted}] ({example}): every {kind} board needs it"
             )
         if emulated:
-            return self.get("qemu.machine", _text), None, None
-        return None, self.get("pyocd.target", _text), self.get("pyocd.pack", _text, required=False)
+            return self.get("qemu.machine", _text), self.get("qemu.counter_clock", parse_clock), None, None
+        return None, None, self.get("pyocd.target", _text), self.get("pyocd.pack", _text, required=False)
 
     def _check_keys(self, table: dict[str, Any], schema: dict[str, Any], prefix: str) -> None:
         """Rejects unknown keys at every level, so a typo is not silently ignored."""

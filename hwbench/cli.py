@@ -58,16 +58,16 @@ def _global_options(
 def boards(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table (fields in the README).")] = False,
 ) -> None:
-    """List the bundled boards: core, clock, memory, emulated or real, counter unit."""
+    """List the bundled boards: core, clock, memory, emulated or real, counter unit, firmware family."""
     from hwbench.boards import board_summary, list_boards
 
     if as_json:
         print(json.dumps([board_summary(b) for b in list_boards()]))
         return
-    table = Table("board", "kind", "core", "FPU", "clock", "flash", "SRAM", "counts", "reached through")
+    table = Table("board", "kind", "core", "FPU", "clock", "flash", "SRAM", "counts", "firmware", "reached through")
     for b in list_boards():
         table.add_row(b.name, "emulated" if b.emulated else "real", b.core, b.fpu, f"{b.clock_hz / 1e6:g} MHz",
-                      _kib(b.flash.size), _kib(b.sram.size), b.counter,
+                      _kib(b.flash.size), _kib(b.sram.size), b.counter, b.firmware_family or "not yet",
                       f"qemu -M {b.qemu_machine}" if b.emulated else f"pyocd {b.pyocd_target}")
     out.print(table)
 

@@ -14,8 +14,13 @@ MiB = 1024 * 1024
 MHz = 1_000_000
 
 BUNDLED = {
+    "mps2-an385",
     "mps2-an386",
     "mps2-an500",
+    "mps2-an505",
+    "mps3-an547",
+    "microbit",
+    "netduinoplus2",
     "nucleo-f746zg",
     "nucleo-f767zi",
     "nucleo-l4r5zi",
@@ -135,12 +140,33 @@ def test_other_real_boards_match_their_datasheets():
 
 
 def test_emulated_boards_match_the_mps2_memory_map():
-    for name, core in [("mps2-an386", "cortex-m4"), ("mps2-an500", "cortex-m7")]:
+    for name, core in [("mps2-an385", "cortex-m3"), ("mps2-an386", "cortex-m4"), ("mps2-an500", "cortex-m7")]:
         board = get_board(name)
         assert board.emulated and board.core == core and board.clock_hz == 25 * MHz
         assert (board.flash.origin, board.flash.size) == (0, 4 * MiB)
         assert (board.sram.origin, board.sram.size) == (0x20000000, 4 * MiB)
         assert board.uart.base == 0x40004000
+        assert board.firmware_family == "mps2" and board.qemu_counter_hz == 25 * MHz
+
+
+# Application notes and datasheets: core, FPU, clock, flash (origin, size), SRAM (origin, size), UART.
+MANUALS = {
+    "mps2-an505": ("cortex-m33", "fpv5-sp-d16", 20 * MHz, (0x10000000, 4 * MiB), (0x38000000, 4 * MiB), 0x50200000),
+    "mps3-an547": ("cortex-m55", "fpv5-d16", 32 * MHz, (0, 512 * KiB), (0x21000000, 4 * MiB), 0x59303000),
+    "microbit": ("cortex-m0", "none", 16 * MHz, (0, 256 * KiB), (0x20000000, 16 * KiB), 0x40002000),
+    "netduinoplus2": ("cortex-m4", "fpv4-sp-d16", 168 * MHz, (0x08000000, 1 * MiB), (0x20000000, 128 * KiB),
+                      0x40011000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MANUALS))
+def test_other_emulated_boards_match_their_manuals(name):
+    board = get_board(name)
+    core, fpu, clock, flash, sram, uart = MANUALS[name]
+    assert (board.core, board.fpu, board.clock_hz, board.uart.base) == (core, fpu, clock, uart)
+    assert (board.flash.origin, board.flash.size) == flash and (board.sram.origin, board.sram.size) == sram
+    # only the emulated STM32, whose RCC QEMU does not model, may fail its clock set-up
+    assert board.clock_setup_may_fail == (name == "netduinoplus2")
 
 
 @pytest.mark.parametrize("name", ["nucleo-f767zi", "nrf52840dk"])
@@ -181,9 +207,15 @@ def test_user_board_without_pack_and_with_integer_units(tmp_path):
 
 def test_user_emulated_board(tmp_path):
     text = replaced('emulated = false', 'emulated = true').replace('"cycles"', '"instructions"')
-    text = text.split("[pyocd]")[0] + '[qemu]\nmachine = "mps2-an500"\n'
+    text = text.split("[pyocd]")[0] + '[qemu]\nmachine = "mps2-an500"\ncounter_clock = 25000000\n'
     board = load_board_file(write(tmp_path, text))
     assert board.emulated and board.qemu_machine == "mps2-an500" and board.pyocd_target is None
+    assert board.qemu_counter_hz == 25 * MHz and board.firmware_family is None and not board.clock_setup_may_fail
+
+
+def test_user_board_naming_its_firmware_family(tmp_path):
+    board = load_board_file(write(tmp_path, USER_BOARD + '[firmware]\nfamily = "stm32f7"\n'))
+    assert board.firmware_family == "stm32f7" and not board.clock_setup_may_fail
 
 
 def test_missing_user_file_names_the_path(tmp_path):
@@ -203,8 +235,9 @@ def test_bundled_board_name_must_match_its_file(tmp_path, monkeypatch):
 
 EMULATED_WITH_CYCLES = (
     replaced("emulated = false", "emulated = true").split("[pyocd]")[0]
-    + '[qemu]\nmachine = "mps2-an386"\n'
+    + '[qemu]\nmachine = "mps2-an386"\ncounter_clock = "25 MHz"\n'
 )
+EMULATED = EMULATED_WITH_CYCLES.replace('"cycles"', '"instructions"')
 
 
 def plan_at(address: int) -> str:
@@ -234,6 +267,12 @@ BAD_FILES = {
     "address as a string": (replaced("base = 0x40004800", 'base = "0x40004800"'), ["uart.base"]),
     "table given as value": ("plan = 5\n" + replaced(PLAN, ""), ["plan", "table"]),
     "emulated board counting cycles": (EMULATED_WITH_CYCLES, ["counter", "instructions"]),
+    "emulated board without its counter's clock": (EMULATED.replace('counter_clock = "25 MHz"\n', ""),
+                                                   ["qemu.counter_clock"]),
+    "counter clock in MHz given as Hz": (EMULATED.replace('"25 MHz"', "25"), ["qemu.counter_clock", "MHz"]),
+    "real board whose clock set-up may fail": (USER_BOARD + '[firmware]\nfamily = "stm32f7"\n'
+                                               "clock_setup_may_fail = true\n", ["clock_setup_may_fail", "real"]),
+    "firmware family as a path": (USER_BOARD + '[firmware]\nfamily = "../stm32f7"\n', ["firmware.family"]),
     "real board without pyocd": (USER_BOARD.split("[pyocd]")[0], ["pyocd"]),
     "real board with qemu": (USER_BOARD + '[qemu]\nmachine = "mps2-an386"\n', ["qemu"]),
     "plan outside flash": (replaced(PLAN, plan_at(0x08200000)), ["plan.address"]),

@@ -63,6 +63,7 @@ def test_boards_json_has_every_board_file_field(capsys):
         assert (row["core"], row["clock_hz"], row["counter"]) == (board.core, board.clock_hz, board.counter)
         assert row["sram"] == {"origin": board.sram.origin, "size": board.sram.size}
         assert row["uart"]["base"] == board.uart.base and row["qemu_machine"] == board.qemu_machine
+        assert (row["firmware_family"], row["qemu_counter_hz"]) == (board.firmware_family, board.qemu_counter_hz)
 
 
 def test_analyze_json_agrees_with_the_library(capsys, generated):

@@ -1,5 +1,6 @@
-"""Emulated boards: QEMU runs with `-icount shift=7,sleep=off`, so the board's timer advances
-2**7 ns of virtual time per instruction and its ticks convert exactly to instructions."""
+"""Emulated boards: QEMU runs with `-icount shift=7,sleep=off`, so every instruction takes 2**7 ns
+of virtual time and the counter the firmware reads, ticking at the board file's `counter_clock`,
+converts exactly to instructions."""
 
 from __future__ import annotations
 
@@ -26,8 +27,14 @@ class QemuBackend:
         if not shutil.which("qemu-system-arm"):
             raise HwbenchError("qemu-system-arm is not installed: run `make setup` (it installs qemu-system-arm)")
         self.board = board
-        # Timer ticks per instruction: the clock's ticks in 2**shift nanoseconds.
-        self.ticks_per_instruction = board.clock_hz * 2 ** ICOUNT_SHIFT / 1e9
+        # Counter ticks per instruction: the counter's ticks in 2**shift nanoseconds. Below one, a
+        # tick would span several instructions and counts would no longer be exact.
+        self.ticks_per_instruction = board.qemu_counter_hz * 2 ** ICOUNT_SHIFT / 1e9
+        if self.ticks_per_instruction < 1:
+            slowest = 1e9 / 2 ** ICOUNT_SHIFT / 1e6
+            raise BoardError(f"{board.name}: counter_clock {board.qemu_counter_hz:,} Hz ticks less than once per "
+                             f"instruction (each takes {2 ** ICOUNT_SHIFT} ns of QEMU's time); counts need at "
+                             f"least {slowest:g} MHz")
 
     def count(self, ticks: float) -> float:
         return round(ticks / self.ticks_per_instruction)  # exact to within one instruction

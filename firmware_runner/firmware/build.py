@@ -1,4 +1,5 @@
-"""Benchmark firmware for a board: built with arm-none-eabi-gcc from the board file and cached by
+"""Benchmark firmware for a board: built with arm-none-eabi-gcc from the board file (the shared sources,
+plus the board-support file of the firmware family it names) and cached by
 the board's runtime hash (hwbench.runtime_hash: sources, flags, memory map, and the plan compiler
 that lays out the model) and the compiler's version, so a rebuild happens only when one of them
 changed."""
@@ -20,11 +21,10 @@ from firmware_runner.runtime.host import cache_dir, compile_c, runtime_sources
 
 FIRMWARE_DIR = Path(__file__).resolve().parent
 SHARED_SOURCES = ("startup.c", "bench.c", "protocol.c")
-BOARD_SUPPORT = {"mps2": "mps2.c"}  # board family (QEMU machine prefix) -> its one board file
-STACK_SIZE = 8 * 1024
+STACK_SIZE = 8 * 1024  # the runtime's deepest stack is under 2 KiB on every core (the STACK line)
 RUN_HEADER_SIZE = 16
-CORE_FLAGS = {"cortex-m0plus": ("-mcpu=cortex-m0plus",), "cortex-m3": ("-mcpu=cortex-m3",),
-              "cortex-m4": ("-mcpu=cortex-m4",), "cortex-m7": ("-mcpu=cortex-m7",),
+CORE_FLAGS = {"cortex-m0": ("-mcpu=cortex-m0",), "cortex-m0plus": ("-mcpu=cortex-m0plus",),
+              "cortex-m3": ("-mcpu=cortex-m3",), "cortex-m4": ("-mcpu=cortex-m4",), "cortex-m7": ("-mcpu=cortex-m7",),
               "cortex-m33": ("-mcpu=cortex-m33",), "cortex-m55": ("-mcpu=cortex-m55",)}
 COMMON_FLAGS = ("-std=c99", "-O2", "-g", "-mthumb", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections")
 LINK_FLAGS = ("-nostartfiles", "-specs=nano.specs", "-Wl,--gc-sections")
@@ -38,8 +38,14 @@ class Firmware:
     run_address: int  # where the run header and plan go
     arena_capacity: int  # bytes of SRAM left for the arena
     flash_used: int  # bytes of flash the firmware image takes
-    flash_limit: int  # flash the plan must share with the firmware (the emulated board's limit)
+    flash_limit: int  # flash the run image must share with the firmware (within the board's and the limits')
     sram_limit: int
+
+
+def stack_size(sram: int) -> int:
+    """The stack the firmware reserves: STACK_SIZE, or a quarter of a small SRAM (16 KiB on the
+    micro:bit), so the arena keeps most of it."""
+    return min(STACK_SIZE, sram // 4)
 
 
 def board_flags(board: Board) -> tuple[str, ...]:
@@ -50,11 +56,22 @@ def board_flags(board: Board) -> tuple[str, ...]:
 
 
 def board_support(board: Board) -> Path:
-    family = (board.qemu_machine or "").split("-")[0]
-    if family not in BOARD_SUPPORT:
-        raise BoardError(f"{board.name}: hwbench has no firmware support for this board yet "
-                         f"(it supports the emulated MPS2 boards)")
-    return FIRMWARE_DIR / BOARD_SUPPORT[family]
+    """The board-support file of the firmware family the board file names."""
+    families = sorted(path.stem for path in FIRMWARE_DIR.glob("*.c") if path.name not in SHARED_SOURCES)
+    if board.firmware_family is None:
+        raise BoardError(f"{board.name}: hwbench has no firmware support for this board yet (its board file "
+                         f"names no [firmware] family; the firmware has {', '.join(families)})")
+    if board.firmware_family not in families:
+        raise BoardError(f"{board.name}: its board file names the firmware family '{board.firmware_family}', "
+                         f"but there is no {board.firmware_family}.c; the firmware has {', '.join(families)}")
+    return FIRMWARE_DIR / f"{board.firmware_family}.c"
+
+
+def board_defines(board: Board) -> tuple[str, ...]:
+    """What the board-support file needs from the board file."""
+    return (f"-DHWB_UART_BASE={board.uart.base:#x}u", f"-DHWB_UART_BAUD={board.uart.baud}u",
+            f"-DHWB_CLOCK_HZ={board.clock_hz}u", f"-DHWB_EMULATED={int(board.emulated)}",
+            f"-DHWB_CLOCK_SETUP_MAY_FAIL={int(board.clock_setup_may_fail)}")
 
 
 def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
@@ -69,10 +86,9 @@ def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
     script = Template((FIRMWARE_DIR / "link.ld.in").read_text()).substitute(
         flash_origin=hex(board.flash.origin),
         flash_length=hex((board.plan_address - board.flash.origin) if plan_in_flash else flash),
-        sram_origin=hex(board.sram.origin), sram_length=hex(sram), stack_size=hex(STACK_SIZE))
+        sram_origin=hex(board.sram.origin), sram_length=hex(sram), stack_size=hex(stack_size(sram)))
     sources = [*(FIRMWARE_DIR / s for s in SHARED_SOURCES), board_support(board), *runtime_sources()]
-    flags = (*COMMON_FLAGS, *board_flags(board), f"-DHWB_UART_BASE={board.uart.base:#x}u",
-             f"-DHWB_RUN_ADDRESS={board.plan_address:#x}u")
+    flags = (*COMMON_FLAGS, *board_flags(board), *board_defines(board), f"-DHWB_RUN_ADDRESS={board.plan_address:#x}u")
     runtime_hash = board_runtime_hash(board, limits)
     toolchain = hashlib.sha256(_compiler_version().encode()).hexdigest()[:8]
     folder = cache_dir() / "firmware" / f"{board.name}-{runtime_hash}-{toolchain}"
@@ -86,9 +102,11 @@ def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
                     (*flags, f'-DHWB_FIRMWARE_HASH="{runtime_hash}"', "-I", str(FIRMWARE_DIR), *LINK_FLAGS,
                      "-T", str(folder / "link.ld")), cc="arm-none-eabi-gcc")
     symbols = _symbols(elf)
+    flash_used = symbols["__flash_end"] - board.flash.origin
+    # The run image goes at the plan address: no further than the end of the emulated flash.
+    flash_limit = min(flash, flash_used + board.flash.end - board.plan_address) if plan_in_flash else flash
     firmware = Firmware(board.name, elf, runtime_hash, board.plan_address,
-                        symbols["__arena_end"] - symbols["__arena_start"],
-                        symbols["__flash_end"] - board.flash.origin, flash, sram)
+                        symbols["__arena_end"] - symbols["__arena_start"], flash_used, flash_limit, sram)
     partial = meta.with_suffix(".partial")
     partial.write_text(json.dumps({**asdict(firmware), "elf": str(elf)}))
     partial.replace(meta)  # another process building the same firmware never reads half a file

@@ -1,43 +1,24 @@
-/* Arm MPS2 FPGA images as QEMU emulates them (mps2-an386, mps2-an500): CMSDK APB UART for output,
- * CMSDK TIMER0 (a 32-bit down-counter at the 25 MHz system clock) for counting, semihosting
- * SYS_EXIT_EXTENDED to stop QEMU with an exit code. HWB_UART_BASE comes from the board file. */
+/* Arm MPS2 FPGA images as QEMU emulates them (hw/arm/mps2.c: mps2-an385, -an386, -an500;
+ * hw/arm/mps2-tz.c: mps2-an505): the CMSDK UART whose base the board file gives for output, CMSDK
+ * TIMER0 for counting, semihosting to stop QEMU with an exit code.
+ *
+ * TIMER0 is the first peripheral of the region the UART is in: 0x40000000 beside UART0 at
+ * 0x40004000 on AN385/AN386/AN500 (their application notes, "APB memory map"), and on the SSE-200
+ * image AN505, whose firmware runs in the secure state, the secure alias 0x50000000 beside UART0's
+ * 0x50200000 (AN505 and the SSE-200 TRM, "memory map"). It counts down at the system clock. */
 #include "board.h"
+#include "cmsdk.h"
+#include "semihosting.h"
 
-#define REG(address) (*(volatile uint32_t *)(address))
-#define UART_DATA REG(HWB_UART_BASE + 0x00)
-#define UART_STATE REG(HWB_UART_BASE + 0x04)
-#define UART_CTRL REG(HWB_UART_BASE + 0x08)
-#define UART_BAUDDIV REG(HWB_UART_BASE + 0x10)
-#define UART_TX_FULL 1u
-#define TIMER0_BASE 0x40000000u
-#define TIMER_CTRL REG(TIMER0_BASE + 0x00)
-#define TIMER_VALUE REG(TIMER0_BASE + 0x04)
-#define TIMER_RELOAD REG(TIMER0_BASE + 0x08)
+#define TIMER0_BASE (HWB_UART_BASE & 0xF0000000u)
 
 void board_init(void) {
-    UART_BAUDDIV = 16; /* the smallest divider the UART accepts */
-    UART_CTRL = 1;     /* transmit enable */
-    TIMER_RELOAD = 0xFFFFFFFFu;
-    TIMER_VALUE = 0xFFFFFFFFu;
-    TIMER_CTRL = 1; /* enable, no interrupt */
+    cmsdk_uart_init(HWB_UART_BASE);
+    cmsdk_timer_start(TIMER0_BASE);
 }
 
-void board_write(const char *text, uint32_t length) {
-    for (uint32_t i = 0; i < length; i++) {
-        while (UART_STATE & UART_TX_FULL) {
-        }
-        UART_DATA = (uint8_t)text[i];
-    }
-}
+void board_write(const char *text, uint32_t length) { cmsdk_uart_write(HWB_UART_BASE, text, length); }
 
-uint32_t board_ticks(void) { return 0xFFFFFFFFu - TIMER_VALUE; }
+uint32_t board_ticks(void) { return cmsdk_timer_ticks(TIMER0_BASE); }
 
-void board_exit(int code) {
-    /* ARM semihosting SYS_EXIT_EXTENDED: {ADP_Stopped_ApplicationExit, code}. */
-    volatile uint32_t block[2] = {0x20026u, (uint32_t)code};
-    register uint32_t r0 __asm__("r0") = 0x20;
-    register volatile uint32_t *r1 __asm__("r1") = block;
-    __asm__ volatile("bkpt 0xAB" : : "r"(r0), "r"(r1) : "memory");
-    for (;;) {
-    }
-}
+void board_exit(int code) { semihosting_exit(code); }

@@ -32,6 +32,8 @@ class BoardReport:
     layers: dict[int, dict[int, int]] = field(default_factory=dict)  # run -> step -> ticks
     outputs: dict[int, bytearray] = field(default_factory=dict)
     stack_bytes: int | None = None
+    clock_hz: int | None = None  # boards that set their clock up report what it reached
+    clock_failure: str | None = None  # the ready bit that never came, when the set-up failed
     done: bool = False
     error: str | None = None  # what the firmware reported, "code: text"
     fault: str | None = None
@@ -79,6 +81,8 @@ def _apply(report: BoardReport, fields: list[str]) -> None:
         buffer += data
     elif kind == "STACK":
         report.stack_bytes = int(args[0])
+    elif kind == "CLOCK":
+        report.clock_hz, report.clock_failure = int(args[0]), None if args[1] == "ok" else args[1]
     elif kind == "DONE":
         report.done = True
     elif kind == "ERROR":

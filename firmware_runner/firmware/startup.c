@@ -61,8 +61,13 @@ void fault_report(const uint32_t *frame) {
     board_init(); /* the fault may come before main set up the UART */
     hwb_line line;
     line_begin(&line, "FAULT");
+#if defined(__ARM_ARCH_6M__)
+    line_u32(&line, 0); /* Armv6-M (Cortex-M0) has no fault status registers */
+    line_u32(&line, 0);
+#else
     line_u32(&line, SCB_CFSR);
     line_u32(&line, SCB_HFSR);
+#endif
     line_u32(&line, frame[6]); /* stacked PC */
     line_u32(&line, frame[5]); /* stacked LR */
     line_end(&line);
