@@ -178,7 +178,7 @@ def _reshape(graph: Graph, op: Op) -> list[float]:
     # The arena planner aliases the output to the input (reuse_rule), so the kernel copies nothing;
     # an output it cannot alias (a constant input) is copied with memmove.
     out = graph.tensors[op.outputs[0]]
-    copies = copy_trips(out.nbytes, 0, 0) if reuse_rule(graph, op) is None else np.zeros(len(COPY))
+    copies = copy_trips(out.nbytes, 0, 0) if reuse_rule(graph, op) is None else _NO_CALLS
     return [1.0, *copies, out.nbytes]
 
 
@@ -263,7 +263,7 @@ def _transpose(graph: Graph, op: Op) -> list[float]:
                 + np.arange(size[2])[None, None, :] * step[2]).ravel()
         copies, gathered = copy_trips(size[3], np.arange(rows, dtype=np.int64) * size[3], base), 0
     else:
-        copies, gathered = np.zeros(len(COPY)), rows * size[3]
+        copies, gathered = _NO_CALLS, rows * size[3]
     return [1.0, size[0] * size[1], rows, gathered, *copies, y.size, rank]
 
 
@@ -412,6 +412,7 @@ _WINDOW = ("in_h", "in_w", "in_c", "out_c", "kernel_h", "kernel_w", "stride_h", 
 COPY = ("copy_calls", "copy_bytes", "copy_word_calls", "copy_blocks", "copy_word_phases", "copy_words")
 FILL = ("fill_calls", "fill_unaligned_calls", "fill_head_bytes", "fill_word_phases", "fill_block_phases",
         "fill_blocks", "fill_words", "fill_tail_bytes")
+_NO_CALLS = (0.0,) * len(COPY)
 _QUANT = ("input_zero_point", "output_zero_point", "log2_scale_ratio")
 _BROADCAST = ("elements", "broadcast", "broadcast_rows", "broadcast_elements")
 

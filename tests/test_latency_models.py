@@ -212,6 +212,17 @@ def four_d(shape):
     return (1,) * (4 - len(shape)) + tuple(shape)
 
 
+def walk_rows(size, loops: dict):
+    """pad.c's and transpose.c's walk over the innermost rows of a 4-D output, counting the trips of
+    the two loops around the innermost one."""
+    for i0 in range(size[0]):
+        for i1 in range(size[1]):
+            loops["outer_rows"] += 1
+            for i2 in range(size[2]):
+                loops["rows"] += 1
+                yield i0, i1, i2
+
+
 def pad_kernel(x: np.ndarray, paddings, value: int) -> tuple[Libc, dict]:
     lead = 4 - x.ndim
     before = [0] * lead + [b for b, _ in paddings]
@@ -220,20 +231,16 @@ def pad_kernel(x: np.ndarray, paddings, value: int) -> tuple[Libc, dict]:
     o = [n + b + a for n, b, a in zip(d, before, after)]
     flat, libc, loops = x.ravel(), Libc(int(np.prod(o))), {"outer_rows": 0, "rows": 0}
     at = 0
-    for i0 in range(o[0]):
-        for i1 in range(o[1]):
-            loops["outer_rows"] += 1
-            for i2 in range(o[2]):
-                loops["rows"] += 1
-                j = (i0 - before[0], i1 - before[1], i2 - before[2])
-                if all(0 <= j[k] < d[k] for k in range(3)):
-                    row = ((j[0] * d[1] + j[1]) * d[2] + j[2]) * d[3]
-                    libc.memset(at, value, before[3])
-                    libc.memmove(at + before[3], flat, row, d[3])
-                    libc.memset(at + before[3] + d[3], value, after[3])
-                else:
-                    libc.memset(at, value, o[3])
-                at += o[3]
+    for i in walk_rows(o, loops):
+        j = [i[k] - before[k] for k in range(3)]
+        if all(0 <= j[k] < d[k] for k in range(3)):
+            row = ((j[0] * d[1] + j[1]) * d[2] + j[2]) * d[3]
+            libc.memset(at, value, before[3])
+            libc.memmove(at + before[3], flat, row, d[3])
+            libc.memset(at + before[3] + d[3], value, after[3])
+        else:
+            libc.memset(at, value, o[3])
+        at += o[3]
     return libc, loops
 
 
@@ -244,20 +251,16 @@ def transpose_kernel(x: np.ndarray, perm) -> tuple[Libc, dict]:
     step = [0] * (4 - rank) + [in_stride[p] for p in perm]
     flat, libc, loops = x.ravel(), Libc(x.size), {"outer_rows": 0, "rows": 0, "gathered": 0}
     at = 0
-    for i0 in range(size[0]):
-        for i1 in range(size[1]):
-            loops["outer_rows"] += 1
-            for i2 in range(size[2]):
-                loops["rows"] += 1
-                base = i0 * step[0] + i1 * step[1] + i2 * step[2]
-                if step[3] == 1:
-                    libc.memmove(at, flat, base, size[3])
-                    at += size[3]
-                else:
-                    for i3 in range(size[3]):
-                        libc.out[at] = flat[base + i3 * step[3]]
-                        at += 1
-                        loops["gathered"] += 1
+    for i0, i1, i2 in walk_rows(size, loops):
+        base = i0 * step[0] + i1 * step[1] + i2 * step[2]
+        if step[3] == 1:
+            libc.memmove(at, flat, base, size[3])
+            at += size[3]
+        else:
+            for i3 in range(size[3]):
+                libc.out[at] = flat[base + i3 * step[3]]
+                at += 1
+                loops["gathered"] += 1
     return libc, loops
 
 
