@@ -141,10 +141,10 @@ def _broadcast(graph: Graph, op: Op) -> list[float]:
 
 def _add_sub(graph: Graph, op: Op) -> list[float]:
     # Per element three requantizations (each input, then the sum), each a step longer for a
-    # negative value: estimated from where the zero points sit (below_zero_point).
+    # negative value: estimated from where the zero points sit (_below_zero_point).
     a, b, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     n = y.size
-    return [1.0, *_broadcast(graph, op), n * (below_zero_point(a) + below_zero_point(b)), n * below_zero_point(y),
+    return [1.0, *_broadcast(graph, op), n * (_below_zero_point(a) + _below_zero_point(b)), n * _below_zero_point(y),
             _activation(op)]
 
 
@@ -152,7 +152,7 @@ def _mul(graph: Graph, op: Op) -> list[float]:
     # Per element one requantization of the product: a step longer for a negative product (one
     # input below its zero point, the other not) and for a right shift (scale ratio below 1).
     a, b, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
-    n, pa, pb = y.size, below_zero_point(a), below_zero_point(b)
+    n, pa, pb = y.size, _below_zero_point(a), _below_zero_point(b)
     return [1.0, *_broadcast(graph, op), n * (pa * (1 - pb) + pb * (1 - pa)),
             n * (_scale(a) * _scale(b) < _scale(y)), _activation(op)]
 
@@ -193,14 +193,14 @@ def _requantize(graph: Graph, op: Op) -> list[float]:
     # for a value below the input's zero point.
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     n = y.size
-    return [1.0, n, n * (_scale(x) < _scale(y)), n * below_zero_point(x), *_quantization(x, y)]
+    return [1.0, n, n * (_scale(x) < _scale(y)), n * _below_zero_point(x), *_quantization(x, y)]
 
 
 def _leaky_relu(graph: Graph, op: Op) -> list[float]:
     # One of two requantizations per element, picked by the sign of input - zero point: the
     # identity one (scale ratio) for values above it, the alpha one (ratio × alpha) below.
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    n, below, ratio = y.size, below_zero_point(x), _scale(x) / _scale(y)
+    n, below, ratio = y.size, _below_zero_point(x), _scale(x) / _scale(y)
     alpha = float(op.options.get("alpha", 0.2))
     right_shifted = n * ((1 - below) * (ratio < 1) + below * (ratio * alpha < 1))
     return [1.0, n, n * below, right_shifted, *_quantization(x, y), alpha]
@@ -221,7 +221,7 @@ def _quantize(graph: Graph, op: Op) -> list[float]:
     n = y.size
     if x.dtype == "float32":
         return [1.0, n, 0.0, 0.0, 0.0, 0.0, _zero_point(y), 0.0]
-    return [1.0, 0.0, n, n * (_scale(x) < _scale(y)), n * below_zero_point(x), *_quantization(x, y)]
+    return [1.0, 0.0, n, n * (_scale(x) < _scale(y)), n * _below_zero_point(x), *_quantization(x, y)]
 
 
 def _dequantize(graph: Graph, op: Op) -> list[float]:
@@ -292,8 +292,8 @@ def _resize_nearest(graph: Graph, op: Op) -> list[float]:
     batches, in_h, in_w, depth = _as_4d(x.shape)
     _, out_h, out_w, _ = _as_4d(y.shape)
     align, half = bool(op.options.get("align_corners", False)), bool(op.options.get("half_pixel_centers", False))
-    iy, y_inside = nearest_indices(in_h, out_h, align, half)
-    ix, x_inside = nearest_indices(in_w, out_w, align, half)
+    iy, y_inside = _nearest_indices(in_h, out_h, align, half)
+    ix, x_inside = _nearest_indices(in_w, out_w, align, half)
     source = ((np.arange(batches)[:, None, None] * in_h + iy[None, :, None]) * in_w + ix[None, None, :]).ravel() * depth
     copies = copy_trips(depth, np.arange(source.size, dtype=np.int64) * depth, source)
     rows, pixels = batches * out_h, source.size
@@ -340,7 +340,7 @@ def fill_trips(n, dst) -> np.ndarray:
                      (rest % 16 // 4).sum(), (rest % 4).sum()], dtype=np.float64)
 
 
-def nearest_indices(in_size: int, out_size: int, align_corners: bool,
+def _nearest_indices(in_size: int, out_size: int, align_corners: bool,
                     half_pixel_centers: bool) -> tuple[np.ndarray, np.ndarray]:
     """The input index each output index reads along one axis, in float32 as the kernel (and
     TFLite's reference ResizeNearestNeighbor) computes it, and whether the scaled position v lay
@@ -381,7 +381,7 @@ def _paddings(graph: Graph, op: Op, x, y) -> tuple[list[int], list[int]]:
     return flat[0::2], flat[1::2]
 
 
-def below_zero_point(t) -> float:
+def _below_zero_point(t) -> float:
     """The share of an int8 tensor's values below its zero point if they spread evenly over the
     int8 range: (zero point + 128) / 256. A requantization of such a value takes a longer path
     (a negative product); the board's real values are unknown before it runs, so this is the

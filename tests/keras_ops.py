@@ -79,7 +79,8 @@ def mixed_operator_model(seed: int = 0) -> bytes:
         u = L.ReLU(max_value=6.0)(L.ZeroPadding2D(1)(L.MaxPooling2D(2)(t)))
         # MobileNet v1's classifier: a 1x1 convolution of the pooled 1x1 map, reshaped to a vector.
         probabilities = L.Softmax()(L.Reshape((5,))(L.Conv2D(5, 1)(L.AveragePooling2D(6)(u))))
-        log_probabilities = L.Lambda(lambda v: tf.nn.log_softmax(v))(L.Dense(3)(L.ReLU()(L.GlobalAveragePooling2D()(t))))
+        logits = L.Dense(3)(L.ReLU()(L.GlobalAveragePooling2D()(t)))
+        log_probabilities = L.Lambda(lambda v: tf.nn.log_softmax(v))(logits)
         return L.Concatenate()([probabilities, log_probabilities])
 
     return int8_model(build, [(6, 6, 2), (6, 6, 2)], seed=seed, float_io=True)

@@ -174,6 +174,8 @@ def test_every_operator_the_runtime_runs_has_features_of_its_own():
 
 
 class Libc:
+    """An output buffer written through memmove and memset, and the trips their loops ran."""
+
     def __init__(self, size: int):
         self.out = np.full(size, 99, dtype=np.int8)
         self.copy = dict.fromkeys(COPY, 0)
