@@ -14,8 +14,8 @@ addresses: their features count those loops' trips per call (copy_trips, fill_tr
 
 Operator kinds: every operator the runtime executes has its own features and its own regressor,
 except SQUEEZE, which runs RESHAPE's kernel (same features, same regressor). Kernels with the loop
-structure of another kind (MAX_POOL_2D of AVERAGE_POOL_2D's, SUB and MUL of ADD's, LOG_SOFTMAX of
-SOFTMAX's, TANH of LOGISTIC's, RELU6 of RELU's) share its features, not its regressor. GENERIC
+structure of another kind (MAX_POOL_2D of AVERAGE_POOL_2D's, SUB of ADD's, LOG_SOFTMAX of SOFTMAX's,
+TANH of LOGISTIC's, RELU6 of RELU's) share its features, not its regressor. GENERIC
 features (element counts, MACs, bytes) are the fallback for a kind a latency model has no training
 data for, and for operator types the runtime does not know.
 
@@ -341,7 +341,7 @@ def fill_trips(n, dst) -> np.ndarray:
 
 
 def _nearest_indices(in_size: int, out_size: int, align_corners: bool,
-                    half_pixel_centers: bool) -> tuple[np.ndarray, np.ndarray]:
+                     half_pixel_centers: bool) -> tuple[np.ndarray, np.ndarray]:
     """The input index each output index reads along one axis, in float32 as the kernel (and
     TFLite's reference ResizeNearestNeighbor) computes it, and whether the scaled position v lay
     inside the input (else the kernel takes the last index at once)."""
