@@ -8,8 +8,16 @@ fewer inner iterations than its nominal MACs say), followed by descriptive param
 stride, channels, fused activation, ...) that tree-based regressors may use. The first `n_linear`
 columns of a kind are its trip counts: the ones a linear regressor uses.
 
-Operator kinds: an operator type with its own extractor (SQUEEZE shares RESHAPE's, SUB and MUL
-share ADD's); every other type falls back to GENERIC features (element counts, MACs, bytes).
+Kernels that move bytes (PAD, TRANSPOSE, CONCATENATION, RESIZE_NEAREST_NEIGHBOR, an unaliased
+RESHAPE) call the C library's memmove and memset, whose loops run word by word only on 4-aligned
+addresses: their features count those loops' trips per call (copy_trips, fill_trips).
+
+Operator kinds: every operator the runtime executes has its own features and its own regressor,
+except SQUEEZE, which runs RESHAPE's kernel (same features, same regressor). Kernels with the loop
+structure of another kind (MAX_POOL_2D of AVERAGE_POOL_2D's, SUB of ADD's, LOG_SOFTMAX of SOFTMAX's,
+TANH of LOGISTIC's, RELU6 of RELU's) share its features, not its regressor. GENERIC
+features (element counts, MACs, bytes) are the fallback for a kind a latency model has no training
+data for, and for operator types the runtime does not know.
 
 Bump SCHEMA_VERSION whenever a feature's meaning or order changes: artifacts record it and refuse
 to load under another.
@@ -18,17 +26,18 @@ to load under another.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from math import prod
+from math import frexp, isfinite, log2, prod
 from typing import Callable
 
 import numpy as np
 
 from hwbench.costs import op_macs
 from hwbench.graph import NO_TENSOR, Graph, Op
+from hwbench.memory.buffers import reuse_rule
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 GENERIC = "GENERIC"
 _ACTIVATION_CODES = {None: 0, "NONE": 0, "RELU": 1, "RELU6": 2, "RELU_N1_TO_1": 3}
 
@@ -122,34 +131,176 @@ def _fully_connected(graph: Graph, op: Op) -> list[float]:
     return [1.0, units, outputs, outputs * depth, depth, outputs // max(units, 1), bias, _activation(op)]
 
 
-def _elementwise(graph: Graph, op: Op) -> list[float]:
+def _broadcast(graph: Graph, op: Op) -> list[float]:
+    """ADD, SUB, MUL: elements, and for a broadcast the innermost rows the 4-D walk enters."""
     a, b = (graph.tensors[i] for i in op.inputs[:2])
-    out = graph.tensors[op.outputs[0]]
-    n = out.size
+    n = graph.tensors[op.outputs[0]].size
     broadcast = float(a.size != n or b.size != n)
-    shape = (1,) * (4 - len(out.shape)) + tuple(out.shape)
-    return [1.0, n, broadcast, broadcast * prod(shape[:3]), broadcast * n, _activation(op)]
+    return [n, broadcast, broadcast * prod(_as_4d(graph.tensors[op.outputs[0]].shape)[:3]), broadcast * n]
+
+
+def _add_sub(graph: Graph, op: Op) -> list[float]:
+    # Per element three requantizations (each input, then the sum), each a step longer for a
+    # negative value: estimated from where the zero points sit (_below_zero_point).
+    a, b, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    n = y.size
+    return [1.0, *_broadcast(graph, op), n * (_below_zero_point(a) + _below_zero_point(b)), n * _below_zero_point(y),
+            _activation(op)]
+
+
+def _mul(graph: Graph, op: Op) -> list[float]:
+    # Per element one requantization of the product: a step longer for a negative product (one
+    # input below its zero point, the other not) and for a right shift (scale ratio below 1).
+    a, b, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    n, pa, pb = y.size, _below_zero_point(a), _below_zero_point(b)
+    return [1.0, *_broadcast(graph, op), n * (pa * (1 - pb) + pb * (1 - pa)),
+            n * (_scale(a) * _scale(b) < _scale(y)), _activation(op)]
 
 
 def _mean(graph: Graph, op: Op) -> list[float]:
-    shape = graph.tensors[op.inputs[0]].shape
-    n, h, w, c = (1,) * (4 - len(shape)) + tuple(shape)
-    return [1.0, n * c, n * h * w * c, h * w, c]
+    # Whatever axes are reduced, the kernel visits every input element once per output element's
+    # sum: output elements × reduced elements = input elements.
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    return [1.0, y.size, x.size, x.size / max(y.size, 1), _as_4d(y.shape)[3]]
 
 
 def _softmax(graph: Graph, op: Op) -> list[float]:
-    shape = graph.tensors[op.inputs[0]].shape
-    depth = shape[-1] if shape else 1
-    size = prod(shape)
-    return [1.0, size // max(depth, 1), size, depth]
+    # Per row: a pass for the maximum, one for the sum of exps, one for the outputs. How many exps
+    # are computed depends on the values (differences below diff_min are skipped), which follow
+    # from beta × input scale.
+    x = graph.tensors[op.inputs[0]]
+    depth = x.shape[-1] if x.shape else 1
+    beta = float(op.options.get("beta", 1.0))
+    return [1.0, x.size // max(depth, 1), x.size, depth, _log2(beta * _scale(x))]
 
 
 def _reshape(graph: Graph, op: Op) -> list[float]:
-    # The arena planner aliases the output to the input, so the kernel copies nothing; a graph
-    # output that is not the input's buffer would be copied (memmove): its bytes are the feature.
-    src, dst = op.inputs[0], op.outputs[0]
-    copied = float(src in graph.inputs and dst in graph.outputs) * graph.tensors[dst].nbytes
-    return [1.0, copied, graph.tensors[dst].nbytes]
+    # The arena planner aliases the output to the input (reuse_rule), so the kernel copies nothing;
+    # an output it cannot alias (a constant input) is copied with memmove.
+    out = graph.tensors[op.outputs[0]]
+    copies = copy_trips(out.nbytes, 0, 0) if reuse_rule(graph, op) is None else _NO_CALLS
+    return [1.0, *copies, out.nbytes]
+
+
+def _lookup(graph: Graph, op: Op) -> list[float]:
+    # LOGISTIC, TANH: one table lookup per element.
+    return [1.0, graph.tensors[op.outputs[0]].size]
+
+
+def _requantize(graph: Graph, op: Op) -> list[float]:
+    # RELU, RELU6: per element a requantization and a clamp. Requantizing takes a longer path for a
+    # right shift (input/output scale ratio below 1, the same for every element) and a step more
+    # for a value below the input's zero point.
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    n = y.size
+    return [1.0, n, n * (_scale(x) < _scale(y)), n * _below_zero_point(x), *_quantization(x, y)]
+
+
+def _leaky_relu(graph: Graph, op: Op) -> list[float]:
+    # One of two requantizations per element, picked by the sign of input - zero point: the
+    # identity one (scale ratio) for values above it, the alpha one (ratio × alpha) below.
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    n, below, ratio = y.size, _below_zero_point(x), _scale(x) / _scale(y)
+    alpha = float(op.options.get("alpha", 0.2))
+    right_shifted = n * ((1 - below) * (ratio < 1) + below * (ratio * alpha < 1))
+    return [1.0, n, n * below, right_shifted, *_quantization(x, y), alpha]
+
+
+def _hard_swish(graph: Graph, op: Op) -> list[float]:
+    # The per-element branches on the relu-ish exponent's sign are the same for every element:
+    # its multiplier is (input scale / 128) / (3 / 32768), exponent > 0 from 1 up, < 0 below 1/2.
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    exponent = frexp(_scale(x) / 128 / (3 / 32768))[1]
+    n = y.size
+    return [1.0, n, n * (exponent > 0), n * (exponent < 0), *_quantization(x, y)]
+
+
+def _quantize(graph: Graph, op: Op) -> list[float]:
+    # float32 -> int8 divides and rounds each element; int8 -> int8 requantizes it (as RELU does).
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    n = y.size
+    if x.dtype == "float32":
+        return [1.0, n, 0.0, 0.0, 0.0, 0.0, _zero_point(y), 0.0]
+    return [1.0, 0.0, n, n * (_scale(x) < _scale(y)), n * _below_zero_point(x), *_quantization(x, y)]
+
+
+def _dequantize(graph: Graph, op: Op) -> list[float]:
+    x = graph.tensors[op.inputs[0]]
+    return [1.0, x.size, _zero_point(x)]
+
+
+def _pad(graph: Graph, op: Op) -> list[float]:
+    # The kernel walks the output in 4-D, one innermost row (the last dim) at a time: a row inside
+    # the input is memset (before) + memmove (the input row) + memset (after); a row in the padding
+    # is one memset. Which calls run word by word depends on each address's alignment.
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    before, after = _paddings(graph, op, x, y)
+    dims, out = _as_4d(x.shape), _as_4d(y.shape)
+    before, after = _as_4d(before, 0), _as_4d(after, 0)
+    inside_axes = [(np.arange(o) >= b) & (np.arange(o) < b + d) for o, b, d in zip(out[:3], before, dims)]
+    inside = (inside_axes[0][:, None, None] & inside_axes[1][None, :, None] & inside_axes[2][None, None, :]).ravel()
+    row_at = np.arange(inside.size, dtype=np.int64) * out[3]
+    starts = row_at[inside]
+    copies = copy_trips(dims[3], starts + before[3], np.arange(starts.size, dtype=np.int64) * dims[3])
+    fills = (fill_trips(before[3], starts) + fill_trips(after[3], starts + before[3] + dims[3])
+             + fill_trips(out[3], row_at[~inside]))
+    return [1.0, out[0] * out[1], inside.size, *copies, *fills, y.size, x.size, len(x.shape)]
+
+
+def _transpose(graph: Graph, op: Op) -> list[float]:
+    # The output is walked in 4-D order; when the last dim stays last its rows are memmoved,
+    # otherwise every element is gathered one by one through the input strides.
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    rank = len(x.shape)
+    perm = _constant_ints(graph, op, 1, list(range(rank)))
+    perm = [p % rank for p in perm] if len(perm) == rank else list(range(rank))
+    in_stride = [prod(x.shape[d + 1:]) for d in range(rank)]
+    size = _as_4d(y.shape)
+    step = _as_4d([in_stride[p] for p in perm], 0)
+    rows = size[0] * size[1] * size[2]
+    if step[3] == 1:
+        base = (np.arange(size[0])[:, None, None] * step[0] + np.arange(size[1])[None, :, None] * step[1]
+                + np.arange(size[2])[None, None, :] * step[2]).ravel()
+        copies, gathered = copy_trips(size[3], np.arange(rows, dtype=np.int64) * size[3], base), 0
+    else:
+        copies, gathered = _NO_CALLS, rows * size[3]
+    return [1.0, size[0] * size[1], rows, gathered, *copies, y.size, rank]
+
+
+def _concatenation(graph: Graph, op: Op) -> list[float]:
+    # For each of `outer` output slices, one memmove per input of its slice (dims[axis] × inner
+    # bytes); the shape checks loop over every input's dims first.
+    y = graph.tensors[op.outputs[0]]
+    ins = [graph.tensors[i] for i in op.inputs if i != NO_TENSOR]
+    rank = len(y.shape)
+    axis = int(op.options.get("axis", 0)) % max(rank, 1)
+    outer, inner = prod(y.shape[:axis]), prod(y.shape[axis + 1:])
+    chunks = [t.shape[axis] * inner if len(t.shape) == rank else t.size for t in ins]
+    slice_start = np.arange(outer, dtype=np.int64)
+    copies = np.zeros(len(COPY))
+    for k, chunk in enumerate(chunks):
+        copies += copy_trips(chunk, slice_start * sum(chunks) + sum(chunks[:k]), slice_start * chunk)
+    return [1.0, len(ins), len(ins) * rank, outer, *copies, y.size, rank - axis]
+
+
+def _resize_nearest(graph: Graph, op: Op) -> list[float]:
+    # Per output row one index computation, per output pixel another and a memmove of `depth`
+    # bytes from the nearest input pixel. An index computation takes a longer path with
+    # align_corners (another scale, then a rounding check unless v is past the input's end) and
+    # with half_pixel_centers (a clamp at 0).
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    batches, in_h, in_w, depth = _as_4d(x.shape)
+    _, out_h, out_w, _ = _as_4d(y.shape)
+    align, half = bool(op.options.get("align_corners", False)), bool(op.options.get("half_pixel_centers", False))
+    iy, y_inside = _nearest_indices(in_h, out_h, align, half)
+    ix, x_inside = _nearest_indices(in_w, out_w, align, half)
+    source = ((np.arange(batches)[:, None, None] * in_h + iy[None, :, None]) * in_w + ix[None, None, :]).ravel() * depth
+    copies = copy_trips(depth, np.arange(source.size, dtype=np.int64) * depth, source)
+    rows, pixels = batches * out_h, source.size
+    aligned_scale = align * (rows * (out_h > 1) + pixels * (out_w > 1))
+    rounding_checks = align * batches * (y_inside.sum() + out_h * x_inside.sum())
+    return [1.0, rows, pixels, aligned_scale, rounding_checks, half * (rows + pixels), *copies, depth, in_h * in_w,
+            out_h * out_w]
 
 
 def _generic(graph: Graph, op: Op) -> list[float]:
@@ -160,33 +311,152 @@ def _generic(graph: Graph, op: Op) -> list[float]:
             sum(t.nbytes for t in ins if t.is_constant), len(ins)]
 
 
+# ------------------------------------------------------------------------------------ helpers
+
+
+def copy_trips(n, dst, src) -> np.ndarray:
+    """The paths and loop trips of the firmware's memmove (newlib-nano, forward) summed over calls
+    copying `n` bytes from byte offset `src` to `dst` (scalars or arrays, one entry per call;
+    offsets count from the buffers' starts, which the arena and the plan align to 16): see COPY.
+    With n >= 16 and both addresses 4-aligned it copies 16 bytes at a time, then 4 (when n % 16
+    >= 4), then the last n % 4 bytewise; otherwise every byte on its own."""
+    n, dst, src = np.broadcast_arrays(np.asarray(n, dtype=np.int64), np.asarray(dst, dtype=np.int64),
+                                      np.asarray(src, dtype=np.int64))
+    fast = (n >= 16) & ((dst | src) % 4 == 0)
+    words = n % 16 // 4
+    return np.array([n.size, np.where(fast, n % 4, n).sum(), fast.sum(), (n // 16)[fast].sum(),
+                     (fast & (words > 0)).sum(), words[fast].sum()], dtype=np.float64)
+
+
+def fill_trips(n, dst) -> np.ndarray:
+    """The paths and loop trips of the firmware's memset (newlib-nano) summed over calls filling `n`
+    bytes at byte offset `dst` (as copy_trips): see FILL. It stores bytes until the address is
+    4-aligned, then (with 4 bytes or more left) 16-byte blocks when 16 or more are left, words,
+    and the last bytes."""
+    n, dst = np.broadcast_arrays(np.asarray(n, dtype=np.int64), np.asarray(dst, dtype=np.int64))
+    head = np.minimum(-dst % 4, n)
+    rest = n - head
+    return np.array([n.size, (head > 0).sum(), head.sum(), (rest >= 4).sum(), (rest >= 16).sum(), (rest // 16).sum(),
+                     (rest % 16 // 4).sum(), (rest % 4).sum()], dtype=np.float64)
+
+
+def _nearest_indices(in_size: int, out_size: int, align_corners: bool,
+                     half_pixel_centers: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The input index each output index reads along one axis, in float32 as the kernel (and
+    TFLite's reference ResizeNearestNeighbor) computes it, and whether the scaled position v lay
+    inside the input (else the kernel takes the last index at once)."""
+    f32 = np.float32
+    if align_corners and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+    else:
+        scale = f32(in_size) / f32(max(out_size, 1))
+    v = (np.arange(out_size, dtype=f32) + f32(0.5 if half_pixel_centers else 0.0)) * scale
+    inside = v < f32(in_size)
+    index = np.floor(np.where(inside, v, f32(0))).astype(np.int64)
+    if align_corners:
+        index += (v >= index.astype(f32) + f32(0.5)) & (index < 1 << 23)
+    return np.where(inside, np.clip(index, 0, in_size - 1), in_size - 1), inside
+
+
+def _as_4d(values, fill: int = 1) -> list[int]:
+    """A shape (or per-dim values) right-aligned to 4 dims, as the kernels walk them."""
+    values = [int(v) for v in values]
+    return [fill] * (4 - len(values)) + values
+
+
+def _constant_ints(graph: Graph, op: Op, position: int, default) -> list[int]:
+    """A constant integer operand's values (paddings, perm), or `default` when it is absent."""
+    if len(op.inputs) <= position or op.inputs[position] == NO_TENSOR:
+        return default
+    data = graph.tensors[op.inputs[position]].data
+    return default if data is None else [int(v) for v in np.asarray(data).ravel()]
+
+
+def _paddings(graph: Graph, op: Op, x, y) -> tuple[list[int], list[int]]:
+    """PAD's (before, after) per dim; without a constant paddings operand, all of it after."""
+    rank = len(x.shape)
+    flat = _constant_ints(graph, op, 1, [])
+    if len(flat) != 2 * rank:
+        return [0] * rank, [o - i for o, i in zip(y.shape, x.shape)]
+    return flat[0::2], flat[1::2]
+
+
+def _below_zero_point(t) -> float:
+    """The share of an int8 tensor's values below its zero point if they spread evenly over the
+    int8 range: (zero point + 128) / 256. A requantization of such a value takes a longer path
+    (a negative product); the board's real values are unknown before it runs, so this is the
+    estimate (exact for ReLU outputs, whose zero point is -128)."""
+    return (_zero_point(t) + 128) / 256 if t.dtype == "int8" else 0.0
+
+
+def _quantization(x, y) -> list[float]:
+    """Descriptive columns of a requantizing op: both zero points and the log2 scale ratio."""
+    return [_zero_point(x), _zero_point(y), _log2(_scale(x) / _scale(y))]
+
+
+def _scale(t) -> float:
+    q = t.quantization
+    return float(q.scale[0]) if q is not None and len(q.scale) else 1.0
+
+
+def _zero_point(t) -> float:
+    q = t.quantization
+    return float(q.zero_point[0]) if q is not None and len(q.zero_point) else 0.0
+
+
+def _log2(value: float) -> float:
+    return log2(value) if value > 0 and isfinite(value) else 0.0
+
+
 _WINDOW = ("in_h", "in_w", "in_c", "out_c", "kernel_h", "kernel_w", "stride_h", "stride_w")
-KINDS: dict[str, KindFeatures] = {k.kind: k for k in (
-    KindFeatures("CONV_2D", ("one", "rows", "pixels", "outputs", "window_rows", "window_taps", "macs_inside",
-                             "channel_checks", *_WINDOW, "same_padding", "activation", "macs"), 8, _conv2d),
-    KindFeatures("DEPTHWISE_CONV_2D", ("one", "rows", "pixels", "outputs", "window_rows", "macs_inside",
-                                       "channel_checks", *_WINDOW, "depth_multiplier", "same_padding", "activation",
-                                       "macs"), 7, _depthwise),
-    KindFeatures("AVERAGE_POOL_2D", ("one", "rows", "pixels", "outputs", "window_rows", "window_taps",
-                                     "in_h", "in_w", "channels", "kernel_h", "kernel_w", "stride_h", "stride_w",
-                                     "same_padding", "activation"), 6, _pool),
-    KindFeatures("MAX_POOL_2D", ("one", "rows", "pixels", "outputs", "window_rows", "window_taps",
-                                 "in_h", "in_w", "channels", "kernel_h", "kernel_w", "stride_h", "stride_w",
-                                 "same_padding", "activation"), 6, _pool),
-    KindFeatures("FULLY_CONNECTED", ("one", "units", "outputs", "macs", "depth", "batches", "bias", "activation"),
-                 4, _fully_connected),
-    KindFeatures("ADD", ("one", "elements", "broadcast", "broadcast_rows", "broadcast_elements", "activation"),
-                 5, _elementwise),
-    KindFeatures("MEAN", ("one", "channels", "elements", "window", "depth"), 3, _mean),
-    KindFeatures("SOFTMAX", ("one", "rows", "elements", "depth"), 3, _softmax),
-    KindFeatures("RESHAPE", ("one", "copied_bytes", "bytes"), 2, _reshape),
-    KindFeatures(GENERIC, ("one", "input_elements", "output_elements", "macs", "constant_bytes", "inputs"), 4,
-                 _generic),
-)}
-# SUB and MUL run other kernels than ADD with the same loop structure: same features, own regressor.
+COPY = ("copy_calls", "copy_bytes", "copy_word_calls", "copy_blocks", "copy_word_phases", "copy_words")
+FILL = ("fill_calls", "fill_unaligned_calls", "fill_head_bytes", "fill_word_phases", "fill_block_phases",
+        "fill_blocks", "fill_words", "fill_tail_bytes")
+_NO_CALLS = (0.0,) * len(COPY)
+_QUANT = ("input_zero_point", "output_zero_point", "log2_scale_ratio")
+_BROADCAST = ("elements", "broadcast", "broadcast_rows", "broadcast_elements")
+
+
+def _kind(kind: str, loops: tuple[str, ...], parameters: tuple[str, ...], compute) -> KindFeatures:
+    return KindFeatures(kind, ("one", *loops, *parameters), 1 + len(loops), compute)
+
+
+_KINDS = (
+    _kind("CONV_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps", "macs_inside", "channel_checks"),
+          (*_WINDOW, "same_padding", "activation", "macs"), _conv2d),
+    _kind("DEPTHWISE_CONV_2D", ("rows", "pixels", "outputs", "window_rows", "macs_inside", "channel_checks"),
+          (*_WINDOW, "depth_multiplier", "same_padding", "activation", "macs"), _depthwise),
+    _kind("AVERAGE_POOL_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps"),
+          ("in_h", "in_w", "channels", "kernel_h", "kernel_w", "stride_h", "stride_w", "same_padding", "activation"),
+          _pool),
+    _kind("FULLY_CONNECTED", ("units", "outputs", "macs"), ("depth", "batches", "bias", "activation"),
+          _fully_connected),
+    _kind("ADD", (*_BROADCAST, "inputs_below_zero_point", "output_below_zero_point"), ("activation",), _add_sub),
+    _kind("MUL", (*_BROADCAST, "negative_products", "right_shifted"), ("activation",), _mul),
+    _kind("MEAN", ("outputs", "elements"), ("reduced", "depth"), _mean),
+    _kind("SOFTMAX", ("rows", "elements"), ("depth", "log2_beta_scale"), _softmax),
+    _kind("RESHAPE", COPY, ("bytes",), _reshape),
+    _kind("PAD", ("outer_rows", "rows", *COPY, *FILL), ("elements", "input_elements", "rank"), _pad),
+    _kind("TRANSPOSE", ("outer_rows", "rows", "gathered", *COPY), ("elements", "rank"), _transpose),
+    _kind("CONCATENATION", ("inputs", "input_dims", "outer", *COPY), ("elements", "axis_from_end"), _concatenation),
+    _kind("RESIZE_NEAREST_NEIGHBOR", ("rows", "pixels", "aligned_scale", "rounding_checks", "half_pixel_clamps",
+                                      *COPY), ("depth", "input_pixels", "output_pixels"), _resize_nearest),
+    _kind("LOGISTIC", ("elements",), (), _lookup),
+    _kind("RELU", ("elements", "right_shifted", "below_zero_point"), _QUANT, _requantize),
+    _kind("LEAKY_RELU", ("elements", "below_zero_point", "right_shifted"), (*_QUANT, "alpha"), _leaky_relu),
+    _kind("HARD_SWISH", ("elements", "left_shifted", "right_shifted"), _QUANT, _hard_swish),
+    _kind("QUANTIZE", ("from_float", "from_int8", "right_shifted", "below_zero_point"), _QUANT, _quantize),
+    _kind("DEQUANTIZE", ("elements",), ("input_zero_point",), _dequantize),
+    _kind(GENERIC, ("input_elements", "output_elements", "macs"), ("constant_bytes", "inputs"), _generic),
+)
+# Kinds whose kernels share another kind's loop structure: the same features, a regressor of their own.
+_SAME_LOOPS = {"MAX_POOL_2D": "AVERAGE_POOL_2D", "SUB": "ADD", "LOG_SOFTMAX": "SOFTMAX",
+               "TANH": "LOGISTIC", "RELU6": "RELU"}
+KINDS: dict[str, KindFeatures] = {k.kind: k for k in _KINDS}
+KINDS.update({kind: replace(KINDS[like], kind=kind) for kind, like in _SAME_LOOPS.items()})
 # SQUEEZE runs RESHAPE's kernel: same features, same regressor.
-_EXTRACTOR = {**KINDS, "SQUEEZE": KINDS["RESHAPE"], "SUB": KINDS["ADD"], "MUL": KINDS["ADD"]}
 _SAME_KERNEL = {"SQUEEZE": "RESHAPE"}
+_EXTRACTOR = {**KINDS, **{op: KINDS[kind] for op, kind in _SAME_KERNEL.items()}}
 
 
 def kind_of(op_type: str) -> str:

@@ -85,9 +85,12 @@ def op_types(model: bytes) -> set[str]:
 
 
 def mixed_operator_model(seed: int = 0) -> bytes:
-    """One model with float32 input and output through most of the ops the generator does not make:
-    QUANTIZE, PAD, TRANSPOSE, CONCATENATION, LOGISTIC, TANH, MUL, SUB, LEAKY_RELU, HARD_SWISH,
-    RESIZE_NEAREST_NEIGHBOR, ADD, DEQUANTIZE."""
+    """One model with float32 input and output through every operator the runtime runs: QUANTIZE
+    (float and int8 input), PAD, CONV_2D, TRANSPOSE, CONCATENATION, LOGISTIC, TANH, MUL, SUB,
+    LEAKY_RELU, HARD_SWISH, RESIZE_NEAREST_NEIGHBOR, ADD, DEPTHWISE_CONV_2D, MAX_POOL_2D, RELU6,
+    AVERAGE_POOL_2D, RESHAPE, SOFTMAX, MEAN, RELU, FULLY_CONNECTED, LOG_SOFTMAX, DEQUANTIZE.
+    SQUEEZE is the one missing: today's converter writes every squeeze as a RESHAPE (here, of the
+    1x1 pooled map to a vector)."""
     import keras
     import tensorflow as tf
 
@@ -100,7 +103,15 @@ def mixed_operator_model(seed: int = 0) -> bytes:
         m = L.Multiply()([L.Activation("sigmoid")(z), L.Activation("tanh")(z)])
         h = L.Activation("hard_swish")(L.Subtract()([m, L.LeakyReLU(negative_slope=0.2)(z)]))
         r = L.Lambda(lambda v: tf.image.resize(v, (8, 8), method="nearest"))(h)
-        return L.ReLU(max_value=6.0)(L.Add()([r, r]))
+        s = L.ReLU(max_value=6.0)(L.Add()([r, r]))  # fused into the ADD
+        t = L.Permute((2, 1, 3))(L.DepthwiseConv2D(3, padding="same")(s))
+        # ReLU6 and ReLU after ops that cannot take them fused: standalone RELU6 and RELU.
+        u = L.ReLU(max_value=6.0)(L.ZeroPadding2D(1)(L.MaxPooling2D(2)(t)))
+        # MobileNet v1's classifier: a 1x1 convolution of the pooled 1x1 map, reshaped to a vector.
+        probabilities = L.Softmax()(L.Reshape((5,))(L.Conv2D(5, 1)(L.AveragePooling2D(6)(u))))
+        logits = L.Dense(3)(L.ReLU()(L.GlobalAveragePooling2D()(t)))
+        log_probabilities = L.Lambda(lambda v: tf.nn.log_softmax(v))(logits)
+        return L.Concatenate()([probabilities, log_probabilities])
 
     return int8_model(build, [(6, 6, 2), (6, 6, 2)], seed=seed, float_io=True)
 

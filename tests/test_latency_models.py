@@ -19,14 +19,15 @@ from hwbench.boards import get_board
 from hwbench.cli import main
 from hwbench.costs import op_macs
 from hwbench.errors import HwbenchError
-from hwbench.graph import Graph, Op, Quantization, Tensor
+from hwbench.graph import KNOWN_OPS, Graph, Op, Quantization, Tensor
 from hwbench.memory import memory_report
 from hwbench.results import ResultsDB
 from hwbench.tflite_reader import read_tflite
 from latency_models.artifact import ArtifactError, load_artifact, save_artifact
 from latency_models.baseline import MacsBaseline
 from latency_models.dataset import load_dataset
-from latency_models.features import GENERIC, KINDS, graph_features, kind_of, same_padding, window_extent
+from latency_models.features import (COPY, FILL, GENERIC, KINDS, copy_trips, fill_trips, graph_features, kind_of,
+                                     same_padding, window_extent)
 from latency_models.metrics import accuracy
 from latency_models.model import LatencyModel, grouped_folds
 from latency_models.regressors import CANDIDATES, CompiledTrees, LoopCountRegressor
@@ -138,10 +139,12 @@ def conv_graph(padding: str, kernel: int, stride: int = 1, size: int = 8, cin: i
 
 
 def graph_with_a_fallback_op() -> Graph:
-    """A CONV_2D, then a CONCATENATION: a kind without its own extractor or training data."""
+    """A CONV_2D, a CONCATENATION, then an operator no kind knows (it can only take the GENERIC
+    regressor)."""
     graph = conv_graph("SAME", 3)
     graph.tensors.append(_tensor("z", (1, 8, 8, 8)))
     graph.ops.append(Op("CONCATENATION", (2, 2), (3,), {"axis": 3}))
+    graph.ops.append(Op("SOME_FUTURE_OP", (3,), (3,), {}))
     graph.outputs = (3,)
     return graph
 
@@ -161,11 +164,329 @@ def test_conv_features_count_only_the_taps_inside_the_input():
 def test_ops_are_grouped_by_kind_and_unknown_ops_get_generic_features():
     graph = graph_with_a_fallback_op()
     features = graph_features(graph)
-    assert kind_of("CONCATENATION") == GENERIC and kind_of("SQUEEZE") == "RESHAPE"
-    assert sorted(features.kinds) == ["CONV_2D", GENERIC]
+    assert sorted(features.kinds) == ["CONCATENATION", "CONV_2D", GENERIC]
     indices, X = features.kinds[GENERIC]
-    assert list(indices) == [1] and X.shape == (1, len(KINDS[GENERIC].names))
+    assert list(indices) == [2] and X.shape == (1, len(KINDS[GENERIC].names))
     assert dict(zip(KINDS[GENERIC].names, X[0]))["output_elements"] == 8 * 8 * 8
+
+
+def test_every_operator_the_runtime_runs_has_features_of_its_own():
+    assert {kind_of(t) for t in KNOWN_OPS} == KNOWN_OPS - {"SQUEEZE"}  # SQUEEZE runs RESHAPE's kernel
+    assert kind_of("SQUEEZE") == "RESHAPE" and kind_of("SOME_FUTURE_OP") == GENERIC
+    for kind, features in KINDS.items():
+        assert features.kind == kind and 1 <= features.n_linear <= len(features.names)
+        assert len(set(features.names)) == len(features.names) and features.names[0] == "one"
+
+
+# The byte-moving kernels (runtime/kernels/pad.c, transpose.c, concatenation.c, resize_nearest.c)
+# re-done in Python loop for loop, recording each memmove and memset call and the loop trips
+# newlib-nano's versions (what the firmware links) run for it; the copies are really made, so the
+# re-implementation is checked against numpy too.
+
+
+class Libc:
+    """An output buffer written through memmove and memset, and the trips their loops ran."""
+
+    def __init__(self, size: int):
+        self.out = np.full(size, 99, dtype=np.int8)
+        self.copy = dict.fromkeys(COPY, 0)
+        self.fill = dict.fromkeys(FILL, 0)
+
+    def memmove(self, dst: int, source: np.ndarray, src: int, n: int) -> None:
+        self.out[dst:dst + n] = source[src:src + n]
+        c = self.copy
+        c["copy_calls"] += 1
+        if n >= 16 and dst % 4 == 0 and src % 4 == 0:  # both word-aligned: 16-byte blocks, then words
+            c["copy_word_calls"] += 1
+            while n >= 16:
+                c["copy_blocks"], n = c["copy_blocks"] + 1, n - 16
+            c["copy_word_phases"] += n >= 4
+            while n >= 4:
+                c["copy_words"], n = c["copy_words"] + 1, n - 4
+        c["copy_bytes"] += n
+
+    def memset(self, dst: int, value: int, n: int) -> None:
+        self.out[dst:dst + n] = value
+        f = self.fill
+        f["fill_calls"] += 1
+        f["fill_unaligned_calls"] += n > 0 and dst % 4 != 0
+        while n and dst % 4:
+            f["fill_head_bytes"], n, dst = f["fill_head_bytes"] + 1, n - 1, dst + 1
+        f["fill_word_phases"] += n >= 4
+        f["fill_block_phases"] += n >= 16
+        while n >= 16:
+            f["fill_blocks"], n = f["fill_blocks"] + 1, n - 16
+        while n >= 4:
+            f["fill_words"], n = f["fill_words"] + 1, n - 4
+        f["fill_tail_bytes"] += n
+
+
+def four_d(shape):
+    return (1,) * (4 - len(shape)) + tuple(shape)
+
+
+def walk_rows(size, loops: dict):
+    """pad.c's and transpose.c's walk over the innermost rows of a 4-D output, counting the trips of
+    the two loops around the innermost one."""
+    for i0 in range(size[0]):
+        for i1 in range(size[1]):
+            loops["outer_rows"] += 1
+            for i2 in range(size[2]):
+                loops["rows"] += 1
+                yield i0, i1, i2
+
+
+def pad_kernel(x: np.ndarray, paddings, value: int) -> tuple[Libc, dict]:
+    lead = 4 - x.ndim
+    before = [0] * lead + [b for b, _ in paddings]
+    after = [0] * lead + [a for _, a in paddings]
+    d = four_d(x.shape)
+    o = [n + b + a for n, b, a in zip(d, before, after)]
+    flat, libc, loops = x.ravel(), Libc(int(np.prod(o))), {"outer_rows": 0, "rows": 0}
+    at = 0
+    for i in walk_rows(o, loops):
+        j = [i[k] - before[k] for k in range(3)]
+        if all(0 <= j[k] < d[k] for k in range(3)):
+            row = ((j[0] * d[1] + j[1]) * d[2] + j[2]) * d[3]
+            libc.memset(at, value, before[3])
+            libc.memmove(at + before[3], flat, row, d[3])
+            libc.memset(at + before[3] + d[3], value, after[3])
+        else:
+            libc.memset(at, value, o[3])
+        at += o[3]
+    return libc, loops
+
+
+def transpose_kernel(x: np.ndarray, perm) -> tuple[Libc, dict]:
+    rank = x.ndim
+    in_stride = [int(np.prod(x.shape[d + 1:])) for d in range(rank)]
+    size = four_d([x.shape[p] for p in perm])
+    step = [0] * (4 - rank) + [in_stride[p] for p in perm]
+    flat, libc, loops = x.ravel(), Libc(x.size), {"outer_rows": 0, "rows": 0, "gathered": 0}
+    at = 0
+    for i0, i1, i2 in walk_rows(size, loops):
+        base = i0 * step[0] + i1 * step[1] + i2 * step[2]
+        if step[3] == 1:
+            libc.memmove(at, flat, base, size[3])
+            at += size[3]
+        else:
+            for i3 in range(size[3]):
+                libc.out[at] = flat[base + i3 * step[3]]
+                at += 1
+                loops["gathered"] += 1
+    return libc, loops
+
+
+def concatenation_kernel(xs: list[np.ndarray], axis: int) -> tuple[Libc, dict]:
+    shape = list(xs[0].shape)
+    shape[axis] = sum(x.shape[axis] for x in xs)
+    outer, inner = int(np.prod(shape[:axis])), int(np.prod(shape[axis + 1:]))
+    libc, loops = Libc(int(np.prod(shape))), {"inputs": len(xs), "input_dims": len(xs) * len(shape), "outer": 0}
+    at = 0
+    for o in range(outer):
+        loops["outer"] += 1
+        for x in xs:
+            chunk = x.shape[axis] * inner
+            libc.memmove(at, x.ravel(), o * chunk, chunk)
+            at += chunk
+    return libc, loops
+
+
+def nearest(i: int, in_size: int, out_size: int, align: bool, half: bool, loops: dict) -> int:
+    """resize_nearest.c's nearest(), float32 for float, counting the paths it takes."""
+    f32 = np.float32
+    if align and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+        loops["aligned_scale"] += 1
+    else:
+        scale = f32(in_size) / f32(out_size)
+    v = (f32(i) + f32(0.5 if half else 0.0)) * scale
+    if not v < f32(in_size):
+        index = in_size - 1
+    else:
+        index = int(v)
+        if align:
+            loops["rounding_checks"] += 1
+            if index < 1 << 23 and v >= f32(index) + f32(0.5):
+                index += 1
+        index = min(index, in_size - 1)
+    if half:
+        loops["half_pixel_clamps"] += 1
+        index = max(index, 0)
+    return index
+
+
+def resize_kernel(x: np.ndarray, out_h: int, out_w: int, align: bool, half: bool) -> tuple[Libc, dict]:
+    batches, in_h, in_w, depth = x.shape
+    libc = Libc(batches * out_h * out_w * depth)
+    loops = {"rows": 0, "pixels": 0, "aligned_scale": 0, "rounding_checks": 0, "half_pixel_clamps": 0}
+    at = 0
+    for b in range(batches):
+        for oy in range(out_h):
+            loops["rows"] += 1
+            iy = nearest(oy, in_h, out_h, align, half, loops)
+            for ox in range(out_w):
+                loops["pixels"] += 1
+                ix = nearest(ox, in_w, out_w, align, half, loops)
+                libc.memmove(at, x.ravel(), ((b * in_h + iy) * in_w + ix) * depth, depth)
+                at += depth
+    return libc, loops
+
+
+def features_of(graph: Graph) -> dict:
+    op = graph.ops[0]
+    kind = kind_of(op.type)
+    (indices, X), = graph_features(graph).kinds.values()
+    return dict(zip(KINDS[kind].names, X[0]))
+
+
+def assert_counts(row: dict, libc: Libc, loops: dict) -> None:
+    expected = {**loops, **libc.copy, **(libc.fill if "fill_calls" in row else {})}
+    assert {k: row[k] for k in expected} == expected
+
+
+def one_op_graph(op_type: str, inputs, output_shape, options=None, constants=()) -> Graph:
+    """One op reading activations of the given shapes (and int32 constants), writing output_shape."""
+    tensors = [_tensor(f"x{i}", shape) for i, shape in enumerate(inputs)]
+    for data in constants:
+        tensors.append(Tensor(f"c{len(tensors)}", np.shape(data), "int32", None, np.asarray(data, dtype=np.int32)))
+    tensors.append(_tensor("y", output_shape))
+    return Graph(tensors, [Op(op_type, tuple(range(len(tensors) - 1)), (len(tensors) - 1,), options or {})],
+                 tuple(range(len(inputs))), (len(tensors) - 1,), op_type.lower())
+
+
+@pytest.mark.parametrize("shape, paddings", [
+    ((1, 5, 6, 3), [(0, 0), (1, 2), (2, 1), (0, 0)]),  # spatial padding, 3-byte rows: bytewise
+    ((1, 4, 3, 20), [(0, 0), (1, 1), (1, 1), (0, 0)]),  # 20-byte rows, aligned and not
+    ((1, 3, 4, 17), [(0, 0), (0, 1), (3, 0), (2, 5)]),  # channel padding: memsets at every alignment
+    ((2, 3, 33), [(1, 0), (0, 2), (7, 9)]),  # rank 3
+    ((40,), [(5, 19)]),  # rank 1: one row
+])
+def test_pad_features_count_the_kernels_calls_and_loop_trips(shape, paddings):
+    x = np.random.default_rng(0).integers(-128, 128, size=shape).astype(np.int8)
+    out_shape = tuple(n + b + a for n, (b, a) in zip(shape, paddings))
+    libc, loops = pad_kernel(x, paddings, value=-5)
+    assert np.array_equal(libc.out.reshape(out_shape), np.pad(x, paddings, constant_values=-5))
+    assert_counts(features_of(one_op_graph("PAD", [shape], out_shape, constants=[paddings])), libc, loops)
+
+
+@pytest.mark.parametrize("shape, perm", [
+    ((1, 6, 5, 20), (0, 2, 1, 3)),  # last dim stays: a memmove per row
+    ((1, 6, 5, 3), (0, 2, 1, 3)),
+    ((1, 6, 5, 7), (0, 3, 1, 2)),  # every byte gathered
+    ((3, 18, 5), (1, 0, 2)),
+    ((9, 4), (1, 0)),
+])
+def test_transpose_features_count_the_kernels_calls_and_loop_trips(shape, perm):
+    x = np.random.default_rng(1).integers(-128, 128, size=shape).astype(np.int8)
+    libc, loops = transpose_kernel(x, perm)
+    assert np.array_equal(libc.out, np.transpose(x, perm).ravel())
+    out_shape = tuple(shape[p] for p in perm)
+    assert_counts(features_of(one_op_graph("TRANSPOSE", [shape], out_shape, constants=[perm])), libc, loops)
+
+
+@pytest.mark.parametrize("shapes, axis", [
+    ([(1, 4, 5, 3), (1, 4, 5, 6)], 3),  # small chunks per pixel
+    ([(1, 4, 5, 17), (1, 4, 5, 20), (1, 4, 5, 3)], 3),  # offsets drift through every alignment
+    ([(1, 2, 5, 8), (1, 3, 5, 8)], 1),  # one big chunk per input
+    ([(6, 18), (6, 2), (6, 32)], 1),
+])
+def test_concatenation_features_count_the_kernels_calls_and_loop_trips(shapes, axis):
+    rng = np.random.default_rng(2)
+    xs = [rng.integers(-128, 128, size=s).astype(np.int8) for s in shapes]
+    libc, loops = concatenation_kernel(xs, axis)
+    joined = np.concatenate(xs, axis=axis)
+    assert np.array_equal(libc.out, joined.ravel())
+    assert_counts(features_of(one_op_graph("CONCATENATION", shapes, joined.shape, {"axis": axis})), libc, loops)
+
+
+@pytest.mark.parametrize("in_hw, out_hw, align, half", [
+    ((4, 5), (8, 10), False, False),
+    ((5, 7), (3, 4), False, True),
+    ((5, 7), (9, 13), True, False),
+    ((3, 3), (1, 7), True, False),  # one output row: align_corners' scale only along the width
+    ((6, 2), (13, 5), False, True),
+])
+@pytest.mark.parametrize("depth", [3, 18])
+def test_resize_nearest_features_count_the_kernels_calls_and_loop_trips(in_hw, out_hw, align, half, depth):
+    x = np.random.default_rng(3).integers(-128, 128, size=(2, *in_hw, depth)).astype(np.int8)
+    libc, loops = resize_kernel(x, *out_hw, align, half)
+    if not align and not half and all(o % i == 0 for o, i in zip(out_hw, in_hw)):  # integer factors: repeats
+        factors = [o // i for o, i in zip(out_hw, in_hw)]
+        assert np.array_equal(libc.out, x.repeat(factors[0], axis=1).repeat(factors[1], axis=2).ravel())
+    graph = one_op_graph("RESIZE_NEAREST_NEIGHBOR", [x.shape], (2, *out_hw, depth),
+                         {"align_corners": align, "half_pixel_centers": half}, constants=[out_hw])
+    assert_counts(features_of(graph), libc, loops)
+
+
+def test_copy_and_fill_trips_sum_over_calls():
+    calls = [(n, dst, src) for n in (0, 3, 15, 16, 17, 31, 36, 100) for dst in (0, 1, 4, 6) for src in (0, 2, 8)]
+    libc = Libc(200)
+    for n, dst, src in calls:
+        libc.memmove(dst, np.zeros(200, np.int8), src, n)
+        libc.memset(dst, 0, n)
+    n, dst, src = (np.array(c) for c in zip(*calls))
+    assert dict(zip(COPY, copy_trips(n, dst, src))) == libc.copy
+    assert dict(zip(FILL, fill_trips(n, dst))) == libc.fill
+
+
+def test_reshape_copies_only_what_the_arena_planner_cannot_alias():
+    aliased = one_op_graph("RESHAPE", [(1, 4, 4, 5)], (1, 80))
+    assert features_of(aliased)["copy_calls"] == 0
+    constant = Graph([_tensor("c", (4, 20), constant=True), _tensor("y", (1, 80))], [Op("RESHAPE", (0,), (1,))], (),
+                     (1,), "constant")
+    row = features_of(constant)
+    assert (row["copy_calls"], row["copy_word_calls"], row["copy_blocks"]) == (1, 1, 80 // 16)
+
+
+def test_mean_features_are_output_elements_times_reduced_elements_for_any_axes():
+    for in_shape, out_shape in [((1, 6, 5, 8), (1, 1, 1, 8)), ((1, 6, 5, 8), (1, 8)), ((1, 6, 5, 8), (1, 6, 1, 8)),
+                                ((2, 6, 5, 8), (2, 6, 5, 1))]:
+        row = features_of(one_op_graph("MEAN", [in_shape], out_shape, constants=[[1]]))
+        reduced = np.prod(in_shape) // np.prod(out_shape)
+        assert (row["outputs"], row["elements"]) == (np.prod(out_shape), np.prod(out_shape) * reduced)
+
+
+def quantized_graph(op_type: str, scales, zero_points, options=None, shape=(1, 4, 4, 3)) -> Graph:
+    """One op on int8 tensors of the given (input..., output) scales and zero points."""
+    tensors = [Tensor(f"t{i}", shape, "int8", Quantization(np.array([s], np.float32), np.array([z])))
+               for i, (s, z) in enumerate(zip(scales, zero_points))]
+    n = len(tensors) - 1
+    return Graph(tensors, [Op(op_type, tuple(range(n)), (n,), options or {})], tuple(range(n)), (n,), op_type)
+
+
+def lowered_fields(graph: Graph) -> np.ndarray:
+    from firmware_runner.compiler.lowering import LOWERINGS
+
+    op = graph.ops[0]
+    return np.frombuffer(LOWERINGS[op.type](graph, op).params, dtype="<i4")
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.99, 1.0, 1.7, 40.0])
+def test_requantizing_features_take_the_plans_shift_direction(ratio):
+    """The kernels requantize through a branch on the multiplier's shift (left for a scale ratio of
+    1 and more, right below it): the features must see the direction the plan compiler chose."""
+    relu = quantized_graph("RELU", [0.1 * ratio, 0.1], [-128, -128])
+    shift = lowered_fields(relu)[1]  # relu_params: multiplier, shift, ...
+    assert features_of(relu)["right_shifted"] == (relu.tensors[1].size if shift <= 0 else 0)
+    mul = quantized_graph("MUL", [0.2 * ratio, 0.5, 0.1], [3, -128, 0])
+    shift = lowered_fields(mul)[1]  # mul_params: multiplier, shift, ...
+    assert features_of(mul)["right_shifted"] == (mul.tensors[2].size if shift <= 0 else 0)
+    swish = quantized_graph("HARD_SWISH", [0.0117 * ratio, 0.2], [0, -100])
+    exponent = lowered_fields(swish)[1]  # hard_swish_params: reluish multiplier, reluish exponent, ...
+    row = features_of(swish)
+    assert (row["left_shifted"] > 0, row["right_shifted"] > 0) == (exponent > 0, exponent < 0)
+
+
+def test_values_below_the_zero_point_are_estimated_from_where_it_sits():
+    relu_output = quantized_graph("RELU", [0.1, 0.1], [-128, -128])  # a ReLU's output never lies below its zp
+    assert features_of(relu_output)["below_zero_point"] == 0
+    centred = quantized_graph("ADD", [0.1, 0.1, 0.1], [0, 127, -128])
+    n = centred.tensors[2].size
+    row = features_of(centred)
+    assert row["inputs_below_zero_point"] == n * (128 + 255) / 256 and row["output_below_zero_point"] == 0
+    product = quantized_graph("MUL", [0.1, 0.1, 0.1], [0, -128, 0])
+    assert features_of(product)["negative_products"] == n / 2  # half of one input's values, none of the other's
 
 
 # ------------------------------------------------------------------------------ regressors
@@ -264,9 +585,13 @@ def test_model_prediction_is_the_sum_of_layers_plus_the_fitted_overhead(fitted):
 
 
 def test_a_kind_without_training_data_falls_back_to_the_generic_regressor(fitted):
+    """Trained on models without a CONCATENATION, the model predicts one with its GENERIC regressor."""
+    train = fitted.train.subset([i for i, g in enumerate(fitted.train.graphs) if "CONCATENATION" not in g.op_counts()])
+    model = LatencyModel(candidates=("loop-linear",), min_layers=5, cv_folds=3).fit(
+        train.graphs, train.totals, train.layer_counts)
     graph = graph_with_a_fallback_op()
-    assert fitted.model.fallback_kinds(graph) == {"CONCATENATION"}
-    layers = fitted.model.predict_layers(graph)
+    assert model.fallback_kinds(graph) == {"CONCATENATION", "SOME_FUTURE_OP"}
+    layers = model.predict_layers(graph)
     assert np.isfinite(layers).all() and (layers > 0).all()
 
 

@@ -72,7 +72,7 @@ def sanitized_driver(tmp_path_factory):
 @pytest.fixture(scope="module")
 def plans(generated) -> list[bytes]:
     """The four smallest generated models (under ASan the conv loops are slow) and one model
-    mixing the operators the generator does not make."""
+    mixing every operator."""
     from hwbench.tflite_reader import parse_tflite
     from keras_ops import mixed_operator_model
 
