@@ -17,7 +17,8 @@ layer's generic features (element counts, MACs, bytes); `fallback_kinds(graph)` 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from functools import partial
+from typing import Callable, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -25,8 +26,8 @@ from sklearn.model_selection import GroupKFold
 
 from hwbench.errors import HwbenchError
 from hwbench.graph import Graph
-from latency_models.features import (GENERIC, KINDS, SCHEMA_VERSION, FeatureCache, extractor, generic_features,
-                                     graph_features, kind_of)
+from latency_models.features import (GENERIC, KINDS, SCHEMA_VERSION, FeatureCache, generic_features, graph_features,
+                                     kind_of)
 from latency_models.regressors import CANDIDATES, make_candidate, regressor_from_state
 from latency_models.state import Part, nested, stored_array
 
@@ -75,69 +76,55 @@ class LatencyModel(BaseEstimator):
         unknown = [c for c in self.candidates if c not in CANDIDATES]
         if unknown or not self.candidates:
             raise ValueError(f"unknown candidate regressor(s) {unknown}; known: {', '.join(CANDIDATES)}")
-        per_kind: dict[str, tuple[list, list, list, list]] = {}  # kind -> X rows, y, model ids, model totals
-        generic: tuple[list, list, list, list] = ([], [], [], [])
-        n_ops = np.zeros(len(graphs))
-        layer_sums = np.zeros(len(graphs))
-        for m, (graph, counts) in enumerate(zip(graphs, layer_counts)):
-            counts = np.asarray(counts, dtype=np.float64)
-            if counts.shape != (len(graph.ops),):
-                raise ValueError(f"model {m} ({graph.name}): {counts.size} layer counts for {len(graph.ops)} ops")
-            n_ops[m], layer_sums[m] = len(graph.ops), counts.sum()
-            features = graph_features(graph)
-            for kind, (indices, X) in features.kinds.items():
-                rows = per_kind.setdefault(kind, ([], [], [], []))
-                rows[0].append(X)
-                rows[1].append(counts[indices])
-                rows[2].append(np.full(len(indices), m))
-                rows[3].append(np.full(len(indices), totals[m]))
-            everything = np.arange(len(graph.ops))
-            generic[0].append(generic_features(graph, everything))
-            generic[1].append(counts)
-            generic[2].append(np.full(len(graph.ops), m))
-            generic[3].append(np.full(len(graph.ops), totals[m]))
-
+        rows, n_ops, layer_sums = layer_rows(graphs, totals, layer_counts)
         self.regressors_: dict[str, BaseEstimator] = {}
         self.kind_reports_: dict[str, KindReport] = {}
-        for kind, rows in sorted(per_kind.items()):
-            X, y, groups, model_totals = (np.concatenate(r) for r in rows)
-            if kind == GENERIC or len(y) < self.min_layers or len(np.unique(groups)) < self.cv_folds:
+        for kind, (X, y, groups, model_totals) in sorted(rows.items()):
+            if kind == GENERIC or not self._cross_validates(y, groups):
                 continue
-            report, regressor = self._choose(kind, X, y, groups, model_totals, extractor_n_linear(kind))
-            self.kind_reports_[kind], self.regressors_[kind] = report, regressor
-        X, y, groups, model_totals = (np.concatenate(r) for r in generic)
-        report, regressor = self._choose(GENERIC, X, y, groups, model_totals, KINDS[GENERIC].n_linear)
-        self.kind_reports_[GENERIC], self.regressors_[GENERIC] = report, regressor
-
-        # Per-inference overhead: total - Σ layers = a + b × ops (least squares).
-        design = np.column_stack([np.ones(len(graphs)), n_ops])
-        self.overhead_, *_ = np.linalg.lstsq(design, totals - layer_sums, rcond=None)
-        self.n_models_ = len(graphs)
-        self.n_layers_ = int(n_ops.sum())
-        self.layers_per_kind_ = {k: int(sum(len(v) for v in rows[1])) for k, rows in per_kind.items()}
-        self.schema_version_ = SCHEMA_VERSION
-        self._cache = FeatureCache()
+            self.kind_reports_[kind], self.regressors_[kind] = self._choose(
+                kind, X, y, groups, model_totals, self._from_scratch(kind))
+        self.kind_reports_[GENERIC], self.regressors_[GENERIC] = self._choose(
+            GENERIC, *rows[GENERIC], self._from_scratch(GENERIC))
+        self.overhead_ = fitted_overhead(n_ops, totals - layer_sums)
+        self._fitted_on(rows, n_ops)
         return self
 
-    def _choose(self, kind: str, X, y, groups, model_totals, n_linear: int):
+    def _cross_validates(self, y, groups) -> bool:
+        """Whether a kind has enough layers, in enough models, to choose its regressor by
+        cross-validation."""
+        return len(y) >= self.min_layers and len(np.unique(groups)) >= self.cv_folds
+
+    def _from_scratch(self, kind: str) -> dict[str, Callable[[], BaseEstimator]]:
+        """The candidate regressors of `kind`, unfitted, by name."""
+        n_linear = KINDS[kind].n_linear
+        return {name: partial(make_candidate, name, n_linear, self.random_state) for name in self.candidates}
+
+    def _fitted_on(self, rows: dict, n_ops: np.ndarray) -> None:
+        """Record what the model was fitted on."""
+        self.n_models_ = len(n_ops)
+        self.n_layers_ = int(n_ops.sum())
+        self.layers_per_kind_ = {k: len(r[1]) for k, r in rows.items() if k != GENERIC}
+        self.schema_version_ = SCHEMA_VERSION
+        self._cache = FeatureCache()
+
+    def _choose(self, kind: str, X, y, groups, model_totals, candidates: dict[str, Callable[[], BaseEstimator]]):
         """Cross-validate every candidate grouped by model; refit the best on all layers.
 
         The error of a candidate is the mean, over models, of Σ|predicted - measured| / the model's
         total for this kind's layers: the share of a model's latency the kind gets wrong."""
         folds = grouped_folds(groups, self.cv_folds)
         errors = {}
-        for name in self.candidates:
+        for name, make in candidates.items():
             predicted = np.zeros_like(y)
             for train, test in folds:
-                predicted[test] = make_candidate(name, n_linear, self.random_state).fit(X[train], y[train]).predict(
-                    X[test])
+                predicted[test] = make().fit(X[train], y[train]).predict(X[test])
             errors[name] = float(np.sum(np.abs(predicted - y) / model_totals) / len(np.unique(groups)))
-        # The simplest candidate (CANDIDATES order) within 5% of the best: a near-tie goes to the
-        # model that extrapolates and predicts faster.
+        # The first candidate (the simplest) within 5% of the best: a near-tie goes to the model that
+        # extrapolates and predicts faster.
         best = min(errors.values())
-        chosen = next(name for name in self.candidates if errors[name] <= best * 1.05 + 1e-9)
-        regressor = make_candidate(chosen, n_linear, self.random_state).fit(X, y)
-        return KindReport(kind, len(y), len(np.unique(groups)), chosen, errors), regressor
+        chosen = next(name for name in candidates if errors[name] <= best * 1.05 + 1e-9)
+        return KindReport(kind, len(y), len(np.unique(groups)), chosen, errors), candidates[chosen]().fit(X, y)
 
     # --------------------------------------------------------------------------------- predicting
 
@@ -196,7 +183,7 @@ class LatencyModel(BaseEstimator):
         """The fitted model as JSON-able params and named float64/int64 arrays: the overhead
         (`overhead`: per inference, per op) and each kind's regressor under `regressors/<kind>/`."""
         self._check_fitted()
-        params = {"hyperparameters": {**self.get_params(), "candidates": list(self.candidates)},
+        params = {"hyperparameters": self._hyperparameters(),
                   "n_models": self.n_models_, "n_layers": self.n_layers_, "layers_per_kind": self.layers_per_kind_,
                   "feature_schema": self.schema_version_,
                   "kind_reports": {kind: asdict(report) for kind, report in self.kind_reports_.items()},
@@ -206,6 +193,10 @@ class LatencyModel(BaseEstimator):
             params["regressors"][kind], regressor_arrays = regressor.to_state()
             arrays.update(nested(f"regressors/{kind}", regressor_arrays))
         return params, arrays
+
+    def _hyperparameters(self) -> dict:
+        """The constructor's parameters as JSON."""
+        return {**self.get_params(deep=False), "candidates": list(self.candidates)}
 
     @classmethod
     def from_state(cls, params: dict, arrays) -> "LatencyModel":
@@ -257,5 +248,34 @@ def grouped_folds(groups, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(GroupKFold(n_splits=n_splits).split(np.zeros(len(groups)), groups=groups))
 
 
-def extractor_n_linear(kind: str) -> int:
-    return extractor(kind).n_linear
+def layer_rows(graphs: Sequence[Graph], totals: np.ndarray, layer_counts: Sequence[Sequence[float]]):
+    """The training layers per operator kind: {kind: (X, y, model index, model total) per layer},
+    GENERIC holding every layer with its generic features; and per model its op count and the sum
+    of its layer counts."""
+    per_kind: dict[str, tuple[list, list, list, list]] = {}
+    n_ops, layer_sums = np.zeros(len(graphs)), np.zeros(len(graphs))
+
+    def add(kind: str, X, y, m: int) -> None:
+        rows = per_kind.setdefault(kind, ([], [], [], []))
+        for column, values in zip(rows, (X, y, np.full(len(y), m), np.full(len(y), totals[m]))):
+            column.append(values)
+
+    for m, (graph, counts) in enumerate(zip(graphs, layer_counts)):
+        counts = np.asarray(counts, dtype=np.float64)
+        if counts.shape != (len(graph.ops),):
+            raise ValueError(f"model {m} ({graph.name}): {counts.size} layer counts for {len(graph.ops)} ops")
+        n_ops[m], layer_sums[m] = len(graph.ops), counts.sum()
+        for kind, (indices, X) in graph_features(graph).kinds.items():
+            if kind != GENERIC:  # ops of unknown types: only in the GENERIC rows below
+                add(kind, X, counts[indices], m)
+        add(GENERIC, generic_features(graph, np.arange(len(graph.ops))), counts, m)
+    rows = {kind: tuple(np.concatenate(column) for column in columns) for kind, columns in per_kind.items()}
+    return rows, n_ops, layer_sums
+
+
+def fitted_overhead(n_ops: np.ndarray, outside_layers: np.ndarray) -> np.ndarray:
+    """[a, b] of the per-inference overhead a + b × ops, least squares on the count outside the
+    layers (total - Σ layers)."""
+    design = np.column_stack([np.ones(len(n_ops)), n_ops])
+    overhead, *_ = np.linalg.lstsq(design, outside_layers, rcond=None)
+    return overhead
