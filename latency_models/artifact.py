@@ -9,17 +9,22 @@ Layout (container version 2): a zip archive holding
 
 `metadata` is what the model is about: board, unit, runtime hash, feature-schema version, hwbench
 version, training models and layers, held-out metrics, the regressor chosen per kind, the MACs
-baseline (`{"intercept", "slope"}`), ... `model` is the fitted `LatencyModel`'s params
-(`LatencyModel.to_state`): hyperparameters, training counts, the cross-validation report per kind,
-and per operator kind its regressor: `{"regressor": "loop-linear" | "loop-linear+boost" |
-"log-forest", "hyperparameters": {...}, "n_features_in": n, ...}` with, for the tree ensembles,
-`depth`, `base`, `scale` and `n_features` of their trees. The arrays are
+baseline (`{"intercept", "slope"}`), ...; a model transferred from another board's (transfer.py)
+also has `transfer`: the prior's identity (`prior`: board, unit, runtime hash, training models,
+creation time, the file's sha256) and the factors applied to it. `model` is the fitted
+`LatencyModel`'s params (`LatencyModel.to_state`): hyperparameters, training counts, the
+cross-validation report per kind, and per operator kind its regressor: `{"regressor": "loop-linear"
+| "loop-linear+boost" | "log-forest" | "scaled-prior", "hyperparameters": {...}, "n_features_in": n,
+...}` with, for the tree ensembles, `depth`, `base`, `scale` and `n_features` of their trees, and
+for a scaled prior its `scale` and the prior board's regressor (`prior`, one of these). The arrays
+are
 
     overhead                              [per inference, per op]
     regressors/<KIND>/coef, .../scale     loop-linear: cost per loop trip, column scales
     regressors/<KIND>/linear/...          loop-linear+boost: its loop-linear part,
     regressors/<KIND>/correction/...      and its gradient-boosted trees
     regressors/<KIND>/forest/...          log-forest: its trees
+    regressors/<KIND>/prior/...           scaled-prior: the prior board's regressor's arrays
 
 where trees are `feature`, `threshold`, `child`, `value`, `roots` (regressors.CompiledTrees says
 what each holds). Any zip tool lists the file; `numpy.load(path)` (pickles disallowed, its
@@ -33,6 +38,7 @@ arrays are exactly what the model needs (names, dtypes, shapes, tree indices in 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -65,6 +71,7 @@ class Artifact:
     model: "LatencyModel"  # noqa: F821 (latency_models.model, imported lazily)
     metadata: dict
     baseline: MacsBaseline
+    sha256: str | None = None  # of the file it was read from
 
     @property
     def board(self) -> str:
@@ -111,7 +118,8 @@ def load_artifact(path: str | Path, board: str | None = None) -> Artifact:
     """Read and check an artifact. With `board`, refuse one fitted for another board."""
     from latency_models.model import LatencyModel
 
-    with _open(path) as archive:
+    data = _read(path)
+    with _open(path, data) as archive:
         header = _header(path, archive)
         metadata = header["metadata"]
         if metadata["feature_schema"] != SCHEMA_VERSION:
@@ -123,7 +131,7 @@ def load_artifact(path: str | Path, board: str | None = None) -> Artifact:
         arrays = _arrays(path, archive)
     try:
         model = LatencyModel.from_state(header["model"], arrays)
-    except (LookupError, TypeError, ValueError, AttributeError) as e:
+    except (LookupError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise ArtifactError(f"{path}: damaged latency-model file (unusable model: {_reason(e)})") from None
     try:
         baseline = MacsBaseline()
@@ -132,12 +140,12 @@ def load_artifact(path: str | Path, board: str | None = None) -> Artifact:
     except (KeyError, TypeError, ValueError):
         raise ArtifactError(f"{path}: damaged latency-model file (bad baseline in the header)") from None
     model.metadata_ = metadata
-    return Artifact(model, metadata, baseline)
+    return Artifact(model, metadata, baseline, hashlib.sha256(data).hexdigest())
 
 
-def _open(path: str | Path) -> zipfile.ZipFile:
-    """The file as a zip archive, after telling apart a missing file, an old pickled artifact,
-    another kind of file and a damaged (e.g. truncated) one."""
+def _read(path: str | Path) -> bytes:
+    """The file's bytes, after telling apart a missing file, an old pickled artifact and another
+    kind of file."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -154,6 +162,11 @@ def _open(path: str | Path) -> zipfile.ZipFile:
                             f"{CONTAINER_VERSION} file")
     if not data.startswith(_ZIP_MAGIC):
         raise ArtifactError(f"{path}: not a hwbench latency model (hwbench fit --out writes one)")
+    return data
+
+
+def _open(path: str | Path, data: bytes) -> zipfile.ZipFile:
+    """The file's bytes as a zip archive, or ArtifactError for a damaged (e.g. truncated) one."""
     try:
         return zipfile.ZipFile(io.BytesIO(data))
     except _ZIP_ERRORS as e:

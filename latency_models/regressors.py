@@ -13,6 +13,9 @@ loop trip counts, the rest descriptive parameters) and a layer's count as target
   by what training saw, so it extrapolates as the linear part does.
 - `LogForestRegressor`: a random forest on log features to log count, as nn-Meter does; cannot
   extrapolate beyond the counts it was trained on.
+- `ScaledRegressor`: not a candidate of its own: another board's fitted regressor with its loop
+  costs rescaled (one factor, or one per loop), what a latency model transferred from that board
+  keeps (transfer.py). Every regressor gives its prediction as `loop_terms` for it to rescale.
 
 `predict` must be cheap for a search (thousands of graphs a second, a few rows per call): the tree
 ensembles are fitted with scikit-learn, then their public `tree_` arrays are stacked into one
@@ -20,7 +23,8 @@ ensembles are fitted with scikit-learn, then their public `tree_` arrays are sta
 validation and thread start-up (which costs milliseconds per call on a busy machine).
 
 Every fitted candidate (and `CompiledTrees`) converts to and from plain data (`to_state` /
-`from_state`, see state.py): that is how artifacts store them. `REGRESSORS` names the candidates.
+`from_state`, see state.py): that is how artifacts store them. `CANDIDATES` names the candidates,
+`REGRESSORS` every regressor an artifact may hold.
 """
 
 from __future__ import annotations
@@ -58,6 +62,12 @@ class LoopCountRegressor(RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         return np.asarray(X, dtype=np.float64)[:, : self.n_linear] @ self.coef_
+
+    def loop_terms(self, X):
+        """The prediction as each loop's cost (trips × cost per trip) and a multiplier (here 1): the
+        parts a transferred model rescales (ScaledRegressor)."""
+        X = np.asarray(X, dtype=np.float64)
+        return X[:, : self.n_linear] * self.coef_, np.ones(len(X))
 
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         return _params(self), {"coef": self.coef_, "scale": self.scale_}
@@ -101,6 +111,11 @@ class BoostedLoopCountRegressor(RegressorMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float64)
         return np.maximum(self.linear_.predict(X), _FLOOR) * np.exp(self.correction_.predict(_log(X)))
 
+    def loop_terms(self, X):
+        """The loop-linear part's loop costs, and the boosted correction as the multiplier."""
+        X = np.asarray(X, dtype=np.float64)
+        return self.linear_.loop_terms(X)[0], np.exp(self.correction_.predict(_log(X)))
+
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         (linear, linear_arrays), (correction, correction_arrays) = self.linear_.to_state(), self.correction_.to_state()
         return (_params(self, linear=linear, correction=correction),
@@ -139,6 +154,10 @@ class LogForestRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X):
         return np.exp(self.forest_.predict(_log(np.asarray(X, dtype=np.float64))))
 
+    def loop_terms(self, X):
+        """No loops to tell apart: the whole prediction is one term."""
+        return self.predict(X)[:, None], np.ones(len(X))
+
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         forest, forest_arrays = self.forest_.to_state()
         return _params(self, forest=forest), nested("forest", forest_arrays)
@@ -149,6 +168,79 @@ class LogForestRegressor(RegressorMixin, BaseEstimator):
         regressor.forest_ = CompiledTrees.from_state(params["forest"], Part("forest", arrays))
         _same_features(regressor, regressor.forest_.n_features)
         return regressor
+
+
+class ScaledRegressor(RegressorMixin, BaseEstimator):
+    """Another board's fitted regressor with its costs rescaled for this board: what a transferred
+    latency model (transfer.py) keeps of the prior board's regressor for a kind.
+
+    The prior's prediction is a sum of loop costs times a multiplier (`loop_terms`); this board
+    runs the same loops, each body built for another core. With `ridge` None, one factor scales the
+    whole prediction; with a number, each loop gets its own factor, pulled toward that one factor
+    (a factor's squared deviation from it costs `ridge` times a layer's squared relative error).
+    Fitted on relative error, factors non-negative."""
+
+    name = "scaled-prior"
+
+    def __init__(self, prior: BaseEstimator | None = None, ridge: float | None = None):
+        self.prior = prior
+        self.ridge = ridge
+
+    @classmethod
+    def fixed(cls, prior: BaseEstimator, scale: float) -> "ScaledRegressor":
+        """Fitted without data: the prior's prediction times `scale`."""
+        return cls(prior)._with(np.array([float(scale)]))
+
+    def fit(self, X, y):
+        terms, multiplier = self.prior.loop_terms(np.asarray(X, dtype=np.float64))
+        y = np.maximum(np.asarray(y, dtype=np.float64), _FLOOR)
+        columns = terms * multiplier[:, None]
+        one = relative_scale(columns.sum(axis=1), y)
+        if self.ridge is None:
+            return self._with(np.array([one]))
+        # Relative residuals, plus one row per factor pulling it toward `one`.
+        k, weight = columns.shape[1], np.sqrt(self.ridge)
+        design = np.vstack([columns / y[:, None], weight * np.eye(k)])
+        target = np.concatenate([np.ones(len(y)), np.full(k, weight * one)])
+        return self._with(LinearRegression(fit_intercept=False, positive=True).fit(design, target).coef_)
+
+    def _with(self, factors: np.ndarray) -> "ScaledRegressor":
+        self.factors_, self.n_features_in_ = factors.astype(np.float64), self.prior.n_features_in_
+        return self
+
+    def loop_terms(self, X):
+        terms, multiplier = self.prior.loop_terms(X)
+        return terms * self.factors_, multiplier
+
+    def predict(self, X):
+        terms, multiplier = self.loop_terms(X)
+        return terms.sum(axis=1) * multiplier
+
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        prior, prior_arrays = self.prior.to_state()
+        return ({"regressor": self.name, "hyperparameters": {"ridge": self.ridge},
+                 "n_features_in": self.n_features_in_, "prior": prior},
+                {"factors": self.factors_, **nested("prior", prior_arrays)})
+
+    @classmethod
+    def from_state(cls, params: dict, arrays) -> "ScaledRegressor":
+        regressor = _unfitted(cls, params)
+        regressor.prior = regressor_from_state(params["prior"], Part("prior", arrays))
+        _same_features(regressor, regressor.prior.n_features_in_)
+        loops = regressor.prior.loop_terms(np.zeros((1, regressor.n_features_in_)))[0].shape[1]
+        factors = stored_array(arrays, "factors", np.float64, (None,))
+        if factors.size not in (1, loops) or not (np.isfinite(factors).all() and (factors >= 0).all()):
+            raise ValueError(f"a {cls.name!r} regressor's factors are not 1 or {loops} non-negative numbers")
+        regressor.factors_ = factors
+        return regressor
+
+
+def relative_scale(predicted, measured) -> float:
+    """The factor s minimising Σ ((s × predicted - measured) / measured)²: every layer counts by its
+    relative error, as the regressors are fitted."""
+    ratio = np.maximum(np.asarray(predicted, dtype=np.float64), _FLOOR) / np.maximum(
+        np.asarray(measured, dtype=np.float64), _FLOOR)
+    return float(ratio.sum() / (ratio**2).sum())
 
 
 class CompiledTrees:
@@ -284,5 +376,7 @@ def make_candidate(name: str, n_linear: int, random_state: int = 0) -> BaseEstim
     raise ValueError(f"unknown candidate regressor {name!r}; known: {', '.join(CANDIDATES)}")
 
 
-REGRESSORS = {cls.name: cls for cls in (LoopCountRegressor, BoostedLoopCountRegressor, LogForestRegressor)}
-CANDIDATES = tuple(REGRESSORS)
+# The candidates a kind is fitted with from scratch, simplest first; and every regressor a model file may hold.
+CANDIDATES = tuple(cls.name for cls in (LoopCountRegressor, BoostedLoopCountRegressor, LogForestRegressor))
+REGRESSORS = {cls.name: cls for cls in (LoopCountRegressor, BoostedLoopCountRegressor, LogForestRegressor,
+                                        ScaledRegressor)}
