@@ -220,11 +220,20 @@ def results(
     as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
     layers: Annotated[bool, typer.Option("--layers", help="One row per layer instead of per model.")] = False,
     output: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file (parquet needs one).")] = None,
+    compare: Annotated[Optional[tuple[str, str]], typer.Option(
+        "--compare", metavar="A B", help="Compare two boards on the models verified on both: A's counts over B's, per "
+                                         "model and per operator type (a table, or --json).")] = None,
 ) -> None:
-    """Show or export what was collected."""
+    """Show or export what was collected, or compare two boards."""
     from hwbench.results import ResultsDB
 
     fmt = "json" if as_json else fmt
+    if compare is not None:
+        if board or layers or fmt not in ("table", "json"):
+            raise HwbenchError("--compare shows a table or JSON of its own: it takes no --board, --layers or --format "
+                               "csv/parquet")
+        _show_comparison(db, *compare, fmt == "json", output)
+        return
     if fmt not in ("table", "csv", "json", "parquet"):
         raise HwbenchError(f"--format must be table, csv, json or parquet, not {fmt!r}")
     if not db.exists():
@@ -248,6 +257,31 @@ def results(
         out.print(table)
 
 
+def _show_comparison(db: Path, a: str, b: str, as_json: bool, output: Optional[Path]) -> None:
+    from hwbench.comparison import compare_boards
+
+    result = compare_boards(db, a, b)
+    if as_json:
+        text = json.dumps(result, indent=1)
+        output.write_text(text) if output else print(text)
+        return
+    unit, summary = result["unit"], result["summary"]
+    table = Table("model", "MACs", f"{a} {unit}", f"{b} {unit}", f"{a} / {b}",
+                  title=f"{result['models']} models verified on both boards")
+    for m in result["per_model"]:
+        table.add_row(m["model"], f"{m['macs']:,}", f"{m['count_a']:,.0f}", f"{m['count_b']:,.0f}", f"{m['ratio']:.3f}")
+    out.print(table)
+    table = Table("operator", "layers", f"{a} {unit}", f"{b} {unit}", f"{a} / {b}", "per layer: min", "median", "max",
+                  title="per operator type (summed over the layers of those models)")
+    for r in result["per_operator"]:
+        table.add_row(r["op"], str(r["layers"]), f"{r['count_a']:,.0f}", f"{r['count_b']:,.0f}", f"{r['ratio']:.3f}",
+                      f"{r['min_layer_ratio']:.3f}", f"{r['median_layer_ratio']:.3f}", f"{r['max_layer_ratio']:.3f}")
+    out.print(table)
+    out.print(f"{a} counts {summary['ratio']:.3f}× the {unit} of {b} over all {result['models']} models (geometric "
+              f"mean per model {summary['geometric_mean_ratio']:.3f}×, from {summary['min_ratio']:.3f}× to "
+              f"{summary['max_ratio']:.3f}×); runtimes {result['runtime_hash'][a]} and {result['runtime_hash'][b]}")
+
+
 @app.command()
 def fit(
     db: Annotated[Path, typer.Option(help="The SQLite results database to learn from.")],
@@ -259,18 +293,26 @@ def fit(
     plot: Annotated[Optional[Path], typer.Option(help="Draw predicted vs measured for the held-out models to this "
                                                  "PNG file (log-log, ±10% band, MACs baseline beside).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table (fields in the README).")] = False,
+    prior: Annotated[Optional[Path], typer.Option(help="Start from this latency-model file of another board and fit "
+                                                  "only what the new board's few models support: a factor per "
+                                                  "operator kind, the overhead, and kinds with enough new layers.")]
+    = None,
 ) -> None:
     """Learn a board's latency model from collected per-layer counts: one regressor per operator kind,
     chosen by cross-validation grouped by model, plus the per-inference overhead. Reports held-out
-    accuracy beside the MACs baseline and writes the model file `hwbench predict` uses."""
+    accuracy beside the MACs baseline and writes the model file `hwbench predict` uses. With --prior,
+    transfer another board's model with a few measurements of this one."""
+    from latency_models.artifact import load_artifact
     from latency_models.plot import plot_predictions
     from latency_models.training import fit_from_db
 
     target = _board(board)
     if plot is not None and test_fraction == 0:
         raise HwbenchError("--plot draws the held-out models: give --test-fraction above 0")
+    start = load_artifact(prior) if prior is not None else None
     with err.status(f"fitting the latency model of {target.name} from {db} …"):
-        result = fit_from_db(db, target.name, test_fraction=test_fraction, seed=seed, clock_hz=target.clock_hz)
+        result = fit_from_db(db, target.name, test_fraction=test_fraction, seed=seed, clock_hz=target.clock_hz,
+                             prior=start)
     result.save(out_file)
     if plot is not None:
         plot_predictions(result.test.totals, result.test_predicted, result.test_baseline, plot,
@@ -296,12 +338,20 @@ def fit(
                                            "mean share of a model's count mispredicted)")
         for row in result.per_operator:
             report = model.kind_reports_.get(row["kind"])
-            cv = f"{report.cv_error[report.chosen] * 100:.3f}%" if report else ""
+            cv = f"{report.cv_error[report.chosen] * 100:.3f}%" if report and report.cv_error else ""
             table.add_row(row["kind"], row["regressor"], cv, str(row["layers"]), f"{row['count_share']:.2f}%",
                           f"{row['layer_mape']:.2f}%", f"{row['bias']:+.2f}%", f"{row['model_error_share']:.3f}%")
         out.print(table)
     else:
         out.print("no models held out (--test-fraction 0): no accuracy to report")
+    if start is not None:
+        transfer = result.metadata()["transfer"]
+        factors = ", ".join(f"{kind} ×{f[0]:.3f}" if len(f) == 1 else f"{kind} ×{min(f):.2f}…{max(f):.2f} per loop"
+                            for kind, f in transfer["factors"].items())
+        out.print(f"transferred from {prior} ({start.board}, {start.metadata['n_models']} models): {factors} "
+                  f"(×{transfer['global_scale']:.3f} for kinds without new layers)"
+                  + (f"; refitted from scratch: {', '.join(transfer['refitted'])}" if transfer["refitted"] else "")
+                  + ("" if transfer["overhead_refitted"] else "; overhead: the prior's, scaled"))
     a, b = model.overhead_
     out.print(f"per-inference overhead: {a:,.0f} + {b:,.1f} × ops {train.unit}; wrote {out_file}"
               + (f"; plot: {plot}" if plot else ""))

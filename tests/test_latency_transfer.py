@@ -1,0 +1,284 @@
+"""Latency models transferred between boards, and boards compared, on counts collected from real
+QEMU boards: generated models (within the micro:bit's memory) measured on mps2-an386 (Cortex-M4)
+and on microbit (Cortex-M0, Thumb-1: a layer's count there is not the M4's), in one results DB."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwbench.boards import get_board
+from hwbench.cli import main
+from hwbench.errors import HwbenchError
+from hwbench.results import ResultsDB
+from latency_models.artifact import ArtifactError, load_artifact
+from latency_models.dataset import load_dataset
+from latency_models.features import kind_of
+from latency_models.metrics import accuracy
+from latency_models.model import LatencyModel
+from latency_models.regressors import CANDIDATES, LoopCountRegressor, ScaledRegressor
+from latency_models.training import fit_dataset
+from latency_models.transfer import ONE_FACTOR, PER_LOOP, RIDGES, TransferredLatencyModel
+
+PRIOR_BOARD, NEW_BOARD = "mps2-an386", "microbit"
+N_MODELS = 30
+NEW_MODELS = range(10)  # measured on the new board; the other 20 are held out
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory):
+    """N_MODELS generated models measured on both boards into one results DB: (DB, model files)."""
+    from firmware_runner.collect import collect
+    from hwbench.generate import bounds_for, generate_models
+
+    folder = tmp_path_factory.mktemp("transfer")
+    generate_models(N_MODELS, seed=71, out_dir=folder / "models", jobs=2, bounds=bounds_for(board=get_board(NEW_BOARD)))
+    files = sorted((folder / "models").glob("*.tflite"))
+    db = folder / "results.db"
+    for board in (PRIOR_BOARD, NEW_BOARD):
+        measured = collect(get_board(board), files, ResultsDB(db), repeats=1, jobs=2)
+        assert all(m.status == "measured" and m.verified for m in measured), \
+            [(board, m.model, m.status, m.reason) for m in measured if m.status != "measured"]
+    return db, files
+
+
+@pytest.fixture(scope="module")
+def data(collected):
+    """Per board, the dataset of the same N_MODELS models (in file order on both)."""
+    return {board: load_dataset(collected[0], board) for board in (PRIOR_BOARD, NEW_BOARD)}
+
+
+@pytest.fixture(scope="module")
+def prior(data, tmp_path_factory):
+    """The M4's latency model, fitted on its 30 models, as a file."""
+    result = fit_dataset(data[PRIOR_BOARD], model=LatencyModel(min_layers=5, cv_folds=3))
+    path = tmp_path_factory.mktemp("prior") / "an386.latmodel"
+    result.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def new_data(data):
+    """The micro:bit's 10 measured models and its 20 held-out ones."""
+    new = data[NEW_BOARD]
+    return new.subset(NEW_MODELS), new.subset(range(NEW_MODELS.stop, N_MODELS))
+
+
+@pytest.fixture(scope="module")
+def transferred(prior, new_data):
+    train, test = new_data
+    return fit_dataset(train, test, prior=load_artifact(prior))
+
+
+def run_cli(capsys, *args):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def one_error_line(code: int, err: str) -> str:
+    assert code == 1 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def copy_db(source: Path, target: Path) -> Path:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    return target
+
+
+# ------------------------------------------------------------------------------ transfer
+
+
+def test_the_boards_count_differently(data):
+    """What makes the transfer a test: the M0 needs clearly more instructions than the M4, and not
+    by one factor (so neither the prior alone nor one global factor would do)."""
+    ratios = data[NEW_BOARD].totals / data[PRIOR_BOARD].totals
+    assert ratios.min() > 1.1 and ratios.max() / ratios.min() > 1.1
+    assert data[NEW_BOARD].sha256 == data[PRIOR_BOARD].sha256
+
+
+def test_transfer_with_ten_models_beats_a_fit_from_scratch_on_the_same_ten(prior, new_data, transferred):
+    train, test = new_data
+    scratch = fit_dataset(train, test)
+    learned, from_scratch = transferred.metrics["learned"], scratch.metrics["learned"]
+    assert learned["mape"] < from_scratch["mape"] and learned["within_10"] >= from_scratch["within_10"]
+    # (A held-out model with a MAX_POOL_2D may miss: 30 models gave the prior too few of them for a
+    # regressor of its own, so the prior's GENERIC fallback, scaled, predicts it.)
+    assert learned["within_10"] >= 0.9 and learned["mape"] < 3
+    assert learned["mape"] < transferred.metrics["baseline"]["mape"] / 10
+    # The factors are what does it: the M4's model alone is far off on the M0.
+    unchanged = accuracy(test.totals, load_artifact(prior).model.predict_many(test.graphs))
+    assert unchanged["within_10"] < 0.5 and learned["mape"] < unchanged["mape"] / 3
+
+
+def test_a_kind_without_new_layers_gets_the_global_factor(prior, new_data):
+    train, test = new_data
+    prior_model = load_artifact(prior).model
+    kinds = {kind_of(op.type) for g in train.graphs for op in g.ops}
+    missing = next(k for k in sorted(prior_model.regressors_) if k in kinds and k != "CONV_2D")
+    without = train.subset([i for i, g in enumerate(train.graphs) if missing not in {kind_of(o.type) for o in g.ops}])
+    model = TransferredLatencyModel(prior_model).fit(without.graphs, without.totals, without.layer_counts)
+    assert model.regressors_[missing].factors_.tolist() == [model.scale_] == model.summary()["factors"][missing]
+    graph = next(g for g in test.graphs + train.graphs if missing in {kind_of(o.type) for o in g.ops})
+    rows = [i for i, op in enumerate(graph.ops) if kind_of(op.type) == missing]
+    np.testing.assert_allclose(model.predict_layers(graph)[rows], prior_model.predict_layers(graph)[rows] * model.scale_)
+    assert model.kind_reports_[missing].layers == 0 and model.kind_reports_["CONV_2D"].layers > 0
+
+
+def test_kinds_with_new_layers_choose_their_factors_by_cross_validation(prior, new_data):
+    """With the default thresholds 10 models are too few to fit CONV_2D from scratch: one factor and
+    factors per loop compete; with lower thresholds the from-scratch candidates join them."""
+    train, _ = new_data
+    prior_model = load_artifact(prior).model
+    transfer_candidates = [ONE_FACTOR, *(f"{PER_LOOP} (ridge {r:g})" for r in RIDGES)]
+    for model, candidates in (
+            (TransferredLatencyModel(prior_model), transfer_candidates),
+            (TransferredLatencyModel(prior_model, min_layers=5, cv_folds=3), transfer_candidates + list(CANDIDATES))):
+        model.fit(train.graphs, train.totals, train.layer_counts)
+        report = model.kind_reports_["CONV_2D"]
+        assert list(report.cv_error) == candidates
+        assert report.cv_error[report.chosen] <= min(report.cv_error.values()) * 1.05 + 1e-9
+        assert model.summary()["refitted"] == sorted(k for k, r in model.regressors_.items()
+                                                     if not isinstance(r, ScaledRegressor))
+
+
+def test_factors_per_loop_recover_how_each_loops_cost_changed():
+    """A prior whose loop costs are known; a new board on which each loop costs its own factor more:
+    the per-loop fit finds those factors, one factor cannot."""
+    rng = np.random.default_rng(3)
+    X = rng.integers(1, 1000, size=(12, 4)).astype(np.float64)
+    prior = LoopCountRegressor(n_linear=3).fit(X, X[:, :3] @ np.array([5.0, 2.0, 0.5]))
+    y = X[:, :3] @ (np.array([5.0, 2.0, 0.5]) * np.array([1.5, 0.8, 3.0]))
+    per_loop = ScaledRegressor(prior, ridge=0.0).fit(X, y)
+    np.testing.assert_allclose(per_loop.factors_, [1.5, 0.8, 3.0], rtol=1e-6)
+    np.testing.assert_allclose(per_loop.predict(X), y, rtol=1e-6)
+    one = ScaledRegressor(prior).fit(X, y)
+    assert one.factors_.shape == (1,) and np.abs(one.predict(X) / y - 1).max() > 0.05
+    pulled = ScaledRegressor(prior, ridge=10.0).fit(X, y)  # a strong pull toward the one factor
+    assert np.ptp(pulled.factors_) < np.ptp(per_loop.factors_)
+
+
+def test_one_model_is_enough_and_its_overhead_is_the_priors_scaled(prior, new_data):
+    train, test = new_data
+    prior_model = load_artifact(prior).model
+    model = TransferredLatencyModel(prior_model).fit(train.graphs[:1], train.totals[:1], train.layer_counts[:1])
+    np.testing.assert_allclose(model.overhead_, prior_model.overhead_ * model.scale_)
+    assert not model.summary()["overhead_refitted"]
+    assert accuracy(test.totals, model.predict_many(test.graphs))["within_10"] >= 0.5
+    with pytest.raises(HwbenchError, match="needs a fitted prior"):
+        TransferredLatencyModel().fit(train.graphs, train.totals, train.layer_counts)
+
+
+def test_a_transferred_model_saves_loads_and_names_its_prior(prior, transferred, new_data, tmp_path):
+    path = tmp_path / "microbit.latmodel"
+    transferred.save(path)
+    artifact = load_artifact(path, board=NEW_BOARD)
+    meta = artifact.metadata["transfer"]
+    prior_file = load_artifact(prior)
+    assert meta["prior"]["board"] == PRIOR_BOARD and meta["prior"]["sha256"] == prior_file.sha256
+    assert meta["prior"]["runtime_hash"] == prior_file.runtime_hash and meta["prior"]["n_models"] == N_MODELS
+    assert meta["factors"] == {k: r.factors_.tolist() for k, r in transferred.model.regressors_.items()
+                               if isinstance(r, ScaledRegressor)}
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    assert "regressors/CONV_2D/prior/coef.npy" in names or "regressors/CONV_2D/prior/linear/coef.npy" in names
+    train, test = new_data
+    for graph in train.graphs + test.graphs:
+        assert np.array_equal(artifact.model.predict_layers(graph), transferred.model.predict_layers(graph))
+        assert artifact.model.predict(graph) == transferred.model.predict(graph)
+
+
+# ------------------------------------------------------------------------------ hwbench fit --prior
+
+
+def test_cli_fit_with_a_prior_reports_the_held_out_metrics_and_the_factors(collected, prior, tmp_path, capsys):
+    db, _ = collected
+    out_file = tmp_path / "t.latmodel"
+    code, out, err = run_cli(capsys, "fit", "--db", db, "--board", NEW_BOARD, "--prior", prior, "--out", out_file)
+    assert code == 0, err
+    for text in ("within ±10%", "MACs baseline", "scaled-prior", f"transferred from {prior} ({PRIOR_BOARD}",
+                 "CONV_2D ×", "per-inference overhead"):
+        assert text in out, text
+    code, out, err = run_cli(capsys, "fit", "--db", db, "--board", NEW_BOARD, "--prior", prior, "--out", out_file,
+                             "--json")
+    report = json.loads(out)
+    assert code == 0, err
+    assert report["transfer"]["prior"]["board"] == PRIOR_BOARD and report["held_out"]["learned"]["n"] == round(0.2 * N_MODELS)
+    meta = load_artifact(out_file).metadata
+    for key in ("board", "transfer", "held_out", "regressors", "overhead"):
+        assert report[key] == meta[key], key
+
+
+def test_cli_fit_refuses_a_prior_of_another_unit_or_feature_schema(collected, prior, tmp_path, capsys):
+    db, _ = collected
+    cycles = copy_db(db, tmp_path / "cycles.db")
+    with sqlite3.connect(cycles) as c:
+        c.execute("UPDATE measurements SET unit = 'cycles' WHERE board = ?", (NEW_BOARD,))
+    code, _, err = run_cli(capsys, "fit", "--db", cycles, "--board", NEW_BOARD, "--prior", prior, "--out",
+                           tmp_path / "x.latmodel")
+    assert "counts instructions" in one_error_line(code, err) and "measured in cycles" in err
+    with zipfile.ZipFile(prior) as source, zipfile.ZipFile(tmp_path / "old.latmodel", "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "header.json":
+                header = json.loads(data)
+                header["metadata"]["feature_schema"] = 1
+                data = json.dumps(header).encode()
+            target.writestr(name, data)
+    code, _, err = run_cli(capsys, "fit", "--db", db, "--board", NEW_BOARD, "--prior", tmp_path / "old.latmodel",
+                           "--out", tmp_path / "x.latmodel")
+    assert "feature schema 1" in one_error_line(code, err)
+    code, _, err = run_cli(capsys, "fit", "--db", db, "--board", NEW_BOARD, "--prior", tmp_path / "none.latmodel",
+                           "--out", tmp_path / "x.latmodel")
+    assert "no such latency-model file" in one_error_line(code, err)
+    assert not (tmp_path / "x.latmodel").exists()
+
+
+# ------------------------------------------------------------------------------ hwbench results --compare
+
+
+def test_compare_gives_each_models_and_operators_ratio_of_counts(collected, capsys):
+    db, _ = collected
+    code, out, err = run_cli(capsys, "results", "--db", db, "--compare", NEW_BOARD, PRIOR_BOARD, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["boards"] == [NEW_BOARD, PRIOR_BOARD] and result["unit"] == "instructions"
+    assert result["models"] == N_MODELS
+    # Recomputed from what `hwbench results` exports.
+    frame = ResultsDB(db).measurements()
+    counts = {(r.board, r.sha256): r.count for r in frame.itertuples()}
+    for m in result["per_model"]:
+        assert m["ratio"] == pytest.approx(counts[NEW_BOARD, m["sha256"]] / counts[PRIOR_BOARD, m["sha256"]])
+    layers = ResultsDB(db).layers()
+    by_op = layers.groupby(["board", "op_type"])["count"].sum()
+    operators = {r["op"]: r for r in result["per_operator"]}
+    assert set(operators) == set(layers["op_type"])
+    for op, row in operators.items():
+        assert row["ratio"] == pytest.approx(by_op[NEW_BOARD, op] / by_op[PRIOR_BOARD, op])
+        assert row["min_layer_ratio"] <= row["median_layer_ratio"] <= row["max_layer_ratio"]
+        assert row["layers"] == len(layers[(layers.board == PRIOR_BOARD) & (layers.op_type == op)])
+    assert result["summary"]["min_ratio"] > 1  # the M0 needs more instructions than the M4 on every model
+    code, out, err = run_cli(capsys, "results", "--db", db, "--compare", NEW_BOARD, PRIOR_BOARD)
+    assert code == 0, err
+    assert "CONV_2D" in out and f"{NEW_BOARD} / {PRIOR_BOARD}" in out and f"over all {N_MODELS} models" in out
+
+
+def test_compare_refuses_boards_counted_in_different_units_saying_so(collected, tmp_path, capsys):
+    db = copy_db(collected[0], tmp_path / "cycles.db")
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE measurements SET unit = 'cycles' WHERE board = ?", (PRIOR_BOARD,))
+    code, _, err = run_cli(capsys, "results", "--db", db, "--compare", NEW_BOARD, PRIOR_BOARD)
+    assert "in instructions and" in one_error_line(code, err) and "cycles" in err and "different units" in err
+    for args, expected in (((NEW_BOARD, "nucleo-f746zg"), "no verified measurements of board nucleo-f746zg"),
+                           ((NEW_BOARD, NEW_BOARD), "two different boards")):
+        code, _, err = run_cli(capsys, "results", "--db", collected[0], "--compare", *args)
+        assert expected in one_error_line(code, err)
+    code, _, err = run_cli(capsys, "results", "--db", collected[0], "--compare", NEW_BOARD, PRIOR_BOARD, "--layers")
+    assert "--compare" in one_error_line(code, err)
