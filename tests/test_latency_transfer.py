@@ -7,16 +7,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hwbench.boards import get_board
-from hwbench.cli import main
 from hwbench.errors import HwbenchError
 from hwbench.results import ResultsDB
-from latency_models.artifact import ArtifactError, load_artifact
+from latency_models.artifact import load_artifact
 from latency_models.dataset import load_dataset
 from latency_models.features import kind_of
 from latency_models.metrics import accuracy
@@ -24,6 +22,7 @@ from latency_models.model import LatencyModel
 from latency_models.regressors import CANDIDATES, LoopCountRegressor, ScaledRegressor
 from latency_models.training import fit_dataset
 from latency_models.transfer import ONE_FACTOR, PER_LOOP, RIDGES, TransferredLatencyModel
+from test_latency_models import copy_db, one_error_line, run_cli
 
 PRIOR_BOARD, NEW_BOARD = "mps2-an386", "microbit"
 N_MODELS = 30
@@ -73,24 +72,6 @@ def new_data(data):
 def transferred(prior, new_data):
     train, test = new_data
     return fit_dataset(train, test, prior=load_artifact(prior))
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
-def one_error_line(code: int, err: str) -> str:
-    assert code == 1 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
-    return err
-
-
-def copy_db(source: Path, target: Path) -> Path:
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-    return target
 
 
 # ------------------------------------------------------------------------------ transfer
