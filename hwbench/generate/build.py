@@ -53,27 +53,27 @@ def keras_model(arch: dict, rng: np.random.Generator):
     import keras
 
     inputs = keras.Input(shape=tuple(arch["input"]), batch_size=1, name="input")
-    x = inputs
-    for i, layer in enumerate(arch["layers"]):
-        x = _apply(layer, x, f"l{i}")
-    model = keras.Model(inputs, x, name="hwbench_model")
-    for layer in model.layers:
-        layer.set_weights([_random_weights(w.shape, rng, is_bias=(k == 1)) for k, w in enumerate(layer.get_weights())])
-    return model
+    # Weights are drawn as each layer is built (cheaper than initializing, then setting them).
+    weights = (lambda shape, dtype=None: _random_weights(tuple(shape), rng, is_bias=False),
+               lambda shape, dtype=None: _random_weights(tuple(shape), rng, is_bias=True))
+    return keras.Model(inputs, _sequence(arch["layers"], inputs, "l", weights), name="hwbench_model")
 
 
-def _apply(layer: dict, x, name: str):
-    """`layer` of a spec (see space.py) applied to the Keras tensor `x`."""
+def _apply(layer: dict, x, name: str, weights):
+    """`layer` of a spec (see space.py) applied to the Keras tensor `x`; `weights` are the kernel and
+    bias initializers."""
     from keras import layers as L
 
     op = layer["op"]
     activation = layer.get("activation")
+    kernel, bias = weights
     if op == "conv":
         return L.Conv2D(layer["filters"], layer["kernel"], strides=layer["stride"], padding=layer["padding"],
-                        activation=activation, name=name)(x)
+                        activation=activation, kernel_initializer=kernel, bias_initializer=bias, name=name)(x)
     if op == "dwconv":
         return L.DepthwiseConv2D(layer["kernel"], strides=layer["stride"], padding=layer["padding"],
-                                 depth_multiplier=layer["multiplier"], activation=activation, name=name)(x)
+                                 depth_multiplier=layer["multiplier"], activation=activation,
+                                 depthwise_initializer=kernel, bias_initializer=bias, name=name)(x)
     if op in ("maxpool", "avgpool"):
         pool = L.MaxPooling2D if op == "maxpool" else L.AveragePooling2D
         return pool(layer["size"], strides=layer["stride"], padding=layer["padding"], name=name)(x)
@@ -82,17 +82,19 @@ def _apply(layer: dict, x, name: str):
         return L.ZeroPadding2D(((top, bottom), (left, right)), name=name)(x)
     if op == "residual":
         y = L.Activation(layer["preact"], name=f"{name}_pre")(x) if layer.get("preact") else x
-        y = _sequence(layer["body"], y, name)
+        y = _sequence(layer["body"], y, f"{name}_", weights)
         y = L.Add(name=f"{name}_add")([x, y])
         return L.Activation(activation, name=f"{name}_act")(y) if activation else y
     if op == "concat":
-        y = L.Concatenate(name=f"{name}_cat")([_sequence(branch, x, f"{name}_{j}")
+        y = L.Concatenate(name=f"{name}_cat")([_sequence(branch, x, f"{name}_{j}_", weights)
                                                for j, branch in enumerate(layer["branches"])])
         return L.Activation(activation, name=f"{name}_act")(y) if activation else y
     if op == "se":
         y = L.GlobalAveragePooling2D(keepdims=True, name=f"{name}_mean")(x)
-        y = L.Conv2D(layer["units"], 1, activation=activation, name=f"{name}_reduce")(y)
-        y = L.Conv2D(x.shape[-1], 1, activation="sigmoid", name=f"{name}_expand")(y)
+        y = L.Conv2D(layer["units"], 1, activation=activation, kernel_initializer=kernel, bias_initializer=bias,
+                     name=f"{name}_reduce")(y)
+        y = L.Conv2D(x.shape[-1], 1, activation="sigmoid", kernel_initializer=kernel, bias_initializer=bias,
+                     name=f"{name}_expand")(y)
         return L.Multiply(name=f"{name}_mul")([x, y])
     if op == "context":
         mean = L.GlobalAveragePooling2D(keepdims=True, name=f"{name}_mean")(x)
@@ -110,7 +112,8 @@ def _apply(layer: dict, x, name: str):
     if op == "squeeze":  # converted to a RESHAPE, which _with_squeezes turns back into a SQUEEZE
         return L.Reshape((x.shape[-1],), name=name)(x)
     if op == "dense":
-        return L.Dense(layer["units"], activation=activation, name=name)(x)
+        return L.Dense(layer["units"], activation=activation, kernel_initializer=kernel, bias_initializer=bias,
+                       name=name)(x)
     if op == "softmax":
         return L.Softmax(name=name)(x)
     if op == "log_softmax":
@@ -118,16 +121,19 @@ def _apply(layer: dict, x, name: str):
     raise ValueError(f"unknown layer op {op!r}")  # a bug in the sampler, not a user error
 
 
-def _sequence(layers: list[dict], x, name: str):
-    for j, inner in enumerate(layers):
-        x = _apply(inner, x, f"{name}_{j}")
+def _sequence(layers: list[dict], x, prefix: str, weights):
+    """`layers` applied one after another, named `prefix` and their position."""
+    for j, layer in enumerate(layers):
+        x = _apply(layer, x, f"{prefix}{j}", weights)
     return x
 
 
 def _random_weights(shape: tuple[int, ...], rng: np.random.Generator, is_bias: bool) -> np.ndarray:
     if is_bias:
-        # Never all zeros: the converter drops an all-zero Dense bias from the graph.
-        return rng.normal(0.0, 0.1, size=shape).astype(np.float32)
+        # Never all zeros: the converter drops an all-zero Dense bias from the graph. Positive, so that no
+        # ReLU layer is dead on every calibration input: its output scale would collapse, and with it
+        # the next requantization multiplier (2^30 and more, which TFLite cannot apply).
+        return np.abs(rng.normal(0.0, 0.1, size=shape)).astype(np.float32)
     fan_in = prod(shape[:-1]) if len(shape) > 1 else 1
     return rng.normal(0.0, np.sqrt(2.0 / max(fan_in, 1)), size=shape).astype(np.float32)
 
@@ -137,7 +143,7 @@ def convert_int8(model, input_shape: tuple[int, ...], rng: np.random.Generator, 
     float32 ones (`io`) that the converter quantizes and dequantizes at the model's edges."""
     tf = _quiet_tensorflow()
     signature = tf.TensorSpec((1, *input_shape), tf.float32, name="input")
-    function = tf.function(lambda x: model(x, training=False), input_signature=[signature])
+    function = tf.function(lambda x: model(x, training=False), input_signature=[signature], autograph=False)
     samples = [rng.uniform(-1.0, 1.0, size=(1, *input_shape)).astype(np.float32)
                for _ in range(CALIBRATION_SAMPLES)]
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])

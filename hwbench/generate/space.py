@@ -35,10 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwbench.costs import graph_cost
 from hwbench.errors import HwbenchError
-from hwbench.generate.spec_graph import FUSED_ACTIVATIONS, GraphBuilder, SpecCost
-from hwbench.memory import schedule
+from hwbench.generate.spec_graph import FUSED_ACTIVATIONS, GraphBuilder, SpecCost, graph_spec_cost
 
 MAX_CHANNELS = 256
 MAX_TRIES = 2_000
@@ -47,7 +45,7 @@ CONV_ACTIVATIONS = {"relu": 3, None: 2, "relu6": 2, "leaky_relu": 1, "hard_swish
 HIDDEN_ACTIVATIONS = {"relu": 3, "relu6": 1, "tanh": 1, "leaky_relu": 1}  # a linear hidden Dense would fold
 # Spatial blocks and their relative frequencies.
 BLOCKS = {"conv": 3, "dwconv": 2, "pool": 1, "residual": 1, "pad_conv": 0.6, "concat": 0.8, "se": 0.5,
-          "context": 0.4, "transpose": 0.3, "upsample": 0.3}
+          "context": 0.6, "transpose": 0.4, "upsample": 0.5}
 
 
 @dataclass(frozen=True)
@@ -71,6 +69,12 @@ class Bounds:
         broken = [] if cost.macs >= self.min_macs else ["min_macs"]
         return broken + [f"max_{name}" for name in ("macs", "weight_bytes", "peak_bytes")
                          if getattr(cost, name) > getattr(self, f"max_{name}")]
+
+
+def same_padding(size: int, kernel: int, stride: int) -> list[int]:
+    """The zeros SAME padding adds before and after along one axis."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return [total // 2, total - total // 2]
 
 
 class Sampler:
@@ -143,10 +147,13 @@ class Sampler:
         if h * w == 1:  # nothing to pool over
             for kind in ("se", "context", "transpose"):
                 kinds.pop(kind)
-        if min(h, w) < 2:
-            kinds.pop("transpose", None)
-        if max(h, w) > 24:
+        if min(h, w) < 2 or graph.producer.get(graph.x, None) and graph.producer[graph.x].type == "TRANSPOSE":
+            kinds.pop("transpose", None)  # two in a row: the converter merges them
+        if max(h, w) > 32:
             kinds.pop("upsample")
+        if c == 1 and min(h, w) == 1:  # a vector along H or W: the converter reshapes the ADD of two of them
+            for kind in ("residual", "context", "se"):
+                kinds.pop(kind, None)
         kind = self.pick(kinds)
         if kind == "pool":
             return [self.pool(shape)]
@@ -159,23 +166,25 @@ class Sampler:
                     for _ in range(int(self.rng.integers(1, 3)))]
             return [{"op": "residual", "body": body, "preact": preact,
                      "activation": None if preact else self.pick(["relu", "relu6", None])}]
-        if kind == "pad_conv":  # explicit zero padding, then a VALID convolution (Keras' MobileNetV2 does this)
+        if kind == "pad_conv":  # explicit zero padding, then a VALID convolution (ResNet's stem does this)
             kernel = int(self.rng.integers(2, 8))
             pads = [int(p) for p in self.rng.integers(0, kernel, size=4)]
             if not any(pads):
                 pads[int(self.rng.integers(4))] = 1
-            if min(h + pads[0] + pads[1], w + pads[2] + pads[3]) < kernel:
-                return [self.conv_like(shape)]
-            return [{"op": "pad", "pads": pads}, self.conv_like(shape, padding="valid", kernel=kernel)]
+            conv = self.conv_like(shape, padding="valid", kernel=kernel)
+            if min(h + pads[0] + pads[1], w + pads[2] + pads[3]) < kernel or \
+                    pads == same_padding(h, kernel, conv["stride"]) + same_padding(w, kernel, conv["stride"]):
+                return [self.conv_like(shape)]  # too small, or what SAME pads (the converter folds that PAD)
+            return [{"op": "pad", "pads": pads}, conv]
         if kind == "concat":
             return [self.concat(shape)]
         if kind == "se":
             return [{"op": "se", "units": max(1, c // int(self.pick([2, 4, 8]))), "activation": self.pick(["relu", "hard_swish"])}]
         if kind == "context":
             return [{"op": "context", "merge": self.pick(["add", "sub"])}]
-        if kind == "transpose":
-            options = [[1, 0, 2]] + ([[0, 2, 1]] if c > 1 and w <= MAX_CHANNELS else [])
-            return [{"op": "transpose", "perm": self.pick(options)}]
+        if kind == "transpose":  # then a convolution, as in real models (a transpose read twice is duplicated)
+            perm = self.pick([[1, 0, 2]] + ([[0, 2, 1]] if c > 1 else []))
+            return [{"op": "transpose", "perm": perm}, self.conv_like(tuple(shape[p] for p in perm))]
         if kind == "upsample":
             return [{"op": "upsample", "factor": self.pick([2, 3])}]
         return [self.conv_like(shape, op=kind)]
@@ -222,7 +231,9 @@ class Sampler:
             else:  # a pool, a depthwise or a wide convolution, then a 1x1 convolution to the branch's width
                 branches.append([first, {**self.conv_like(shape, op="conv", kernel=1, stride=1, padding="same"),
                                          "filters": self.channels(high=budget)}])
-        return {"op": "concat", "branches": branches, "activation": self.pick({None: 3, "relu": 1})}
+            if branches[-1][-1]["op"] == "conv" and self.chance(0.2):  # a squashed branch: requantized to concatenate
+                branches[-1][-1]["activation"] = self.pick(["tanh", "sigmoid"])
+        return {"op": "concat", "branches": branches, "activation": self.pick({None: 4, "relu": 1, "relu6": 1})}
 
 
 def sample_architecture(rng: np.random.Generator, bounds: Bounds, max_tries: int = MAX_TRIES) -> tuple[dict, SpecCost]:
@@ -235,9 +246,7 @@ def sample_architecture(rng: np.random.Generator, bounds: Bounds, max_tries: int
     best: dict[str, int] = {}  # per bound, the value closest to meeting it
     for _ in range(max_tries):
         arch, builder = sampler.architecture()
-        graph = builder.graph()
-        cost = graph_cost(graph)
-        cost = SpecCost(cost.macs, cost.weight_bytes, schedule(graph).peak_bytes)
+        cost = graph_spec_cost(builder.graph())
         broken = bounds.violations(cost)
         if not broken:
             return arch, cost
@@ -254,8 +263,9 @@ def _misses(bounds: Bounds, best: dict[str, int]) -> str:
     misses = []
     if best["min_macs"] < bounds.min_macs:
         misses.append(f"MACs at least {bounds.min_macs:,} (the most seen: {best['min_macs']:,})")
-    for name, what, unit in (("macs", "MACs", ""), ("weight_bytes", "weights", " B"), ("peak_bytes", "peak memory", " B")):
+    for name, what, unit, least in (("macs", "MACs", "", "fewest"), ("weight_bytes", "weights", " B", "smallest"),
+                                    ("peak_bytes", "peak memory", " B", "smallest")):
         limit, closest = getattr(bounds, f"max_{name}"), best[f"max_{name}"]
         if closest > limit:
-            misses.append(f"{what} at most {limit:,}{unit} (the smallest seen: {closest:,}{unit})")
+            misses.append(f"{what} at most {limit:,}{unit} (the {least} seen: {closest:,}{unit})")
     return "; ".join(misses) or "each bound was met by some model, but no model met all of them at once"

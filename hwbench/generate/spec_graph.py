@@ -9,8 +9,12 @@ training. It follows what the converter does, measured on TF 2.21:
 - a Flatten of a 1x1 map before a Dense, and a MEAN over a 1x1 map keeping its dimensions, disappear;
 - an ADD whose second operand is a (1, 1, 1, C) tensor, C > 1, gets a RESHAPE of it to (C,);
 - a CONCATENATION takes no rescaling, so the converter gives every input the output's scale; an
-  input made by an op whose output scale is fixed (TANH, LOGISTIC) is requantized by a QUANTIZE;
+  input made by an op whose output scale is fixed (TANH, LOGISTIC), directly or through ops that keep
+  the scale (pooling, transposing, ...), is requantized by a QUANTIZE right after that op;
+- ops of the same type, inputs and options are computed once;
 - float input and output are a QUANTIZE and a DEQUANTIZE at the model's edges.
+Two rewrites it does not follow, so the sampler avoids them: two TRANSPOSEs in a row are merged, and
+a PAD with the very padding SAME would add is folded into the VALID convolution after it.
 `tests/test_generate.py` checks the graph against the converted model, op by op.
 """
 
@@ -30,8 +34,11 @@ FUSED_ACTIVATIONS = {None: "NONE", "relu": "RELU", "relu6": "RELU6"}
 ACTIVATION_OPS = {"leaky_relu": "LEAKY_RELU", "tanh": "TANH", "hard_swish": "HARD_SWISH", "sigmoid": "LOGISTIC",
                   "relu": "RELU", "relu6": "RELU6"}
 LEAKY_RELU_ALPHA = float(np.float32(0.2))  # Keras' default negative slope, as the file stores it
-# Ops whose int8 output scale TFLite fixes: a concatenation requantizes them to its own scale.
+# Ops whose int8 output scale TFLite fixes: a concatenation requantizes them to its own scale, also
+# through the ops that keep their input's scale.
 FIXED_SCALE_OPS = frozenset({"TANH", "LOGISTIC"})
+SAME_SCALE_OPS = frozenset({"MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "TRANSPOSE", "RESHAPE", "SQUEEZE",
+                            "RESIZE_NEAREST_NEIGHBOR"})
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,9 @@ class GraphBuilder:
         return self.shared[key]
 
     def op(self, op_type: str, inputs: list[int], shape: tuple[int, ...], dtype: str = "int8", **options) -> int:
+        for same in self.ops:  # the converter computes an op of the same inputs and options once
+            if (same.type, same.inputs, same.options) == (op_type, tuple(inputs), options):
+                return same.outputs[0]
         out = self.tensor(shape, dtype)
         op = Op(op_type, tuple(inputs), (out,), options)
         self.ops.append(op)
@@ -158,19 +168,32 @@ class GraphBuilder:
             y = self.op("RESHAPE", [y, self.ints([c])], (c,))
         return self.op("ADD", [x, y], self.tensors[x].shape, fused_activation_function=FUSED_ACTIVATIONS[activation])
 
-    def _requantized(self, x: int) -> int:
+    def _requantize(self, x: int) -> None:
+        """Before a concatenation takes `x`: if a fixed-scale op made it (through ops that keep the
+        scale), that op's output is requantized at once, for every op that reads it."""
+        while self.producer.get(x) is not None and self.producer[x].type in SAME_SCALE_OPS:
+            x = self.producer[x].inputs[0]
         op = self.producer.get(x)
-        return self.op("QUANTIZE", [x], self.tensors[x].shape) if op is not None and op.type in FIXED_SCALE_OPS else x
+        if op is None or op.type not in FIXED_SCALE_OPS:
+            return
+        requantized = self.tensor(self.tensors[x].shape)
+        for reader in self.ops:
+            reader.inputs = tuple(requantized if i == x else i for i in reader.inputs)
+        quantize = Op("QUANTIZE", (x,), (requantized,))
+        self.ops.insert(self.ops.index(op) + 1, quantize)
+        self.producer[requantized] = quantize
 
     def _concat(self, layer: dict, x: int) -> int:
-        if any(not branch for branch in layer["branches"]):  # x itself is concatenated: requantized before any use
-            x = self._requantized(x)
+        if any(not branch for branch in layer["branches"]):  # x itself is concatenated
+            self._requantize(x)
         parts = []
         for branch in layer["branches"]:
             y = x
             for inner in branch:
                 y = self.layer(inner, y)
-            parts.append(self._requantized(y) if branch else y)
+            if branch:
+                self._requantize(y)
+            parts.append(y)
         _, h, w, _ = self.tensors[x].shape
         channels = sum(self.tensors[p].shape[-1] for p in parts)
         y = self.op("CONCATENATION", parts, (1, h, w, channels), axis=-1, fused_activation_function="NONE")
@@ -251,6 +274,7 @@ def spec_graph(arch: dict) -> Graph:
 
 
 def graph_spec_cost(graph: Graph) -> SpecCost:
+    """What the bounds limit, for any graph (a spec's or a converted model's)."""
     cost = graph_cost(graph)
     return SpecCost(macs=cost.macs, weight_bytes=cost.weight_bytes, peak_bytes=schedule(graph).peak_bytes)
 
