@@ -15,7 +15,8 @@ import pytest
 from boards import get_board
 from hwbench.costs import graph_cost
 from hwbench.errors import HwbenchError
-from hwbench.generate import bounds_for, generate_models
+from hwbench import generate
+from hwbench.generate import _calibration_problem, bounds_for, generate_models
 from hwbench.generate.space import Bounds, Sampler, sample_architecture
 from hwbench.generate.spec_graph import spec_cost, spec_graph
 from hwbench.graph import KNOWN_OPS, Graph
@@ -106,14 +107,31 @@ def test_impossible_bounds_name_the_bound_and_the_closest_value():
 
 
 def test_bounds_met_one_at_a_time_but_never_together_are_reported_as_such():
-    costs = _replayed_costs(1, 20)
+    # A seed whose fewest-MACs spec is not also the smallest in weights (most seeds are like that).
+    seed, costs = next((seed, costs) for seed, costs in ((s, _replayed_costs(s, 20)) for s in range(20))
+                       if min(costs, key=lambda c: c.macs).weight_bytes > min(c.weight_bytes for c in costs))
     fewest_macs = min(costs, key=lambda c: c.macs)
-    smallest_weights = min(costs, key=lambda c: c.weight_bytes)
-    assert fewest_macs.weight_bytes > smallest_weights.weight_bytes  # no spec is smallest in both
-    bounds = Bounds(max_macs=fewest_macs.macs, max_weight_bytes=smallest_weights.weight_bytes)
+    bounds = Bounds(max_macs=fewest_macs.macs, max_weight_bytes=fewest_macs.weight_bytes - 1)
     assert not any(bounds.admit(c.macs, c.weight_bytes) for c in costs)
     with pytest.raises(HwbenchError, match="each bound was met by some model, but no model met all of them"):
-        sample_architecture(np.random.default_rng(1), bounds, max_tries=20)
+        sample_architecture(np.random.default_rng(seed), bounds, max_tries=20)
+
+
+def test_a_wildly_calibrated_tensor_is_named(generated):
+    out, entries = generated
+    graph = read_tflite(out / entries[0]["file"])
+    assert _calibration_problem(graph) is None
+    tensor = graph.tensors[graph.ops[0].outputs[0]]
+    tensor.quantization.scale = np.array([2.3e20], dtype=np.float32)
+    assert f"'{tensor.name}' was calibrated to scale 2.3e+20" in _calibration_problem(graph)
+
+
+def test_the_build_retries_are_bounded_too(monkeypatch):
+    monkeypatch.setattr(generate, "MAX_BUILDS", 2)
+    monkeypatch.setattr(generate, "MAX_ACTIVATION_SCALE", 0.0)  # every converted model is refused
+    with pytest.raises(HwbenchError, match=r"model 4 of seed 9: 2 converted models in a row were unusable, the "
+                                           r"last one because tensor '.*' was calibrated to scale"):
+        generate.make_model(9, 4, Bounds())
 
 
 def test_board_bounds_follow_its_memory():
