@@ -29,7 +29,7 @@ POPULATION = 48  # models in the op-coverage population: every runtime op shows 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory):
     out = tmp_path_factory.mktemp("population")
-    return out, generate_models(POPULATION, seed=3, out_dir=out, jobs=2)
+    return out, generate_models(POPULATION, seed=2, out_dir=out, jobs=2)
 
 
 def _layers(layers: list[dict]):

@@ -147,7 +147,8 @@ class Sampler:
         if h * w == 1:  # nothing to pool over
             for kind in ("se", "context", "transpose"):
                 kinds.pop(kind)
-        if min(h, w) < 2 or graph.producer.get(graph.x, None) and graph.producer[graph.x].type == "TRANSPOSE":
+        last = graph.last_op
+        if min(h, w) < 2 or last is not None and last.type == "TRANSPOSE":
             kinds.pop("transpose", None)  # two in a row: the converter merges them
         if max(h, w) > 32:
             kinds.pop("upsample")
@@ -159,7 +160,7 @@ class Sampler:
             return [self.pool(shape)]
         if kind == "residual":
             # Not the clamp x already has: the converter would drop it.
-            clamp = graph.producer[graph.x].options.get("fused_activation_function") if graph.x in graph.producer else None
+            clamp = last.options.get("fused_activation_function") if last is not None else None
             preact = self.pick({p: n for p, n in {None: 3, "relu": 1, "relu6": 1}.items()
                                 if p is None or FUSED_ACTIVATIONS[p] != clamp})
             body = [self.conv_like(shape, stride=1, padding="same", keep_channels=True)
@@ -179,7 +180,8 @@ class Sampler:
         if kind == "concat":
             return [self.concat(shape)]
         if kind == "se":
-            return [{"op": "se", "units": max(1, c // int(self.pick([2, 4, 8]))), "activation": self.pick(["relu", "hard_swish"])}]
+            return [{"op": "se", "units": max(1, c // int(self.pick([2, 4, 8]))),
+                     "activation": self.pick(["relu", "hard_swish"])}]
         if kind == "context":
             return [{"op": "context", "merge": self.pick(["add", "sub"])}]
         if kind == "transpose":  # then a convolution, as in real models (a transpose read twice is duplicated)
@@ -225,16 +227,17 @@ class Sampler:
         budget = (MAX_CHANNELS - (c if identity else 0)) // (count - identity)
         branches = [[]] if identity else []
         for _ in range(count - identity):
-            first = self.pool(shape, stride=1, padding="same") if self.chance(0.2) else \
-                self.conv_like(shape, stride=1, padding="same")
-            if first["op"] == "conv" and self.chance(0.7):
-                first["filters"] = self.channels(high=budget)
-                branches.append([first])
+            roll = self.rng.random()
+            if roll < 0.55:
+                branch = [self.conv_like(shape, op="conv", stride=1, padding="same", max_channels=budget)]
             else:  # a pool, a depthwise or a wide convolution, then a 1x1 convolution to the branch's width
-                branches.append([first, {**self.conv_like(shape, op="conv", kernel=1, stride=1, padding="same"),
-                                         "filters": self.channels(high=budget)}])
-            if branches[-1][-1]["op"] == "conv" and self.chance(0.2):  # a squashed branch: requantized to concatenate
-                branches[-1][-1]["activation"] = self.pick(["tanh", "sigmoid"])
+                first = self.pool(shape, stride=1, padding="same") if roll < 0.75 else \
+                    self.conv_like(shape, stride=1, padding="same")
+                branch = [first, self.conv_like(shape, op="conv", kernel=1, stride=1, padding="same",
+                                                max_channels=budget)]
+            if self.chance(0.2):  # a squashed branch: requantized to be concatenated
+                branch[-1]["activation"] = self.pick(["tanh", "sigmoid"])
+            branches.append(branch)
         return {"op": "concat", "branches": branches, "activation": self.pick({None: 4, "relu": 1, "relu6": 1})}
 
 

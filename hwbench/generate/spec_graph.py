@@ -95,6 +95,11 @@ class GraphBuilder:
         self.producer[out] = op
         return out
 
+    @property
+    def last_op(self) -> Op | None:
+        """The op that made the current output (None: it is the model's input)."""
+        return self.producer.get(self.x)
+
     def shape(self, x: int | None = None) -> tuple[int, ...]:
         """The shape of `x` (default: the current output) without the batch dimension."""
         return self.tensors[self.x if x is None else x].shape[1:]
