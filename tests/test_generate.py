@@ -117,6 +117,11 @@ def test_bounds_met_one_at_a_time_but_never_together_are_reported_as_such():
         sample_architecture(np.random.default_rng(seed), bounds, max_tries=20)
 
 
+def test_an_unknown_layer_in_a_spec_is_named():
+    with pytest.raises(HwbenchError, match="unknown layer op 'dropout'"):
+        spec_graph({"input": [8, 8, 1], "layers": [{"op": "dropout", "rate": 0.5}]})
+
+
 def test_a_wildly_calibrated_tensor_is_named(generated):
     out, entries = generated
     graph = read_tflite(out / entries[0]["file"])

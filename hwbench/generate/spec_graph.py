@@ -26,6 +26,7 @@ from math import ceil
 import numpy as np
 
 from hwbench.costs import graph_cost
+from hwbench.errors import HwbenchError
 from hwbench.graph import Graph, Op, Tensor
 from hwbench.memory import schedule
 
@@ -53,8 +54,8 @@ def conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
 
 
 class GraphBuilder:
-    """Appends the converter's ops for one spec layer after another; `shape(x)` is what the sampler
-    looks at to choose the next layer."""
+    """Appends the converter's ops for one spec layer after another; `shape()` and `last_op` are what
+    the sampler looks at to choose the next layer."""
 
     def __init__(self, input_shape: list[int], io: str = "int8"):
         self.tensors: list[Tensor] = []
@@ -100,9 +101,9 @@ class GraphBuilder:
         """The op that made the current output (None: it is the model's input)."""
         return self.producer.get(self.x)
 
-    def shape(self, x: int | None = None) -> tuple[int, ...]:
-        """The shape of `x` (default: the current output) without the batch dimension."""
-        return self.tensors[self.x if x is None else x].shape[1:]
+    def shape(self) -> tuple[int, ...]:
+        """The current output's shape without the batch dimension."""
+        return self.tensors[self.x].shape[1:]
 
     # -- layers ------------------------------------------------------------------------------------
 
@@ -110,7 +111,10 @@ class GraphBuilder:
         self.x = self.layer(layer, self.x)
 
     def layer(self, layer: dict, x: int) -> int:
-        return getattr(self, f"_{layer['op']}")(layer, x)
+        apply = getattr(self, f"_{layer.get('op')}", None)
+        if apply is None:
+            raise HwbenchError(f"architecture spec: unknown layer op {layer.get('op')!r} in {layer}")
+        return apply(layer, x)
 
     def activation(self, x: int, activation: str | None, fused: bool = True) -> int:
         """`x` after `activation`: as it is when the op that made it fused the activation in, or when
