@@ -22,6 +22,7 @@ from hwbench.generate.spec_graph import spec_cost, spec_graph
 from hwbench.graph import KNOWN_OPS, Graph
 from hwbench.memory import schedule
 from hwbench.tflite_reader import read_tflite
+from latency_models.features import op_features
 
 POPULATION = 48  # models in the op-coverage population: every runtime op shows up in it
 
@@ -184,6 +185,9 @@ def test_costs_from_the_spec_equal_the_converted_model(population):
         keys = {op.type: set(op.options) for op in spec.ops}
         assert sorted(_signature(spec, op, keys[op.type]) for op in spec.ops) == sorted(
             _signature(built, op, keys[op.type]) for op in built.ops), entry["file"]
+        # So a latency model predicts from the spec what it would predict from the file.
+        assert Counter((op.type, tuple(op_features(spec, op))) for op in spec.ops) == Counter(
+            (op.type, tuple(op_features(built, op))) for op in built.ops)
         spec_edges = [spec.tensors[i].dtype for i in spec.inputs + spec.outputs]
         assert spec_edges == [built.tensors[i].dtype for i in built.inputs + built.outputs]
         assert spec_edges == 2 * [entry["architecture"].get("io", "int8")]

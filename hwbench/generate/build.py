@@ -4,6 +4,8 @@ converts it to a full-int8 `.tflite` flatbuffer.
 Determinism: weights and calibration data come from the given numpy generator, and every layer has
 an explicit name, so the bytes do not depend on what else the process built before.
 TensorFlow is imported here, inside the functions, never at hwbench import time.
+The one edit after conversion turns the squeeze head's RESHAPE back into the SQUEEZE real models carry
+(`_with_squeezes`).
 """
 
 from __future__ import annotations
