@@ -172,6 +172,11 @@ def _signature(graph: Graph, op, keys) -> str:
     return repr((op.type, activations, constants, outputs, [(k, op.options.get(k)) for k in sorted(keys)]))
 
 
+# Kinds whose latency features read calibrated scales or zero points (latency_models.features).
+READS_QUANTIZATION = {"ADD", "SUB", "MUL", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
+                      "SOFTMAX", "LOG_SOFTMAX"}
+
+
 def test_costs_from_the_spec_equal_the_converted_model(population):
     for entry in population[1]:
         spec, built = spec_graph(entry["architecture"]), read_tflite(_path(population, entry))
@@ -185,9 +190,11 @@ def test_costs_from_the_spec_equal_the_converted_model(population):
         keys = {op.type: set(op.options) for op in spec.ops}
         assert sorted(_signature(spec, op, keys[op.type]) for op in spec.ops) == sorted(
             _signature(built, op, keys[op.type]) for op in built.ops), entry["file"]
-        # So a latency model predicts from the spec what it would predict from the file.
-        assert Counter((op.type, tuple(op_features(spec, op))) for op in spec.ops) == Counter(
-            (op.type, tuple(op_features(built, op))) for op in built.ops)
+        # So a latency model predicts from the spec what it would predict from the file, but for the
+        # kinds whose kernels branch on calibrated scales and zero points, which no spec knows.
+        same = lambda graph: Counter((op.type, tuple(op_features(graph, op))) for op in graph.ops  # noqa: E731
+                                     if op.type not in READS_QUANTIZATION)
+        assert same(spec) == same(built), entry["file"]
         spec_edges = [spec.tensors[i].dtype for i in spec.inputs + spec.outputs]
         assert spec_edges == [built.tensors[i].dtype for i in built.inputs + built.outputs]
         assert spec_edges == 2 * [entry["architecture"].get("io", "int8")]
