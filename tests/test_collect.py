@@ -16,25 +16,16 @@ from pathlib import Path
 import pytest
 
 from hwbench.boards import get_board
-from conftest import MLPERF_TINY
+from conftest import MLPERF_TINY, emulators_under
 from hwbench.cli import main
 from hwbench.results import ResultsDB
-from firmware_runner.backends.qemu import QemuBackend
+from firmware_runner.backends.qemu import MAX_OUTPUT, QemuBackend
 from firmware_runner.collect import collect, measure, run_image
 from firmware_runner.firmware.build import build_firmware
 from firmware_runner.compiler.plan import compile_plan
 from firmware_runner.firmware.protocol import parse_output
 
 EMULATED = ["mps2-an386", "mps2-an500"]
-
-
-@pytest.fixture(scope="module")
-def ten_models(tmp_path_factory):
-    from hwbench.generate import generate_models
-
-    out = tmp_path_factory.mktemp("ten")
-    generate_models(10, seed=12, out_dir=out, jobs=2)
-    return sorted(out.glob("*.tflite"))
 
 
 @pytest.mark.parametrize("board_name", EMULATED)
@@ -128,22 +119,42 @@ def test_garbage_on_the_serial_stream_is_tolerated(ten_models):
     assert (a.totals, a.layers, a.outputs, a.stack_bytes) == (b.totals, b.layers, b.outputs, b.stack_bytes)
 
 
+def _bare_firmware(tmp_path: Path, body: str):
+    """The an386's firmware record with its ELF replaced by `void spin(void) { body }` as reset handler."""
+    real = build_firmware(get_board("mps2-an386"))
+    source = tmp_path / "bare.c"
+    source.write_text(f"void spin(void) {{ {body} }}\n"
+                      "__attribute__((section(\".vectors\"), used)) static void (*const v[2])(void) = "
+                      "{(void (*)(void))0x20010000, spin};\n")
+    elf = tmp_path / "bare.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-nostdlib", "-Wl,--section-start=.vectors=0",
+                    "-Wl,-e,spin", "-o", str(elf), str(source)], check=True)
+    return type(real)(**{**real.__dict__, "elf": elf})
+
+
 def test_a_board_that_never_answers_is_timed_out_and_recorded(ten_models, tmp_path):
     """Firmware that spins forever without printing: the run is killed and recorded as failed."""
     board = get_board("mps2-an386")
-    real = build_firmware(board)
-    source = tmp_path / "silent.c"
-    source.write_text("void spin(void) { for (;;) {} }\n"
-                      "__attribute__((section(\".vectors\"), used)) static void (*const v[2])(void) = "
-                      "{(void (*)(void))0x20010000, spin};\n")
-    elf = tmp_path / "silent.elf"
-    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-nostdlib", "-Wl,--section-start=.vectors=0",
-                    "-Wl,-e,spin", "-o", str(elf), str(source)], check=True)
-    silent = type(real)(**{**real.__dict__, "elf": elf})
+    silent = _bare_firmware(tmp_path, "for (;;) {}")
     start = time.monotonic()
     m = measure(ten_models[0], board, silent, QemuBackend(board), repeats=1, timeout=2)
     assert time.monotonic() - start < 30
     assert m.status == "failed" and "no answer within 2 s" in m.reason
+
+
+def test_a_board_that_prints_without_end_is_cut_at_the_output_limit(ten_models, tmp_path):
+    """Firmware that prints 'x' forever on the CMSDK UART: the host keeps at most the backend's output
+    limit, kills the emulator and records why."""
+    board = get_board("mps2-an386")
+    chatty = _bare_firmware(tmp_path, f"volatile unsigned *uart = (volatile unsigned *){board.uart.base:#x}u; "
+                                      "uart[2] = 1u; for (;;) { while (uart[1] & 1u) {} uart[0] = 'x'; }")
+    backend = QemuBackend(board, max_output=100_000)  # QEMU's UART gives ~150 KB/s: MAX_OUTPUT would take 30 s
+    assert MAX_OUTPUT >= 2 ** 20
+    run = backend.run(chatty, b"", timeout=600)
+    assert run.exit_code is None and run.killed == "more than 100,000 bytes of output"
+    assert len(run.output) == 100_000 and set(run.output) == {"x"}
+    m = measure(ten_models[0], board, chatty, backend, repeats=1, timeout=600)
+    assert m.status == "failed" and m.reason.startswith("more than 100,000 bytes of output (last line: 'xxx")
 
 
 def test_a_hard_fault_is_reported_by_the_fault_handler(tmp_path):
@@ -165,7 +176,7 @@ def test_a_hard_fault_is_reported_by_the_fault_handler(tmp_path):
     faulty = type(real)(**{**real.__dict__, "elf": elf})
     run = QemuBackend(board).run(faulty, b"", timeout=30)
     report = parse_output(run.output)
-    assert run.exit_code == 3 and not run.timed_out
+    assert run.exit_code == 3 and run.killed is None
     assert report.fault is not None and report.fault.startswith("hard fault at pc 0x")
 
 
@@ -174,18 +185,22 @@ def test_collect_resumes_after_sigkill(ten_models, tmp_path):
     folder.mkdir()
     for path in ten_models[:6]:
         (folder / path.name).write_bytes(path.read_bytes())
-    db = tmp_path / "r.db"
+    db, runs = tmp_path / "r.db", tmp_path / "runs"
+    runs.mkdir()
     cmd = [sys.executable, "-m", "hwbench.cli", "collect", "--board", "mps2-an386", "--models", str(folder),
            "--db", str(db), "--repeats", "1"]
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "TMPDIR": str(runs)})
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and _count(db) < 2:
             time.sleep(0.05)
         assert _count(db) >= 2, "the collection never recorded two models"
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # QEMU children too
+        process.kill()  # nothing can stop its emulator after a SIGKILL (it has its own process group): we do
         process.wait()
+        for pid in emulators_under(runs):
+            os.kill(pid, signal.SIGKILL)
     connection = sqlite3.connect(db)
     assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     before = _count(db)
