@@ -146,13 +146,13 @@ def collect(board: Board, models: Sequence[Path], db: ResultsDB, repeats: int = 
     firmware = build_firmware(board, limits)
     todo = [(path, hashlib.sha256(_read(path)).hexdigest()) for path in reversed(models)]  # popped from the end
     recorded: list[Measurement] = []
+    progress = progress or (lambda m: None)
 
     def store(m: Measurement) -> None:
         stored = db.record(m)
         if stored:
             recorded.append(m)
-        if progress:
-            progress(m if stored else None)
+        progress(m if stored else None)
 
     running: set[Future] = set()  # submitted, not recorded yet
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -162,8 +162,7 @@ def collect(board: Board, models: Sequence[Path], db: ResultsDB, repeats: int = 
                 while todo and len(running) < jobs:  # no queue: each model is checked just before it starts
                     path, sha = todo.pop()
                     if sha in finished:
-                        if progress:
-                            progress(None)
+                        progress(None)
                     else:
                         running.add(pool.submit(measure, path, board, firmware, backend, repeats, timeout))
                 for future in wait(running, return_when=FIRST_COMPLETED).done:

@@ -4,6 +4,7 @@ models from ../shared, which a fresh clone does not have."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,27 @@ def emulators_under(folder: Path) -> dict[int, list[str]]:
         if args and args[0].endswith("qemu-system-arm") and any(a.startswith(f"loader,file={folder}") for a in args):
             found[int(proc.name)] = args
     return found
+
+
+def measurement_count(db: Path) -> int:
+    """Rows in a results DB that a collection may be writing right now (0 before it has a schema)."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as c:
+            return c.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+    except sqlite3.OperationalError:  # schema not written yet
+        return 0
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """`hwbench ARGS` in this process: exit code, stdout, stderr."""
+    from hwbench.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
 
 
 @pytest.fixture

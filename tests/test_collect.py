@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from hwbench.boards import get_board
-from conftest import MLPERF_TINY, emulators_under
-from hwbench.cli import main
+from conftest import MLPERF_TINY, emulators_under, measurement_count, run_cli
 from hwbench.results import ResultsDB
 from firmware_runner.backends.qemu import MAX_OUTPUT, QemuBackend
 from firmware_runner.collect import collect, measure, run_image
@@ -193,9 +192,9 @@ def test_collect_resumes_after_sigkill(ten_models, tmp_path):
                                env={**os.environ, "TMPDIR": str(runs)})
     try:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and _count(db) < 2:
+        while time.monotonic() < deadline and measurement_count(db) < 2:
             time.sleep(0.05)
-        assert _count(db) >= 2, "the collection never recorded two models"
+        assert measurement_count(db) >= 2, "the collection never recorded two models"
     finally:
         process.kill()  # nothing can stop its emulator after a SIGKILL (it has its own process group): we do
         process.wait()
@@ -203,7 +202,7 @@ def test_collect_resumes_after_sigkill(ten_models, tmp_path):
             os.kill(pid, signal.SIGKILL)
     connection = sqlite3.connect(db)
     assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    before = _count(db)
+    before = measurement_count(db)
     assert 2 <= before <= 6
     orphans = connection.execute("SELECT COUNT(*) FROM layers WHERE measurement_id NOT IN "
                                  "(SELECT id FROM measurements)").fetchone()[0]
@@ -211,26 +210,9 @@ def test_collect_resumes_after_sigkill(ten_models, tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{6 - before} model(s) run now, {before} already in" in done.stdout
-    assert _count(db) == 6
+    assert measurement_count(db) == 6
     rows = connection.execute("SELECT COUNT(DISTINCT model_sha256), COUNT(*) FROM measurements").fetchone()
     assert rows == (6, 6)
-
-
-def _count(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=5) as c:
-            return c.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
-    except sqlite3.OperationalError:  # schema not written yet
-        return 0
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_results_export_and_bad_databases(ten_models, tmp_path, capsys):

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import emulators_under
+from conftest import emulators_under, measurement_count, run_cli
 from hwbench.boards import get_board
-from hwbench.cli import INTERNAL_ERROR, main
+from hwbench.cli import INTERNAL_ERROR
 from hwbench.results import ResultsDB
 from firmware_runner import collect as collect_module
 from firmware_runner.collect import collect
@@ -150,7 +150,7 @@ def test_a_signal_stops_every_emulator_and_keeps_the_finished_models(signum, ten
                           "--repeats", "100", runs=runs, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not (_count(db) == 2 and len(emulators_under(runs)) == 2):
+        while time.monotonic() < deadline and not (measurement_count(db) == 2 and len(emulators_under(runs)) == 2):
             assert collection.poll() is None, collection.communicate()
             time.sleep(0.02)
         assert len(emulators_under(runs)) == 2, "the slow models never ran side by side"
@@ -174,16 +174,6 @@ def test_a_signal_stops_every_emulator_and_keeps_the_finished_models(signum, ten
     assert rows == [("a0.tflite", "measured", 1), ("a1.tflite", "measured", 1)]
 
 
-def _count(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=5) as c:
-            return c.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
-    except sqlite3.OperationalError:  # no DB yet, or no schema yet
-        return 0
-
-
 def test_an_exception_in_one_model_is_recorded_and_the_collection_goes_on(ten_models, tmp_path, monkeypatch):
     """A bug in the reference interpreter for one model: that model is `failed` with the exception in
     its reason; the others are measured and recorded as usual."""
@@ -205,14 +195,8 @@ def test_an_exception_in_one_model_is_recorded_and_the_collection_goes_on(ten_mo
     assert sorted(db.measurements()["status"]) == ["failed", "measured", "measured", "measured"]
 
 
-def _cli(capsys, *args: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    return exit_info.value.code, capsys.readouterr().err
-
-
 def test_an_unsupported_board_is_refused_before_any_model_is_generated(tmp_path, capsys):
-    code, err = _cli(capsys, "collect", "--board", "nucleo-f746zg", "--count", "2", "--db", str(tmp_path / "r.db"))
+    code, _, err = run_cli(capsys, "collect", "--board", "nucleo-f746zg", "--count", "2", "--db", str(tmp_path / "r.db"))
     assert code == 1 and len(err.strip().splitlines()) == 1 and "nucleo-f746zg is a real board" in err
     assert list(tmp_path.iterdir()) == []  # no models, no DB
 
@@ -224,9 +208,9 @@ def test_a_bug_is_one_line_with_its_own_exit_code_and_a_traceback_under_verbose(
         raise KeyError("board index")
 
     monkeypatch.setattr(hwbench.boards, "list_boards", broken)
-    code, err = _cli(capsys, "boards")
+    code, _, err = run_cli(capsys, "boards")
     assert code == INTERNAL_ERROR != 1
     assert err.strip() == ("error: internal error (a bug in hwbench): KeyError: 'board index' — run with -v for the "
                            "traceback")
-    code, err = _cli(capsys, "-v", "boards")
+    code, _, err = run_cli(capsys, "-v", "boards")
     assert code == INTERNAL_ERROR and "Traceback (most recent call last)" in err and "in broken" in err
