@@ -372,9 +372,10 @@ def _progress() -> Progress:
 
 
 class _Signalled(BaseException):
-    """Ctrl-C (SIGINT) or SIGTERM, raised in the main thread so that everything unwinds alike (a
-    collection stops its emulators and records the models finished by then). Not KeyboardInterrupt,
-    which typer turns into a silent exit; a BaseException, so that no `except Exception` swallows it."""
+    """Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closed), raised in the main thread so that
+    everything unwinds alike (a collection stops its emulators and records the models finished by
+    then). Not KeyboardInterrupt, which typer turns into a silent exit; a BaseException, so that no
+    `except Exception` swallows it."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -387,10 +388,10 @@ def _raise_signalled(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user mistakes become one line on stderr and exit 1, never a traceback; a bug in
-    hwbench is one line too, with its own exit code (70) and the traceback under -v; Ctrl-C and
-    SIGTERM stop cleanly with 130 and 143."""
+    hwbench is one line too, with its own exit code (70) and the traceback under -v; Ctrl-C, SIGTERM
+    and SIGHUP stop cleanly, with 128 + the signal's number (130, 143, 129)."""
     command = typer.main.get_command(app)
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     for s, handler in previous.items():
         if handler is not signal.SIG_IGN:  # a signal ignored by whoever started hwbench stays ignored
             signal.signal(s, _raise_signalled)
@@ -403,7 +404,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _fail("interrupted", 130)
     except _Signalled as e:
-        _fail("interrupted" if e.signum == signal.SIGINT else "terminated (SIGTERM)", 128 + e.signum)
+        _fail("interrupted" if e.signum == signal.SIGINT else f"terminated ({signal.Signals(e.signum).name})",
+              128 + e.signum)
     except Exception as e:  # noqa: BLE001 (anything else is a bug: say so in one line, not a traceback)
         first_line = next(iter(str(e).splitlines()), "")
         _fail(f"internal error (a bug in hwbench): {type(e).__name__}: {first_line} — run with -v for the "

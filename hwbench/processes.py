@@ -3,20 +3,28 @@
 Each one runs in its own process group, so the terminal's Ctrl-C reaches hwbench alone, which
 decides; the group is killed, with anything the child started, on a timeout, past an output limit,
 on any exception in the thread waiting for it, and when its owner stops them all (a collection
-does on Ctrl-C, and on SIGTERM, which the CLI turns into an exception). A child that exits on its
-own is never signalled, so its exit code is its own.
+does on Ctrl-C, and on SIGTERM and SIGHUP, which the CLI turns into exceptions). A child that exits
+on its own is never signalled, so its exit code is its own. Where util-linux's `setpriv` is
+installed (Linux), the child also gets SIGKILL when the thread that started it dies, so that even a
+SIGKILL to hwbench, which nothing can catch, leaves no emulator behind (one whose output pipe has
+closed spins on its UART for ever).
 """
 
 from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from typing import Sequence
+
+
+# The thread that starts a child waits for it, so "when that thread dies" means "when hwbench dies".
+_DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ class Processes:
         with self._lock:  # no child can start unseen by a concurrent stop()
             if self._stopped:
                 return Finished(b"", None, "stopped", 0.0)
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            process = subprocess.Popen([*_DIE_WITH_PARENT, *command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, process_group=0)
             self._running.add(process)
         killed = None

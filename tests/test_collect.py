@@ -196,10 +196,13 @@ def test_collect_resumes_after_sigkill(ten_models, tmp_path):
             time.sleep(0.05)
         assert measurement_count(db) >= 2, "the collection never recorded two models"
     finally:
-        process.kill()  # nothing can stop its emulator after a SIGKILL (it has its own process group): we do
+        process.kill()
         process.wait()
-        for pid in emulators_under(runs):
-            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 2  # an emulator forked just before may still be starting
+        while time.monotonic() < deadline:
+            for pid in emulators_under(runs):  # they die with hwbench where setpriv is installed; else we kill them
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
     connection = sqlite3.connect(db)
     assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     before = measurement_count(db)

@@ -134,7 +134,7 @@ def slow_models():
     return [int8_model(build, [(40, 40, 8)], seed=seed) for seed in (0, 1)]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
 def test_a_signal_stops_every_emulator_and_keeps_the_finished_models(signum, ten_models, slow_models, tmp_path):
     """Two quick models, then two that run for tens of seconds on two emulators; the signal comes
     while those run. Their emulators must be gone within 5 s, the quick ones must be in the DB, and
@@ -168,7 +168,7 @@ def test_a_signal_stops_every_emulator_and_keeps_the_finished_models(signum, ten
     assert gone_after < 5
     assert collection.returncode == 128 + signum
     assert err.strip().splitlines()[-1] == ("error: interrupted" if signum == signal.SIGINT
-                                            else "error: terminated (SIGTERM)")
+                                            else f"error: terminated ({signum.name})")
     rows = sqlite3.connect(db).execute("SELECT m.name, s.status, s.verified FROM measurements s JOIN models m"
                                        " ON m.sha256 = s.model_sha256 ORDER BY m.name").fetchall()
     assert rows == [("a0.tflite", "measured", 1), ("a1.tflite", "measured", 1)]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -92,3 +95,20 @@ def test_an_exception_while_waiting_kills_the_group(tmp_path):
     timer.join()
     assert _group_members(_group_of(pid_file)) == []
     assert os.getpgrp() != _group_of(pid_file)  # it had a group of its own
+
+
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs util-linux's setpriv (Linux)")
+def test_a_child_dies_with_its_owner_even_on_sigkill(tmp_path):
+    """SIGKILL to the process that started the child: no handler runs, yet the child goes too."""
+    pid_file = tmp_path / "pid"
+    owner = subprocess.Popen([sys.executable, "-c", (
+        "import sys, threading; from hwbench.processes import Processes; "
+        "threading.Thread(target=Processes().run, args=(sys.argv[1:], 300, 1000)).start()"),
+        "sh", "-c", f"echo $$ > {pid_file}; exec sleep 300"])
+    child = _group_of(pid_file)
+    owner.kill()
+    owner.wait()
+    left = _group_members(child)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
