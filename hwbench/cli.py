@@ -189,10 +189,14 @@ def collect(
     target, limits = _board(board), _board(memory_of) if memory_of else None
     check_board(target, limits)
     store = ResultsDB(db)
-    if count is not None:
+    if count is not None:  # the manifest's models only: not what an earlier, larger --count left in the folder
+        from hwbench.generate import bounds_for
+
         models = db.parent / f"models-seed{seed}"
-        _generate(count, seed, models, jobs, None)
-    files = model_files(models)
+        entries = _generate(count, seed, models, jobs, bounds_for(board=limits or target))
+        files = [models / e["file"] for e in entries]
+    else:
+        files = model_files(models)
     failures = 0
     with _progress() as progress:
         task = progress.add_task(f"collecting on {target.name}", total=len(files))

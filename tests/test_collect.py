@@ -277,3 +277,18 @@ def test_collect_json_reports_every_model_run_now_and_what_was_already_in(ten_mo
     code, out, _ = run_cli(capsys, *args)
     again = json.loads(out)
     assert code == 0 and (again["run_now"], again["already_in"], again["measurements"]) == (0, 2, [])
+
+
+def test_collect_count_reruns_rebuild_nothing_and_collect_only_the_manifests_models(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    args = ("collect", "--board", "mps2-an386", "--count", "2", "--seed", "5", "--db", str(db), "--repeats", "1",
+            "--json")
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0 and json.loads(out)["run_now"] == 2, err
+    folder = tmp_path / "models-seed5"
+    built = {p: p.stat().st_mtime_ns for p in folder.glob("*.tflite")}
+    shutil.copy(folder / "model_0000.tflite", folder / "model_0009.tflite")  # as an earlier, larger --count leaves
+    code, out, err = run_cli(capsys, *args)
+    report = json.loads(out)
+    assert code == 0 and (report["models"], report["run_now"], report["already_in"]) == (2, 0, 2), err
+    assert {p: p.stat().st_mtime_ns for p in built} == built  # not rebuilt

@@ -231,3 +231,24 @@ def test_different_seeds_give_different_models(generated, tmp_path):
     _, entries = generated
     other = generate_models(2, seed=12, out_dir=tmp_path)
     assert {e["sha256"] for e in other}.isdisjoint(e["sha256"] for e in entries)
+
+
+def test_a_rerun_keeps_the_models_its_manifest_lists_and_builds_only_the_rest(generated, tmp_path, monkeypatch):
+    out, entries = generated  # seed 11, default bounds
+    for entry in entries[:3]:
+        (tmp_path / entry["file"]).write_bytes((out / entry["file"]).read_bytes())
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries[:3]))
+    (tmp_path / entries[1]["file"]).write_bytes(b"damaged")  # its sha256 no longer matches: built again
+    built = []
+    make_model = generate.make_model
+    monkeypatch.setattr(generate, "make_model", lambda seed, index, bounds: built.append(index) or
+                        make_model(seed, index, bounds))
+    again = generate_models(4, seed=11, out_dir=tmp_path)
+    assert built == [1, 3]
+    assert [e["sha256"] for e in again[:3]] == [e["sha256"] for e in entries[:3]]
+    assert [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()] == again
+    built.clear()
+    generate_models(4, seed=11, out_dir=tmp_path)
+    assert built == []
+    generate_models(2, seed=11, out_dir=tmp_path, bounds=Bounds(max_macs=4_000_000))  # other bounds: other models
+    assert built == [0, 1]
