@@ -871,6 +871,9 @@ def test_cli_predict_reads_models_that_are_not_int8(artifact_file, tmp_path, cap
         graph = read_tflite(path)
         assert report["count"] > 0 and report["peak_bytes"] == memory_report(graph).peak_bytes
         assert [l["op"] for l in report["layers"]] == [graph.ops[l["index"]].type for l in report["layers"]]
+    reports = json.loads(out)
+    assert reports[0]["not_int8_ops"] == ["LOG_SOFTMAX"]
+    assert "CONV_2D" in reports[1]["not_int8_ops"] and "priced as if they were int8" in err
 
 
 def test_cli_predict_warns_when_the_board_runtime_changed(fitted, collected, tmp_path, capsys):
