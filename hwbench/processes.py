@@ -46,22 +46,23 @@ class Processes:
     def run(self, command: Sequence[str], timeout: float, output_limit: int) -> Finished:
         """Run `command` to its end, within `timeout` seconds and `output_limit` bytes of output."""
         start = time.monotonic()
-        with self._lock:  # no child can start unseen by a concurrent stop()
-            if self._stopped:
-                return Finished(b"", None, "stopped", 0.0)
-            process = subprocess.Popen([*_DIE_WITH_PARENT, *command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, process_group=0)
-            self._running.add(process)
-        killed = None
-        try:
+        process = None
+        try:  # from the moment the child exists: an exception (Ctrl-C) anywhere after it must kill it
+            with self._lock:  # no child can start unseen by a concurrent stop()
+                if self._stopped:
+                    return Finished(b"", None, "stopped", 0.0)
+                process = subprocess.Popen([*_DIE_WITH_PARENT, *command], stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0)
+                self._running.add(process)
             output, killed = _read_until_exit(process, start + timeout, output_limit)
         finally:
-            if process.returncode is None:  # over time or output, or an exception here
-                _kill_group(process)
-            process.wait()
-            process.stdout.close()
-            with self._lock:
-                self._running.discard(process)
+            if process is not None:
+                if process.returncode is None:  # over time or output, or an exception here
+                    _kill_group(process)
+                process.wait()
+                process.stdout.close()
+                with self._lock:
+                    self._running.discard(process)
         if killed == "timeout":
             killed = f"no answer within {timeout:g} s"
         elif killed == "output":
