@@ -4,8 +4,9 @@ board computed what TFLite computes.
 For each model: compile the plan; skip (and record why) a model that does not fit the board's
 SRAM or flash; run the firmware under a timeout; parse what it printed; recompute the output on
 the host with TFLite's reference kernels for the same seeded input; record counts, verified or
-not. Models run in parallel (`jobs` emulators); only the calling thread writes the DB, one
-transaction per model.
+not. Anything else that goes wrong with one model is recorded as its failure, and the collection
+goes on. Models run in parallel (`jobs` emulators); only the calling thread writes the DB, one
+transaction per model, and other processes may be collecting into the same DB meanwhile.
 
 May import: the core and every other part of `firmware_runner` (it is the top of the stack).
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import statistics
 import struct
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -24,7 +25,7 @@ from hwbench.costs import graph_cost
 from hwbench.errors import HwbenchError
 from hwbench.results import LayerCount, Measurement, ResultsDB
 from hwbench.tflite_reader import parse_tflite
-from firmware_runner.backends import Backend, backend_for
+from firmware_runner.backends import Backend, BoardRun, backend_for
 from firmware_runner.firmware.build import RUN_HEADER_SIZE, Firmware, build_firmware
 from firmware_runner.compiler.plan import compile_plan
 from firmware_runner.firmware.protocol import PROTOCOL_VERSION, BoardReport, input_values, parse_output
@@ -52,13 +53,24 @@ def default_timeout(macs: int, repeats: int) -> float:
 
 def measure(path: Path, board: Board, firmware: Firmware, backend: Backend, repeats: int = DEFAULT_REPEATS,
             timeout: float | None = None) -> Measurement:
-    """Run one model on the board; every failure becomes a recorded reason, never an exception."""
-    data = path.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
-    base = dict(model=path.name, sha256=sha, board=board.name, runtime_hash=firmware.runtime_hash, unit=backend.unit,
-                tflite=data, macs=0, weight_bytes=0)
+    """Run one model on the board. Every failure becomes a recorded reason, never an exception: a model
+    hwbench cannot compile or that does not fit is `skipped`; anything else that goes wrong (the board,
+    the reference interpreter, a bug in hwbench) makes it `failed`, with the exception in the reason."""
+    data = _read(path)
+    base = dict(model=path.name, sha256=hashlib.sha256(data).hexdigest(), board=board.name,
+                runtime_hash=firmware.runtime_hash, unit=backend.unit, tflite=data, macs=0, weight_bytes=0)
     try:
-        graph = parse_tflite(data, path.name)
+        return _measure(data, base, firmware, backend, repeats, timeout)
+    except Exception as e:  # noqa: BLE001 (one model's failure, whatever its cause, must not end the collection)
+        return Measurement(**base, status="failed", reason=f"{type(e).__name__}: {e}")
+
+
+def _measure(data: bytes, base: dict, firmware: Firmware, backend: Backend, repeats: int,
+             timeout: float | None) -> Measurement:
+    """`measure` without its safety net; fills `base` as it learns the model's sizes, so that a
+    failure still records them."""
+    try:
+        graph = parse_tflite(data, base["model"])
         cost = graph_cost(graph)
         base.update(macs=cost.macs, weight_bytes=cost.weight_bytes)
         plan = compile_plan(graph)
@@ -72,12 +84,12 @@ def measure(path: Path, board: Board, firmware: Firmware, backend: Backend, repe
     if firmware.flash_used + RUN_HEADER_SIZE + len(blob) > firmware.flash_limit:
         return Measurement(**base, status="skipped", reason=f"plan {len(blob):,} B and firmware "
                            f"{firmware.flash_used:,} B do not fit {firmware.flash_limit:,} B of flash")
-    seed = input_seed(sha)
+    seed = input_seed(base["sha256"])
     limit = timeout if timeout is not None else default_timeout(cost.macs, repeats)
     run = backend.run(firmware, run_image(blob, seed, repeats), limit)
     report = parse_output(run.output)
     base.update(repeats=repeats, input_seed=seed, seconds=run.seconds, stack_bytes=report.stack_bytes)
-    problem = _problem(report, run, firmware, limit, plan, repeats)
+    problem = _problem(report, run, firmware, plan, repeats)
     if problem:
         return Measurement(**base, status="failed", reason=problem)
 
@@ -97,14 +109,14 @@ def measure(path: Path, board: Board, firmware: Firmware, backend: Backend, repe
     return measurement
 
 
-def _problem(report: BoardReport, run, firmware: Firmware, limit: float, plan, repeats: int) -> str | None:
+def _problem(report: BoardReport, run: BoardRun, firmware: Firmware, plan, repeats: int) -> str | None:
     """Why a board run cannot be used, or None."""
     if report.fault:
         return report.fault
     if report.error:
         return f"board reported error {report.error}"
-    if run.timed_out:
-        return f"no answer within {limit:.0f} s (last line: {report.last_line!r})"
+    if run.killed:
+        return f"{run.killed} (last line: {report.last_line!r})"
     if not report.done:
         return f"board stopped without finishing (exit code {run.exit_code}, last line: {report.last_line!r})"
     if report.firmware_hash != firmware.runtime_hash or report.protocol != PROTOCOL_VERSION:
@@ -116,36 +128,60 @@ def _problem(report: BoardReport, run, firmware: Firmware, limit: float, plan, r
     return None
 
 
+def check_board(board: Board, limits: Board | None = None) -> None:
+    """Fail now, before any model is generated or read, if `board` cannot be collected on: no way to
+    reach it (an emulator, a probe), no firmware support for it, no cross toolchain."""
+    backend_for(board)
+    build_firmware(board, limits)
+
+
 def collect(board: Board, models: Sequence[Path], db: ResultsDB, repeats: int = DEFAULT_REPEATS, jobs: int = 1,
             limits: Board | None = None, timeout: float | None = None,
             progress: Callable[[Measurement | None], None] | None = None) -> list[Measurement]:
     """Measure `models` on `board` that the DB does not have yet; returns what this call recorded.
-    `progress(None)` is called once per model skipped because it is already in the DB."""
-    firmware = build_firmware(board, limits)
+    A model another process finished meanwhile is not run (or not recorded) again; `progress(None)`
+    is called once for each model the DB already has. On any exception, Ctrl-C included, the runs in
+    progress are stopped, the models finished by then are recorded, and the exception goes on."""
     backend = backend_for(board)
-    done = db.finished(board.name, firmware.runtime_hash)
-    todo = []
-    for path in models:
-        if hashlib.sha256(path.read_bytes()).hexdigest() in done:
-            if progress:
-                progress(None)
-        else:
-            todo.append(path)
-    recorded = []
+    firmware = build_firmware(board, limits)
+    todo = [(path, hashlib.sha256(_read(path)).hexdigest()) for path in reversed(models)]  # popped from the end
+    recorded: list[Measurement] = []
+    progress = progress or (lambda m: None)
+
+    def store(m: Measurement) -> None:
+        stored = db.record(m)
+        if stored:
+            recorded.append(m)
+        progress(m if stored else None)
+
+    running: set[Future] = set()  # submitted, not recorded yet
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(measure, path, board, firmware, backend, repeats, timeout) for path in todo]
         try:
-            for future in as_completed(futures):
-                m = future.result()
-                db.record(m)
-                recorded.append(m)
-                if progress:
-                    progress(m)
+            while todo or running:
+                finished = db.finished(board.name, firmware.runtime_hash) if todo else set()
+                while todo and len(running) < jobs:  # no queue: each model is checked just before it starts
+                    path, sha = todo.pop()
+                    if sha in finished:
+                        progress(None)
+                    else:
+                        running.add(pool.submit(measure, path, board, firmware, backend, repeats, timeout))
+                for future in wait(running, return_when=FIRST_COMPLETED).done:
+                    running.discard(future)
+                    store(future.result())
         except BaseException:
-            for f in futures:
-                f.cancel()
+            done = [f for f in running if f.done()]  # before the stop, which ends the others as failures
+            backend.stop()
+            for future in done:
+                store(future.result())
             raise
     return recorded
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise HwbenchError(f"{path}: cannot read this model ({e.strerror})") from None
 
 
 def model_files(folder: Path) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from rich.text import Text
 
 from hwbench import __version__
 from hwbench.errors import HwbenchError
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE (sysexits.h): hwbench itself failed, not the user's input
 
 app = typer.Typer(
     help="Benchmark int8 TinyML models on Cortex-M boards (real and emulated), learn their latency, "
@@ -177,17 +180,23 @@ def collect(
 ) -> None:
     """Run models on a board, record per-layer counts in the results DB, and check every output
     against TFLite's reference bit for bit. Reruns resume: models already measured are skipped."""
-    from firmware_runner.collect import collect as collect_models, measurement_summary, model_files, summary_rows
+    from firmware_runner.collect import (check_board, collect as collect_models, measurement_summary, model_files,
+                                         summary_rows)
     from hwbench.results import ResultsDB
 
     if (models is None) == (count is None):
         raise HwbenchError("give either --models DIR or --count N (with --seed S)")
     target, limits = _board(board), _board(memory_of) if memory_of else None
+    check_board(target, limits)
     store = ResultsDB(db)
-    if count is not None:
+    if count is not None:  # the manifest's models only: not what an earlier, larger --count left in the folder
+        from hwbench.generate import bounds_for
+
         models = db.parent / f"models-seed{seed}"
-        _generate(count, seed, models, jobs, None)
-    files = model_files(models)
+        entries = _generate(count, seed, models, jobs, bounds_for(board=limits or target))
+        files = [models / e["file"] for e in entries]
+    else:
+        files = model_files(models)
     failures = 0
     with _progress() as progress:
         task = progress.add_task(f"collecting on {target.name}", total=len(files))
@@ -434,17 +443,48 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err)
 
 
+class _Signalled(BaseException):
+    """Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closed), raised in the main thread so that
+    everything unwinds alike (a collection stops its emulators and records the models finished by
+    then). Not KeyboardInterrupt, which typer turns into a silent exit; a BaseException, so that no
+    `except Exception` swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signalled(signum, frame) -> None:
+    raise _Signalled(signum)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user mistakes become one line on stderr and a non-zero exit, never a traceback."""
+    """Entry point: user mistakes become one line on stderr and exit 1, never a traceback; a bug in
+    hwbench is one line too, with its own exit code (70) and the traceback under -v; Ctrl-C, SIGTERM
+    and SIGHUP stop cleanly, with 128 + the signal's number (130, 143, 129)."""
     command = typer.main.get_command(app)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    for s, handler in previous.items():
+        if handler is not signal.SIG_IGN:  # a signal ignored by whoever started hwbench stays ignored
+            signal.signal(s, _raise_signalled)
     try:
         code = command.main(args=argv, prog_name="hwbench", standalone_mode=False)
     except HwbenchError as e:
         _fail(str(e), 1)
     except typer.TyperException as e:  # usage mistakes: a bad option value, a missing argument
         _fail(e.format_message(), e.exit_code)  # (empty after no_args_is_help printed the help)
-    except (typer.Abort, KeyboardInterrupt):
+    except typer.Abort:
         _fail("interrupted", 130)
+    except _Signalled as e:
+        _fail("interrupted" if e.signum == signal.SIGINT else f"terminated ({signal.Signals(e.signum).name})",
+              128 + e.signum)
+    except Exception as e:  # noqa: BLE001 (anything else is a bug: say so in one line, not a traceback)
+        first_line = next(iter(str(e).splitlines()), "")
+        _fail(f"internal error (a bug in hwbench): {type(e).__name__}: {first_line} — run with -v for the "
+              f"traceback", INTERNAL_ERROR)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     sys.exit(code if isinstance(code, int) else 0)
 
 

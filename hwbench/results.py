@@ -1,5 +1,7 @@
 """The results database: SQLite, one transaction per model, so a killed collection loses at most the
-models in flight and a rerun resumes where it stopped.
+models in flight and a rerun resumes where it stopped. Any number of processes may collect into one
+database at once: a model's finished outcome (measured or skipped) is never replaced by a failed
+attempt, and a failed attempt is replaced by any later outcome.
 
 Schema (version 1, in PRAGMA user_version):
 
@@ -20,30 +22,32 @@ A board's counts always carry its unit; a board is never measured in two units.
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwbench.errors import HwbenchError
 
 SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS models (
+BUSY_TIMEOUT = 30  # seconds a statement waits for other processes' locks
+SCHEMA = (
+    """CREATE TABLE models (
     sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, macs INTEGER NOT NULL, weight_bytes INTEGER NOT NULL,
-    tflite BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS measurements (
+    tflite BLOB NOT NULL)""",
+    """CREATE TABLE measurements (
     id INTEGER PRIMARY KEY, model_sha256 TEXT NOT NULL REFERENCES models(sha256), board TEXT NOT NULL,
     runtime_hash TEXT NOT NULL, unit TEXT NOT NULL CHECK (unit IN ('cycles', 'instructions')),
     status TEXT NOT NULL CHECK (status IN ('measured', 'skipped', 'failed')), reason TEXT,
     verified INTEGER, repeats INTEGER, input_seed INTEGER, count REAL, arena_bytes INTEGER,
     stack_bytes INTEGER, plan_bytes INTEGER, seconds REAL, created TEXT NOT NULL DEFAULT (datetime('now')),
-    UNIQUE (board, runtime_hash, model_sha256));
-CREATE TABLE IF NOT EXISTS runs (
+    UNIQUE (board, runtime_hash, model_sha256))""",
+    """CREATE TABLE runs (
     measurement_id INTEGER NOT NULL REFERENCES measurements(id) ON DELETE CASCADE, run INTEGER NOT NULL,
-    count REAL NOT NULL, PRIMARY KEY (measurement_id, run));
-CREATE TABLE IF NOT EXISTS layers (
+    count REAL NOT NULL, PRIMARY KEY (measurement_id, run))""",
+    """CREATE TABLE layers (
     measurement_id INTEGER NOT NULL REFERENCES measurements(id) ON DELETE CASCADE, step INTEGER NOT NULL,
-    op_index INTEGER NOT NULL, op_type TEXT NOT NULL, count REAL NOT NULL, PRIMARY KEY (measurement_id, step));
-"""
+    op_index INTEGER NOT NULL, op_type TEXT NOT NULL, count REAL NOT NULL, PRIMARY KEY (measurement_id, step))""",
+)
 
 
 @dataclass(frozen=True)
@@ -85,18 +89,40 @@ class ResultsDB:
             raise HwbenchError(f"{self.path} is a folder, not a results database file")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
             self.connection.execute("PRAGMA foreign_keys = ON")
-            version = self.connection.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if version not in (0, SCHEMA_VERSION) or (version == 0 and tables):
-                raise HwbenchError(f"{self.path} is not a hwbench results database (schema {version}, "
-                                   f"tables {sorted(tables)}); give another --db file")
-            if version == 0:
-                self.connection.execute("PRAGMA journal_mode = WAL")
-                self.connection.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            with self.transaction():  # check and create at once: other processes may be opening it too
+                self._check_or_create_schema()
+            self._use_wal()
         except (sqlite3.DatabaseError, OSError) as e:
             raise HwbenchError(f"{self.path} is not a usable results database: {e}") from None
+
+    def _use_wal(self) -> None:
+        """Write-ahead logging, so readers (`hwbench results`, `fit`) never block a collection's writes.
+        The switch happens once per file and, unlike other statements, SQLite does not wait for the
+        other connections' locks here: it fails at once while another process is opening the new
+        file, so it is retried."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                self.connection.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if e.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _check_or_create_schema(self) -> None:
+        c = self.connection
+        version = c.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version not in (0, SCHEMA_VERSION) or (version == 0 and tables):
+            raise HwbenchError(f"{self.path} is not a hwbench results database (schema {version}, "
+                               f"tables {sorted(tables)}); give another --db file")
+        if version == 0:
+            for statement in SCHEMA:
+                c.execute(statement)
+            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def transaction(self):
         return _Transaction(self.connection)
@@ -115,17 +141,23 @@ class ResultsDB:
             (board, runtime_hash))
         return {r[0] for r in rows}
 
-    def record(self, m: Measurement) -> None:
-        """Store one model's outcome atomically (replacing an earlier failed attempt)."""
-        unit = self.unit_of(m.board)
-        if unit is not None and unit != m.unit:
-            raise HwbenchError(f"{self.path}: board {m.board} is measured in {unit}; refusing to add {m.unit}")
-        with self.transaction():
+    def record(self, m: Measurement) -> bool:
+        """Store one model's outcome atomically, unless the DB already holds a finished (measured or
+        skipped) outcome for it, from this process or another; a failed attempt is replaced. Returns
+        whether `m` was stored."""
+        with self.transaction():  # the checks and the writes see the same DB, whoever else writes
+            unit = self.unit_of(m.board)
+            if unit is not None and unit != m.unit:
+                raise HwbenchError(f"{self.path}: board {m.board} is measured in {unit}; refusing to add {m.unit}")
             c = self.connection
+            earlier = c.execute("SELECT id, status FROM measurements WHERE board = ? AND runtime_hash = ? AND"
+                                " model_sha256 = ?", (m.board, m.runtime_hash, m.sha256)).fetchone()
+            if earlier is not None and earlier[1] != "failed":
+                return False
+            if earlier is not None:
+                c.execute("DELETE FROM measurements WHERE id = ?", (earlier[0],))
             c.execute("INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?)",
                       (m.sha256, m.model, m.macs, m.weight_bytes, m.tflite))
-            c.execute("DELETE FROM measurements WHERE board = ? AND runtime_hash = ? AND model_sha256 = ?",
-                      (m.board, m.runtime_hash, m.sha256))
             cursor = c.execute(
                 "INSERT INTO measurements (model_sha256, board, runtime_hash, unit, status, reason, verified, repeats,"
                 " input_seed, count, arena_bytes, stack_bytes, plan_bytes, seconds)"
@@ -137,6 +169,7 @@ class ResultsDB:
             c.executemany("INSERT INTO runs VALUES (?, ?, ?)", [(mid, r, v) for r, v in enumerate(m.totals)])
             c.executemany("INSERT INTO layers VALUES (?, ?, ?, ?, ?)",
                           [(mid, l.step, l.op_index, l.op_type, l.count) for l in m.layers])
+        return True
 
     def measurements(self, board: str | None = None):
         """One row per model and board: a pandas DataFrame."""

@@ -37,7 +37,14 @@ def predict_report(artifact: Artifact, graph: Graph, model_name: str) -> dict:
             "baseline_count": baseline, "baseline_ms": ms(baseline), "overhead_count": overhead,
             "macs": cost.macs, "weight_bytes": cost.weight_bytes, "peak_bytes": memory.peak_bytes,
             "arena_bytes": memory.arena.size, "runtime_hash": artifact.runtime_hash,
-            "fallback_ops": sorted(fallback), "layers": layers}
+            "fallback_ops": sorted(fallback), "not_int8_ops": not_int8_ops(graph), "layers": layers}
+
+
+def not_int8_ops(graph: Graph) -> list[str]:
+    """The operator types that compute on float or int16 data (QUANTIZE and DEQUANTIZE, which
+    convert at the int8 edges, aside): the runtime, and so the latency model, has int8 kernels only."""
+    return sorted({op.type for op in graph.ops if op.type not in ("QUANTIZE", "DEQUANTIZE") and any(
+        t.dtype not in ("int8", "int32") for t in graph.activation_inputs(op) + graph.output_tensors(op))})
 
 
 def predict_files(artifact: Artifact, paths: list[Path]) -> list[dict]:
@@ -50,6 +57,9 @@ def predict_files(artifact: Artifact, paths: list[Path]) -> list[dict]:
         if report["fallback_ops"]:
             warnings.warn(f"{path}: the latency model has no training data for {', '.join(report['fallback_ops'])}; "
                           f"those layers are predicted by the generic fallback regressor (less accurate)")
+        if report["not_int8_ops"]:
+            warnings.warn(f"{path}: {', '.join(report['not_int8_ops'])} compute on float or int16 data; the board's "
+                          f"runtime has int8 kernels only, so those layers are priced as if they were int8")
         reports.append(report)
     return reports
 

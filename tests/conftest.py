@@ -4,6 +4,7 @@ models from ../shared, which a fresh clone does not have."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,41 @@ def pytest_configure(config):
     os.environ.setdefault("HWBENCH_CACHE_DIR", str(Path(config.rootpath) / ".pytest_cache" / "hwbench"))
 
 
+def emulators_under(folder: Path) -> dict[int, list[str]]:
+    """The QEMU processes (pid: command line) whose run image lies under `folder`: give a collection
+    TMPDIR=folder and these are its emulators, even after it died and they lost their parent."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            args = [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0")[:-1]]
+        except OSError:  # not a process, or it just ended
+            continue
+        if args and args[0].endswith("qemu-system-arm") and any(a.startswith(f"loader,file={folder}") for a in args):
+            found[int(proc.name)] = args
+    return found
+
+
+def measurement_count(db: Path) -> int:
+    """Rows in a results DB that a collection may be writing right now (0 before it has a schema)."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as c:
+            return c.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+    except sqlite3.OperationalError:  # schema not written yet
+        return 0
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """`hwbench ARGS` in this process: exit code, stdout, stderr."""
+    from hwbench.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
 @pytest.fixture
 def mlperf_model():
     def path(name: str) -> Path:
@@ -47,3 +83,13 @@ def generated(tmp_path_factory):
     out = tmp_path_factory.mktemp("generated")
     entries = generate_models(8, seed=11, out_dir=out)
     return out, entries
+
+
+@pytest.fixture(scope="session")
+def ten_models(tmp_path_factory):
+    """Ten random models (seed 12), the population the collection tests run on boards."""
+    from hwbench.generate import generate_models
+
+    out = tmp_path_factory.mktemp("ten")
+    generate_models(10, seed=12, out_dir=out, jobs=2)
+    return sorted(out.glob("*.tflite"))

@@ -17,26 +17,16 @@ from pathlib import Path
 import pytest
 
 from hwbench.boards import get_board, list_boards
-from conftest import MLPERF_TINY
-from hwbench.cli import main
+from conftest import MLPERF_TINY, emulators_under, measurement_count, run_cli
 from hwbench.graph import KNOWN_OPS
 from hwbench.results import ResultsDB
-from firmware_runner.backends.qemu import QemuBackend
+from firmware_runner.backends.qemu import MAX_OUTPUT, QemuBackend
 from firmware_runner.collect import collect, measure, run_image
 from firmware_runner.firmware.build import build_firmware
 from firmware_runner.compiler.plan import compile_plan
 from firmware_runner.firmware.protocol import parse_output
 
 EMULATED = ["mps2-an386", "mps2-an500"]
-
-
-@pytest.fixture(scope="module")
-def ten_models(tmp_path_factory):
-    from hwbench.generate import generate_models
-
-    out = tmp_path_factory.mktemp("ten")
-    generate_models(10, seed=12, out_dir=out, jobs=2)
-    return sorted(out.glob("*.tflite"))
 
 
 @pytest.mark.parametrize("board_name", EMULATED)
@@ -142,22 +132,42 @@ def test_garbage_on_the_serial_stream_is_tolerated(ten_models):
     assert (a.totals, a.layers, a.outputs, a.stack_bytes) == (b.totals, b.layers, b.outputs, b.stack_bytes)
 
 
+def _bare_firmware(tmp_path: Path, body: str):
+    """The an386's firmware record with its ELF replaced by `void spin(void) { body }` as reset handler."""
+    real = build_firmware(get_board("mps2-an386"))
+    source = tmp_path / "bare.c"
+    source.write_text(f"void spin(void) {{ {body} }}\n"
+                      "__attribute__((section(\".vectors\"), used)) static void (*const v[2])(void) = "
+                      "{(void (*)(void))0x20010000, spin};\n")
+    elf = tmp_path / "bare.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-nostdlib", "-Wl,--section-start=.vectors=0",
+                    "-Wl,-e,spin", "-o", str(elf), str(source)], check=True)
+    return type(real)(**{**real.__dict__, "elf": elf})
+
+
 def test_a_board_that_never_answers_is_timed_out_and_recorded(ten_models, tmp_path):
     """Firmware that spins forever without printing: the run is killed and recorded as failed."""
     board = get_board("mps2-an386")
-    real = build_firmware(board)
-    source = tmp_path / "silent.c"
-    source.write_text("void spin(void) { for (;;) {} }\n"
-                      "__attribute__((section(\".vectors\"), used)) static void (*const v[2])(void) = "
-                      "{(void (*)(void))0x20010000, spin};\n")
-    elf = tmp_path / "silent.elf"
-    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-nostdlib", "-Wl,--section-start=.vectors=0",
-                    "-Wl,-e,spin", "-o", str(elf), str(source)], check=True)
-    silent = type(real)(**{**real.__dict__, "elf": elf})
+    silent = _bare_firmware(tmp_path, "for (;;) {}")
     start = time.monotonic()
     m = measure(ten_models[0], board, silent, QemuBackend(board), repeats=1, timeout=2)
     assert time.monotonic() - start < 30
     assert m.status == "failed" and "no answer within 2 s" in m.reason
+
+
+def test_a_board_that_prints_without_end_is_cut_at_the_output_limit(ten_models, tmp_path):
+    """Firmware that prints 'x' forever on the CMSDK UART: the host keeps at most the backend's output
+    limit, kills the emulator and records why."""
+    board = get_board("mps2-an386")
+    chatty = _bare_firmware(tmp_path, f"volatile unsigned *uart = (volatile unsigned *){board.uart.base:#x}u; "
+                                      "uart[2] = 1u; for (;;) { while (uart[1] & 1u) {} uart[0] = 'x'; }")
+    backend = QemuBackend(board, max_output=100_000)  # QEMU's UART gives ~150 KB/s: MAX_OUTPUT would take 30 s
+    assert MAX_OUTPUT >= 2 ** 20
+    run = backend.run(chatty, b"", timeout=600)
+    assert run.exit_code is None and run.killed == "more than 100,000 bytes of output"
+    assert len(run.output) == 100_000 and set(run.output) == {"x"}
+    m = measure(ten_models[0], board, chatty, backend, repeats=1, timeout=600)
+    assert m.status == "failed" and m.reason.startswith("more than 100,000 bytes of output (last line: 'xxx")
 
 
 def test_a_hard_fault_is_reported_by_the_fault_handler(tmp_path):
@@ -179,7 +189,7 @@ def test_a_hard_fault_is_reported_by_the_fault_handler(tmp_path):
     faulty = type(real)(**{**real.__dict__, "elf": elf})
     run = QemuBackend(board).run(faulty, b"", timeout=30)
     report = parse_output(run.output)
-    assert run.exit_code == 3 and not run.timed_out
+    assert run.exit_code == 3 and run.killed is None
     assert report.fault is not None and report.fault.startswith("hard fault at pc 0x")
 
 
@@ -188,21 +198,28 @@ def test_collect_resumes_after_sigkill(ten_models, tmp_path):
     folder.mkdir()
     for path in ten_models[:6]:
         (folder / path.name).write_bytes(path.read_bytes())
-    db = tmp_path / "r.db"
+    db, runs = tmp_path / "r.db", tmp_path / "runs"
+    runs.mkdir()
     cmd = [sys.executable, "-m", "hwbench.cli", "collect", "--board", "mps2-an386", "--models", str(folder),
            "--db", str(db), "--repeats", "1"]
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "TMPDIR": str(runs)})
     try:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and _count(db) < 2:
+        while time.monotonic() < deadline and measurement_count(db) < 2:
             time.sleep(0.05)
-        assert _count(db) >= 2, "the collection never recorded two models"
+        assert measurement_count(db) >= 2, "the collection never recorded two models"
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # QEMU children too
+        process.kill()
         process.wait()
+        deadline = time.monotonic() + 2  # an emulator forked just before may still be starting
+        while time.monotonic() < deadline:
+            for pid in emulators_under(runs):  # they die with hwbench where setpriv is installed; else we kill them
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
     connection = sqlite3.connect(db)
     assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    before = _count(db)
+    before = measurement_count(db)
     assert 2 <= before <= 6
     orphans = connection.execute("SELECT COUNT(*) FROM layers WHERE measurement_id NOT IN "
                                  "(SELECT id FROM measurements)").fetchone()[0]
@@ -210,26 +227,9 @@ def test_collect_resumes_after_sigkill(ten_models, tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{6 - before} model(s) run now, {before} already in" in done.stdout
-    assert _count(db) == 6
+    assert measurement_count(db) == 6
     rows = connection.execute("SELECT COUNT(DISTINCT model_sha256), COUNT(*) FROM measurements").fetchone()
     assert rows == (6, 6)
-
-
-def _count(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=5) as c:
-            return c.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
-    except sqlite3.OperationalError:  # schema not written yet
-        return 0
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_results_export_and_bad_databases(ten_models, tmp_path, capsys):
@@ -277,3 +277,18 @@ def test_collect_json_reports_every_model_run_now_and_what_was_already_in(ten_mo
     code, out, _ = run_cli(capsys, *args)
     again = json.loads(out)
     assert code == 0 and (again["run_now"], again["already_in"], again["measurements"]) == (0, 2, [])
+
+
+def test_collect_count_reruns_rebuild_nothing_and_collect_only_the_manifests_models(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    args = ("collect", "--board", "mps2-an386", "--count", "2", "--seed", "5", "--db", str(db), "--repeats", "1",
+            "--json")
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0 and json.loads(out)["run_now"] == 2, err
+    folder = tmp_path / "models-seed5"
+    built = {p: p.stat().st_mtime_ns for p in folder.glob("*.tflite")}
+    shutil.copy(folder / "model_0000.tflite", folder / "model_0009.tflite")  # as an earlier, larger --count leaves
+    code, out, err = run_cli(capsys, *args)
+    report = json.loads(out)
+    assert code == 0 and (report["models"], report["run_now"], report["already_in"]) == (2, 0, 2), err
+    assert {p: p.stat().st_mtime_ns for p in built} == built  # not rebuilt

@@ -264,7 +264,7 @@ def test_generated_models_run_bit_exact_and_deterministic(name, small_models, tm
     assert len(first) == len(models)
     for m in first.values():
         assert m.unit == "instructions" and len(set(m.totals)) == 1  # identical repeats
-    again = collect(board, models[:2], ResultsDB(tmp_path / "b.db"), repeats=1)
+    again = collect(board, models[:2], ResultsDB(tmp_path / "b.db"), repeats=2)  # the same runs, tick for tick
     for m in again:
         assert [l.count for l in m.layers] == [l.count for l in first[m.model].layers]
 

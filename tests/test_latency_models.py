@@ -34,7 +34,8 @@ from latency_models.regressors import CANDIDATES, CompiledTrees, LoopCountRegres
 from latency_models.training import fit_dataset
 
 BOARD = "mps2-an386"
-N_MODELS = 30
+N_MODELS = 60
+N_TRAIN = 48  # enough models that every operator kind has training layers
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -63,8 +64,8 @@ def dataset(collected):
 
 @pytest.fixture(scope="module")
 def fitted(dataset):
-    """Fitted on the first 24 models, the last 6 held out."""
-    train, test = dataset.subset(range(24)), dataset.subset(range(24, N_MODELS))
+    """Fitted on the first N_TRAIN models, the others held out."""
+    train, test = dataset.subset(range(N_TRAIN)), dataset.subset(range(N_TRAIN, N_MODELS))
     model = LatencyModel(min_layers=5, cv_folds=3)
     return fit_dataset(train, test, clock_hz=get_board(BOARD).clock_hz, model=model)
 
@@ -560,11 +561,11 @@ def test_counts_of_different_runtime_builds_are_never_mixed(collected, tmp_path)
 
 def test_learned_model_predicts_held_out_models_and_beats_the_macs_baseline(fitted):
     learned, baseline = fitted.metrics["learned"], fitted.metrics["baseline"]
-    assert learned["n"] == N_MODELS - 24
+    assert learned["n"] == N_MODELS - N_TRAIN
     assert learned["within_10"] == 1.0 and learned["mape"] < 3.0
     assert learned["mape"] < baseline["mape"] and learned["r2"] > baseline["r2"]
     model = fitted.model
-    assert model.n_models_ == 24 and model.n_layers_ == sum(len(g.ops) for g in fitted.train.graphs)
+    assert model.n_models_ == N_TRAIN and model.n_layers_ == sum(len(g.ops) for g in fitted.train.graphs)
     for kind, report in model.kind_reports_.items():
         assert report.chosen in report.cv_error and set(report.cv_error) == set(model.candidates)
         assert report.cv_error[report.chosen] <= min(report.cv_error.values()) * 1.05 + 1e-9
@@ -597,7 +598,7 @@ def test_a_kind_without_training_data_falls_back_to_the_generic_regressor(fitted
 
 @pytest.mark.parametrize("name", ["kws", "ad"])
 def test_mlperf_tiny_model_is_predicted_within_ten_percent(name, fitted, mlperf_model):
-    """Trained on 24 small random models only, yet a real model (larger than most of them) is
+    """Trained on a few dozen small random models only, yet a real model (larger than most of them) is
     predicted within ±10% of what the board counts; the MACs line is further off."""
     from firmware_runner.backends.qemu import QemuBackend
     from firmware_runner.collect import measure
@@ -618,8 +619,8 @@ def test_mlperf_tiny_model_is_predicted_within_ten_percent(name, fitted, mlperf_
 
 @pytest.fixture(scope="module")
 def fitted_each_regressor(dataset):
-    """Per candidate regressor, a model whose every kind uses it, fitted on the first 24 models."""
-    train = dataset.subset(range(24))
+    """Per candidate regressor, a model whose every kind uses it, fitted on the first N_TRAIN models."""
+    train = dataset.subset(range(N_TRAIN))
     return {name: LatencyModel(candidates=(name,), min_layers=5, cv_folds=2).fit(
         train.graphs, train.totals, train.layer_counts) for name in CANDIDATES}
 
@@ -654,7 +655,7 @@ def test_artifact_keeps_the_metadata(fitted, artifact_file):
     for key in ("board", "unit", "runtime_hash", "feature_schema", "n_models", "n_layers", "held_out",
                 "hwbench_version", "baseline", "clock_hz", "regressors", "per_operator"):
         assert key in meta, key
-    assert meta["n_models"] == 24 and meta["held_out"]["learned"]["n"] == N_MODELS - 24
+    assert meta["n_models"] == N_TRAIN and meta["held_out"]["learned"]["n"] == N_MODELS - N_TRAIN
     assert meta["runtime_hash"] == fitted.train.runtime_hash
     assert artifact.baseline.slope_ == fitted.baseline.slope_
     assert artifact.baseline.intercept_ == fitted.baseline.intercept_
@@ -817,12 +818,12 @@ def test_cli_fit_reports_both_predictors_and_writes_a_usable_model(collected, tm
     code, out, err = run_cli(capsys, "fit", "--db", db, "--board", BOARD, "--out", out_file, "--test-fraction",
                              "0.2", "--seed", "1", "--plot", plot)
     assert code == 0, err
-    assert "trained on 24 models" in out and "6 held out" in out
+    assert f"trained on {N_TRAIN} models" in out and f"{N_MODELS - N_TRAIN} held out" in out
     for text in ("MAPE", "RMSPE", "R²", "within ±5%", "within ±10%", "learned", "MACs baseline", "CONV_2D",
                  "per-inference overhead"):
         assert text in out, text
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert load_artifact(out_file).metadata["n_test_models"] == 6
+    assert load_artifact(out_file).metadata["n_test_models"] == N_MODELS - N_TRAIN
 
 
 def test_cli_fit_json_is_the_model_files_metadata(collected, tmp_path, capsys):
@@ -870,6 +871,9 @@ def test_cli_predict_reads_models_that_are_not_int8(artifact_file, tmp_path, cap
         graph = read_tflite(path)
         assert report["count"] > 0 and report["peak_bytes"] == memory_report(graph).peak_bytes
         assert [l["op"] for l in report["layers"]] == [graph.ops[l["index"]].type for l in report["layers"]]
+    reports = json.loads(out)
+    assert reports[0]["not_int8_ops"] == ["LOG_SOFTMAX"]
+    assert "CONV_2D" in reports[1]["not_int8_ops"] and "priced as if they were int8" in err
 
 
 def test_cli_predict_warns_when_the_board_runtime_changed(fitted, collected, tmp_path, capsys):

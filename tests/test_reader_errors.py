@@ -100,9 +100,11 @@ def convert(tf, function, int8: bool = False, int8_io: bool = False) -> bytes:
 
 @pytest.fixture(scope="module")
 def generated_bytes(generated) -> dict[str, bytes]:
-    """Two generated full-int8 models (conftest's population), so nothing here needs ../shared."""
+    """Two generated full-int8 models with int8 input and output (conftest's population), so nothing
+    here needs ../shared."""
     out, entries = generated
-    return {entry["file"]: (out / entry["file"]).read_bytes() for entry in entries[:2]}
+    int8_io = [entry for entry in entries if entry["architecture"].get("io", "int8") == "int8"]
+    return {entry["file"]: (out / entry["file"]).read_bytes() for entry in int8_io[:2]}
 
 
 @pytest.fixture(scope="module")

@@ -22,14 +22,18 @@ from firmware_runner.firmware.build import Firmware
 class BoardRun:
     output: str  # everything the board printed, decoded leniently
     exit_code: int | None  # None when it had to be killed
-    timed_out: bool
+    killed: str | None  # why it had to be killed, in words ("no answer within 20 s"), or None
     seconds: float
 
 
 class Backend(Protocol):
     unit: str  # "instructions" or "cycles"
 
-    def run(self, firmware: Firmware, image: bytes, timeout: float) -> BoardRun: ...
+    def run(self, firmware: Firmware, image: bytes, timeout: float) -> BoardRun:
+        """One run, from any thread; never longer than `timeout` seconds."""
+
+    def stop(self) -> None:
+        """End every run in progress now (from any thread) and refuse new ones."""
 
     def count(self, ticks: float) -> float:
         """Counter ticks -> the unit."""
