@@ -103,12 +103,17 @@ def _problem(report: BoardReport, run, firmware: Firmware, limit: float, plan, r
         return report.fault
     if report.error:
         return f"board reported error {report.error}"
+    if run.problem:
+        return run.problem
     if run.timed_out:
         return f"no answer within {limit:.0f} s (last line: {report.last_line!r})"
     if not report.done:
         return f"board stopped without finishing (exit code {run.exit_code}, last line: {report.last_line!r})"
     if report.firmware_hash != firmware.runtime_hash or report.protocol != PROTOCOL_VERSION:
         return f"board runs firmware {report.firmware_hash}, expected {firmware.runtime_hash}"
+    settings = report.settings_problem(firmware.clock_hz, firmware.settings)
+    if settings:
+        return settings
     complete = (len(report.totals) == repeats and report.ops == len(plan.ops) and
                 all(len(report.layers.get(r, {})) == len(plan.ops) for r in range(repeats)))
     if not complete:
@@ -118,11 +123,13 @@ def _problem(report: BoardReport, run, firmware: Firmware, limit: float, plan, r
 
 def collect(board: Board, models: Sequence[Path], db: ResultsDB, repeats: int = DEFAULT_REPEATS, jobs: int = 1,
             limits: Board | None = None, timeout: float | None = None,
-            progress: Callable[[Measurement | None], None] | None = None) -> list[Measurement]:
+            progress: Callable[[Measurement | None], None] | None = None,
+            backend: Backend | None = None) -> list[Measurement]:
     """Measure `models` on `board` that the DB does not have yet; returns what this call recorded.
-    `progress(None)` is called once per model skipped because it is already in the DB."""
+    `progress(None)` is called once per model skipped because it is already in the DB. `backend`:
+    how to reach the board (default: `backend_for(board)`)."""
     firmware = build_firmware(board, limits)
-    backend = backend_for(board)
+    backend = backend or backend_for(board)
     done = db.finished(board.name, firmware.runtime_hash)
     todo = []
     for path in models:
