@@ -115,12 +115,17 @@ def _problem(report: BoardReport, run: BoardRun, firmware: Firmware, plan, repea
         return report.fault
     if report.error:
         return f"board reported error {report.error}"
+    if run.problem:
+        return run.problem
     if run.killed:
         return f"{run.killed} (last line: {report.last_line!r})"
     if not report.done:
         return f"board stopped without finishing (exit code {run.exit_code}, last line: {report.last_line!r})"
     if report.firmware_hash != firmware.runtime_hash or report.protocol != PROTOCOL_VERSION:
         return f"board runs firmware {report.firmware_hash}, expected {firmware.runtime_hash}"
+    settings = report.settings_problem(firmware.clock_hz, firmware.settings)
+    if settings:
+        return settings
     complete = (len(report.totals) == repeats and report.ops == len(plan.ops) and
                 all(len(report.layers.get(r, {})) == len(plan.ops) for r in range(repeats)))
     if not complete:
@@ -128,22 +133,26 @@ def _problem(report: BoardReport, run: BoardRun, firmware: Firmware, plan, repea
     return None
 
 
-def check_board(board: Board, limits: Board | None = None) -> None:
+def check_board(board: Board, limits: Board | None = None, **reach) -> Backend:
     """Fail now, before any model is generated or read, if `board` cannot be collected on: no way to
-    reach it (an emulator, a probe), no firmware support for it, no cross toolchain."""
-    backend_for(board)
+    reach it (an emulator; a probe, its serial port and pyOCD's target, found with `reach`: probe,
+    port, pack), no firmware support for it, no cross toolchain. Returns the backend to collect with."""
+    backend = backend_for(board, **reach)
     build_firmware(board, limits)
+    return backend
 
 
 def collect(board: Board, models: Sequence[Path], db: ResultsDB, repeats: int = DEFAULT_REPEATS, jobs: int = 1,
             limits: Board | None = None, timeout: float | None = None,
-            progress: Callable[[Measurement | None], None] | None = None) -> list[Measurement]:
+            progress: Callable[[Measurement | None], None] | None = None,
+            backend: Backend | None = None) -> list[Measurement]:
     """Measure `models` on `board` that the DB does not have yet; returns what this call recorded.
     A model another process finished meanwhile is not run (or not recorded) again; `progress(None)`
     is called once for each model the DB already has. On any exception, Ctrl-C included, the runs in
-    progress are stopped, the models finished by then are recorded, and the exception goes on."""
-    backend = backend_for(board)
+    progress are stopped, the models finished by then are recorded, and the exception goes on.
+    `backend`: how to reach the board (default: `backend_for(board)`)."""
     firmware = build_firmware(board, limits)
+    backend = backend or backend_for(board)
     todo = [(path, hashlib.sha256(_read(path)).hexdigest()) for path in reversed(models)]  # popped from the end
     recorded: list[Measurement] = []
     progress = progress or (lambda m: None)

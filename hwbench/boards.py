@@ -40,6 +40,15 @@ Format (every field is required unless marked optional)::
     family = "stm32f7"              # its board-support file, firmware_runner/firmware/<family>.c
     clock_setup_may_fail = false    # optional, emulated boards only: true where the emulator
                                     # lacks the clock tree (the firmware then says so and runs on)
+    # Optional settings of the chip's clock and memory system (absent: the family's default, see
+    # its .c file). They change what a board counts, so they are part of the runtime hash; the
+    # firmware reports the ones in effect, and a board running other settings is a failed run.
+    hse_clock   = "8 MHz"           # the external clock the PLL runs from (absent: internal)
+    hse_bypass  = true              # that clock is a signal (the ST-LINK's MCO), not a crystal
+    wait_states = 7                 # flash wait states (absent: the fewest the clock allows)
+    art         = true              # the flash accelerator (STM32: ART, prefetch, flash caches)
+    icache      = true              # instruction cache (Cortex-M7 L1; nRF52: the NVMC cache)
+    dcache      = true              # data cache (Cortex-M7 L1)
 
     [qemu]                          # emulated boards only
     machine = "mps2-an386"          # the qemu-system-arm -M value
@@ -69,6 +78,7 @@ __all__ = [
     "Board",
     "MemoryRegion",
     "Uart",
+    "FirmwareOptions",
     "load_board_file",
     "get_board",
     "list_boards",
@@ -128,6 +138,22 @@ class Uart:
 
 
 @dataclasses.dataclass(frozen=True)
+class FirmwareOptions:
+    """How the firmware sets the chip's clock and memory system up; None: the family's default."""
+    hse_hz: int | None = None
+    hse_bypass: bool = False
+    wait_states: int | None = None
+    art: bool | None = None
+    icache: bool | None = None
+    dcache: bool | None = None
+
+    def requested(self) -> dict[str, int]:
+        """The settings the firmware reports in effect (its CLOCK line), as the board file asks them."""
+        values = {"wait_states": self.wait_states, "art": self.art, "icache": self.icache, "dcache": self.dcache}
+        return {name: int(value) for name, value in values.items() if value is not None}
+
+
+@dataclasses.dataclass(frozen=True)
 class Board:
     name: str
     description: str
@@ -142,6 +168,7 @@ class Board:
     uart: Uart
     firmware_family: str | None  # the board-support file the firmware is built with; None: no port yet
     clock_setup_may_fail: bool  # the emulator lacks the clock tree: a failed clock set-up is expected
+    firmware_options: FirmwareOptions
     qemu_machine: str | None
     qemu_counter_hz: int | None  # the firmware counter's ticks per second of QEMU's virtual time
     pyocd_target: str | None
@@ -252,7 +279,8 @@ _SCHEMA: dict[str, Any] = {
     "sram": {"origin": None, "size": None},
     "plan": {"address": None},
     "uart": {"peripheral": None, "base": None, "baud": None},
-    "firmware?": {"family": None, "clock_setup_may_fail?": None},
+    "firmware?": {"family": None, "clock_setup_may_fail?": None, "hse_clock?": None, "hse_bypass?": None,
+                  "wait_states?": None, "art?": None, "icache?": None, "dcache?": None},
     "qemu?": {"machine": None, "counter_clock": None},
     "pyocd?": {"target": None, "pack?": None},
 }
@@ -323,6 +351,7 @@ class _Fields:
             ),
             firmware_family=self.get("firmware.family", _name, required=False),
             clock_setup_may_fail=self.clock_setup_may_fail(emulated),
+            firmware_options=self.firmware_options(),
             qemu_machine=qemu_machine,
             qemu_counter_hz=qemu_counter_hz,
             pyocd_target=pyocd_target,
@@ -390,6 +419,16 @@ class _Fields:
             self.fail("firmware.clock_setup_may_fail", "only an emulator may lack the clock tree; "
                       "a real board whose clock set-up fails is broken")
         return may_fail
+
+    def firmware_options(self) -> FirmwareOptions:
+        hse_hz = self.get("firmware.hse_clock", parse_clock, required=False)
+        bypass = self.get("firmware.hse_bypass", _boolean, required=False)
+        if bypass is not None and hse_hz is None:
+            self.fail("firmware.hse_bypass", "says how the HSE clock comes in: give hse_clock too")
+        flag = lambda name: self.get(f"firmware.{name}", _boolean, required=False)  # noqa: E731
+        return FirmwareOptions(hse_hz=hse_hz, hse_bypass=bool(bypass),
+                               wait_states=self.get("firmware.wait_states", _wait_states, required=False),
+                               art=flag("art"), icache=flag("icache"), dcache=flag("dcache"))
 
     def reach(self, emulated: bool) -> tuple[str | None, int | None, str | None, str | None]:
         """How hwbench reaches the board: (qemu machine, its counter's Hz, pyocd target, pyocd pack)."""
@@ -461,6 +500,12 @@ def _boolean(value: Any) -> bool:
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"expected a positive integer, got {_describe(value)}")
+    return value
+
+
+def _wait_states(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 15:
+        raise ValueError(f"expected flash wait states from 0 to 15, got {_describe(value)}")
     return value
 
 

@@ -177,6 +177,11 @@ def collect(
     memory_of: Annotated[Optional[str], typer.Option(help="Hold the emulated board to this board's SRAM and flash.")] = None,
     timeout: Annotated[Optional[float], typer.Option(min=1, help="Seconds per model run (default: from its MACs).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table (fields in the README).")] = False,
+    probe: Annotated[Optional[str], typer.Option(help="Real boards: the debug probe's unique ID (default: the only "
+                                                 "one connected; `hwbench probes` lists them).")] = None,
+    port: Annotated[Optional[str], typer.Option(help="Real boards: the board's serial port (default: the probe's "
+                                                "own virtual COM port).")] = None,
+    pack: Annotated[Optional[Path], typer.Option(help="Real boards: a CMSIS device pack file (.pack) for pyOCD.")] = None,
 ) -> None:
     """Run models on a board, record per-layer counts in the results DB, and check every output
     against TFLite's reference bit for bit. Reruns resume: models already measured are skipped."""
@@ -187,7 +192,7 @@ def collect(
     if (models is None) == (count is None):
         raise HwbenchError("give either --models DIR or --count N (with --seed S)")
     target, limits = _board(board), _board(memory_of) if memory_of else None
-    check_board(target, limits)
+    backend = check_board(target, limits, probe=probe, port=port, pack=pack)  # before generating anything
     store = ResultsDB(db)
     if count is not None:  # the manifest's models only: not what an earlier, larger --count left in the folder
         from hwbench.generate import bounds_for
@@ -206,8 +211,11 @@ def collect(
             failures += m is not None and m.status == "failed"
             progress.update(task, advance=1, failed=failures)
 
-        recorded = collect_models(target, files, store, repeats=repeats, jobs=jobs, limits=limits, timeout=timeout,
-                                  progress=advance)
+        try:
+            recorded = collect_models(target, files, store, repeats=repeats, jobs=jobs, limits=limits,
+                                      timeout=timeout, progress=advance, backend=backend)
+        finally:
+            backend.close()
     if as_json:
         print(json.dumps({"board": target.name, "db": str(db), "models": len(files), "run_now": len(recorded),
                           "already_in": len(files) - len(recorded), "summary": summary_rows(recorded),
@@ -219,6 +227,56 @@ def collect(
         for row in summary_rows(recorded):
             table.add_row(row["status"], row["reason"], str(row["models"]))
         out.print(table)
+
+
+@app.command()
+def probes(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
+) -> None:
+    """List the connected debug probes: unique ID, vendor, product, the board it looks like, its
+    serial port."""
+    from firmware_runner.backends.real import probe_table
+
+    rows = probe_table()
+    if as_json:
+        print(json.dumps(rows))
+    elif not rows:
+        out.print("no debug probe found: connect a board by the USB connector of its on-board debug probe (the "
+                  "ST-LINK of an ST Nucleo or Discovery board, the interface MCU of a Nordic DK); "
+                  "`hwbench doctor` checks USB permissions")
+    else:
+        table = Table("unique ID", "vendor", "product", "looks like", "serial port")
+        for row in rows:
+            table.add_row(row["unique_id"], row["vendor"], row["product"], row["board"] or "unknown",
+                          row["port"] or "none found")
+        out.print(table)
+
+
+@app.command()
+def doctor(
+    board: Annotated[Optional[str], typer.Option(help="Check what this board needs (exit code 1 when it cannot be "
+                                                 "used).")] = None,
+    pack: Annotated[Optional[Path], typer.Option(help="A CMSIS device pack file (.pack) to check too.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
+) -> None:
+    """Check the Arm toolchain, QEMU, pyOCD and the device packs of the bundled real boards, USB and
+    serial permissions, and say what to do about each missing piece."""
+    from firmware_runner.doctor import check_summary, run_checks
+
+    target = _board(board) if board else None
+    checks = run_checks(target, pack)
+    if as_json:
+        print(json.dumps([check_summary(c) for c in checks]))
+    else:
+        table = Table("check", "status", "found", "what to do")
+        for c in checks:
+            status = "ok" if c.ok else "MISSING" if c.needed else "missing"
+            table.add_row(c.name, status, c.found, c.fix or "")
+        out.print(table)
+    blocking = [c.name for c in checks if c.needed and not c.ok]
+    if blocking:
+        err.print(f"{target.name if target else 'hwbench'} cannot be used yet: {'; '.join(blocking)}")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """The runtime hash: one short id for everything that decides the counts a board reports — the C
 runtime and its kernels, the benchmark firmware and its build settings, the plan compiler, and the
 memory scheduler and arena planner that lay a model out — for one board's core, FPU, memory map and
-what its board-support file is built with (firmware family, UART, clock).
+what its board-support file is built with (firmware family, UART, clock, and the clock and memory
+system settings of its [firmware] table: wait states, flash accelerator, caches).
 
 The firmware build stamps it into the image, `collect` records it with every measurement, a
 latency model records the one it was fitted on, and `predict` compares the two. It is computed from
@@ -26,7 +27,8 @@ def runtime_hash(board: Board, limits: Board | None = None) -> str:
     limits = limits or board
     build = (board.core, board.fpu, board.flash.origin, min(board.flash.size, limits.flash.size),
              board.sram.origin, min(board.sram.size, limits.sram.size), board.plan_address, board.uart.base,
-             board.uart.baud, board.clock_hz, board.emulated, board.firmware_family, board.clock_setup_may_fail)
+             board.uart.baud, board.clock_hz, board.emulated, board.firmware_family, board.clock_setup_may_fail,
+             board.firmware_options)
     digest = hashlib.sha256(repr(build).encode())
     root = _package_root()
     for path in source_files():

@@ -174,7 +174,7 @@ def test_a_hard_fault_is_reported_by_the_fault_handler(tmp_path):
     """The firmware's own start-up and fault handler, with a main that executes an undefined
     instruction: the board prints a FAULT line and stops with exit code 3."""
     from hwbench.boards import get_board, list_boards
-    from firmware_runner.firmware.build import COMMON_FLAGS, FIRMWARE_DIR, LINK_FLAGS, board_flags
+    from firmware_runner.firmware.build import COMMON_FLAGS, FIRMWARE_DIR, LINK_FLAGS, board_defines, board_flags
     from firmware_runner.runtime.host import compile_c, runtime_sources
 
     board = get_board("mps2-an386")
@@ -184,7 +184,7 @@ def test_a_hard_fault_is_reported_by_the_fault_handler(tmp_path):
     sources = [FIRMWARE_DIR / "startup.c", FIRMWARE_DIR / "protocol.c", FIRMWARE_DIR / "mps2.c", main_c,
                *runtime_sources()]
     elf = compile_c(tmp_path / "fault.elf", sources, (*COMMON_FLAGS, *board_flags(board), "-I", str(FIRMWARE_DIR),
-                    f"-DHWB_UART_BASE={board.uart.base:#x}u", *LINK_FLAGS, "-T", str(real.elf.parent / "link.ld")),
+                    *board_defines(board), *LINK_FLAGS, "-T", str(real.elf.parent / "link.ld")),
                     cc="arm-none-eabi-gcc")
     faulty = type(real)(**{**real.__dict__, "elf": elf})
     run = QemuBackend(board).run(faulty, b"", timeout=30)

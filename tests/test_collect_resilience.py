@@ -195,9 +195,10 @@ def test_an_exception_in_one_model_is_recorded_and_the_collection_goes_on(ten_mo
     assert sorted(db.measurements()["status"]) == ["failed", "measured", "measured", "measured"]
 
 
-def test_an_unsupported_board_is_refused_before_any_model_is_generated(tmp_path, capsys):
+def test_a_board_that_cannot_be_reached_is_refused_before_any_model_is_generated(tmp_path, capsys):
+    """No debug probe is connected here: the real board is refused before anything is generated."""
     code, _, err = run_cli(capsys, "collect", "--board", "nucleo-f746zg", "--count", "2", "--db", str(tmp_path / "r.db"))
-    assert code == 1 and len(err.strip().splitlines()) == 1 and "nucleo-f746zg is a real board" in err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "no debug probe found" in err
     assert list(tmp_path.iterdir()) == []  # no models, no DB
 
 

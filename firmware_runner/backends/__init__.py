@@ -3,7 +3,10 @@ firmware with a run image (run header + plan) in place, hand back what the board
 what its counter counts. The benchmark loop, protocol and results store above them are shared.
 
 - `qemu`: emulated boards (QEMU with `-icount`, counts are instructions).
-- A real-board backend (pyOCD to flash, pyserial to read) slots in beside it.
+- `real`: real boards (counts are cycles), from three parts: `probe` (pyOCD, the only module that
+  talks to it: find, connect, program, write memory, reset, close), `serial_port` (pyserial: find the
+  board's port, read a run, reset and retry a silent board) and `stream` (read the protocol from a
+  live byte stream with a time limit, for any backend that reads a board while it runs).
 
 May import: the core (`hwbench`) and `firmware_runner.firmware` (the firmware image it runs).
 """
@@ -11,10 +14,10 @@ May import: the core (`hwbench`) and `firmware_runner.firmware` (the firmware im
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from hwbench.boards import Board
-from hwbench.errors import BoardError
 from firmware_runner.firmware.build import Firmware
 
 
@@ -24,6 +27,7 @@ class BoardRun:
     exit_code: int | None  # None when it had to be killed
     killed: str | None  # why it had to be killed, in words ("no answer within 20 s"), or None
     seconds: float
+    problem: str | None = None  # why the run cannot be used, when the backend knows better than its output
 
 
 class Backend(Protocol):
@@ -35,14 +39,22 @@ class Backend(Protocol):
     def stop(self) -> None:
         """End every run in progress now (from any thread) and refuse new ones."""
 
+    def close(self) -> None:
+        """Let go of what the backend holds between runs (a probe connection, a serial port)."""
+
     def count(self, ticks: float) -> float:
         """Counter ticks -> the unit."""
 
 
-def backend_for(board: Board) -> Backend:
+def backend_for(board: Board, probe: str | None = None, port: str | None = None, pack: Path | None = None) -> Backend:
+    """How to reach `board`. For a real board: the debug probe with unique ID `probe` (default: the only
+    one connected), its serial port (default: the probe's own virtual COM port) and a CMSIS pack file
+    for pyOCD; the probe, the port and pyOCD's target are looked up now, so a missing piece is an
+    error before anything is generated or built."""
     if board.emulated:
         from firmware_runner.backends.qemu import QemuBackend
 
         return QemuBackend(board)
-    raise BoardError(f"{board.name} is a real board; collecting on real boards (pyOCD) is not built yet — "
-                     f"use an emulated board such as mps2-an386, with --memory-of {board.name} for its limits")
+    from firmware_runner.backends.real import real_backend
+
+    return real_backend(board, probe=probe, port=port, pack=pack)

@@ -42,6 +42,9 @@ class QemuBackend:
         self.max_output = max_output  # bytes a run may print
         self.processes = Processes()
 
+    def close(self) -> None:
+        """Nothing is held between runs: each is its own QEMU process."""
+
     def count(self, ticks: float) -> float:
         return round(ticks / self.ticks_per_instruction)  # exact to within one instruction
 

@@ -196,5 +196,10 @@ class _Writer:
         return Plan(bytes(blob), self.arena_size, tuple(plan_ops), tuple(g.inputs), tuple(g.outputs), self.places)
 
 
+def blob_arena_size(blob: bytes) -> int:
+    """The arena a compiled plan needs, read from its header."""
+    return HEADER.unpack_from(blob)[5]
+
+
 def _align(n: int, alignment: int) -> int:
     return -(-n // alignment) * alignment

@@ -4,7 +4,11 @@
  * print counts, outputs and the stack high-water mark in the line protocol (protocol.h).
  *
  * Run header (16 bytes, little-endian), followed by the plan:
- *   magic "HWBR", seed, repeats, plan size (all uint32). */
+ *   magic "HWBR", seed, repeats, plan size (all uint32).
+ * The host puts the run image at the start of the arena's SRAM when it fits there beside the arena
+ * the plan needs (on a real board the debugger writes SRAM faster than it programs flash), and the
+ * arena then follows it; else at the plan address. The firmware looks in SRAM first: the host
+ * clears that header when it uses the plan address. */
 #include <stdint.h>
 
 #include "board.h"
@@ -20,6 +24,23 @@ typedef struct {
 
 extern uint8_t __arena_start, __arena_end;
 uint32_t stack_used(void);
+
+/* The run header the host placed, and the arena beside it. */
+static const run_header *find_run(uint8_t **arena, uint32_t *capacity) {
+    const run_header *in_sram = (const run_header *)&__arena_start;
+    uint32_t room = (uint32_t)(&__arena_end - &__arena_start);
+    if (in_sram->magic == RUN_MAGIC && in_sram->plan_size < room) {
+        uint32_t used = (uint32_t)(sizeof(run_header) + in_sram->plan_size + 15u) & ~15u;
+        if (used < room) {
+            *arena = &__arena_start + used;
+            *capacity = room - used;
+            return in_sram;
+        }
+    }
+    *arena = &__arena_start;
+    *capacity = room;
+    return (const run_header *)HWB_RUN_ADDRESS;
+}
 
 static void report_error(uint32_t code, const char *what) {
     hwb_line line;
@@ -98,14 +119,15 @@ int main(void) {
     line_word(&line, HWB_FIRMWARE_HASH);
     line_end(&line);
 
-    const run_header *run = (const run_header *)HWB_RUN_ADDRESS;
+    uint8_t *arena;
+    uint32_t capacity;
+    const run_header *run = find_run(&arena, &capacity);
     if (run->magic != RUN_MAGIC || run->repeats == 0 || run->repeats > MAX_REPEATS) {
         report_error(1, "no valid run header at the plan address");
         return 1;
     }
-    uint32_t capacity = (uint32_t)(&__arena_end - &__arena_start);
     hwb_context ctx;
-    hwb_status status = hwb_load(&ctx, run + 1, run->plan_size, &__arena_start, capacity);
+    hwb_status status = hwb_load(&ctx, run + 1, run->plan_size, arena, capacity);
     if (status != HWB_OK) {
         report_error(10 + (uint32_t)status, hwb_status_name(status));
         return 2;

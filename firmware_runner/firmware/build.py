@@ -17,6 +17,7 @@ from string import Template
 from hwbench.boards import Board
 from hwbench.errors import BoardError, HwbenchError
 from hwbench.runtime_hash import runtime_hash as board_runtime_hash
+from firmware_runner.compiler.plan import blob_arena_size
 from firmware_runner.runtime.host import cache_dir, compile_c, runtime_sources
 
 FIRMWARE_DIR = Path(__file__).resolve().parent
@@ -40,6 +41,15 @@ class Firmware:
     flash_used: int  # bytes of flash the firmware image takes
     flash_limit: int  # flash the run image must share with the firmware (within the board's and the limits')
     sram_limit: int
+    sram_run_address: int  # the arena's start: where a run image goes when it fits there beside its arena
+    clock_hz: int  # the clock and the settings (name -> value) the board must report running with
+    settings: dict[str, int]
+
+    def run_fits_sram(self, image: bytes) -> bool:
+        """Whether a run image (run header + plan) fits at the arena's start beside the arena its plan
+        needs; the firmware looks there before the plan address (bench.c)."""
+        used = -(-len(image) // 16) * 16  # the arena starts 16-byte aligned after it
+        return used + blob_arena_size(image[RUN_HEADER_SIZE:]) <= self.arena_capacity
 
 
 def stack_size(sram: int) -> int:
@@ -68,10 +78,15 @@ def board_support(board: Board) -> Path:
 
 
 def board_defines(board: Board) -> tuple[str, ...]:
-    """What the board-support file needs from the board file."""
+    """What the board-support file needs from the board file; a setting the file leaves out is not
+    defined, and the family's default applies."""
+    options = board.firmware_options
+    given = {"HSE_HZ": options.hse_hz, "HSE_BYPASS": int(options.hse_bypass) if options.hse_hz else None,
+             **{name.upper(): value for name, value in options.requested().items()}}
     return (f"-DHWB_UART_BASE={board.uart.base:#x}u", f"-DHWB_UART_BAUD={board.uart.baud}u",
             f"-DHWB_CLOCK_HZ={board.clock_hz}u", f"-DHWB_EMULATED={int(board.emulated)}",
-            f"-DHWB_CLOCK_SETUP_MAY_FAIL={int(board.clock_setup_may_fail)}")
+            f"-DHWB_CLOCK_SETUP_MAY_FAIL={int(board.clock_setup_may_fail)}",
+            *(f"-DHWB_{name}={value}u" for name, value in given.items() if value is not None))
 
 
 def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
@@ -106,7 +121,8 @@ def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
     # The run image goes at the plan address: no further than the end of the emulated flash.
     flash_limit = min(flash, flash_used + board.flash.end - board.plan_address) if plan_in_flash else flash
     firmware = Firmware(board.name, elf, runtime_hash, board.plan_address,
-                        symbols["__arena_end"] - symbols["__arena_start"], flash_used, flash_limit, sram)
+                        symbols["__arena_end"] - symbols["__arena_start"], flash_used, flash_limit, sram,
+                        symbols["__arena_start"], board.clock_hz, board.firmware_options.requested())
     partial = meta.with_suffix(".partial")
     partial.write_text(json.dumps({**asdict(firmware), "elf": str(elf)}))
     partial.replace(meta)  # another process building the same firmware never reads half a file

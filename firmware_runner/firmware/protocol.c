@@ -21,15 +21,19 @@ void line_word(hwb_line *line, const char *word) {
     }
 }
 
-void line_u32(hwb_line *line, uint32_t value) {
+static void put_u32(hwb_line *line, uint32_t value) {
     char digits[10];
     int n = 0;
     do {
         digits[n++] = (char)('0' + value % 10);
         value /= 10;
     } while (value);
-    put(line, ' ');
     while (n) put(line, digits[--n]);
+}
+
+void line_u32(hwb_line *line, uint32_t value) {
+    put(line, ' ');
+    put_u32(line, value);
 }
 
 void line_hex(hwb_line *line, const uint8_t *bytes, uint32_t count) {
@@ -48,4 +52,25 @@ void line_end(hwb_line *line) {
     for (int shift = 28; shift >= 0; shift -= 4) line->text[line->length++] = hex[(crc >> shift) & 15];
     line->text[line->length++] = '\n';
     board_write(line->text, line->length);
+}
+
+void report_clock(uint32_t hz, const char *failed, const hwb_setting *settings, uint32_t count) {
+    hwb_line line;
+    line_begin(&line, "CLOCK");
+    line_u32(&line, hz);
+    line_word(&line, failed ? failed : "ok");
+    for (uint32_t i = 0; i < count; i++) {
+        line_word(&line, settings[i].name);
+        put(&line, '=');
+        put_u32(&line, settings[i].value);
+    }
+    line_end(&line);
+    if (failed && !HWB_CLOCK_SETUP_MAY_FAIL) {
+        line_begin(&line, "ERROR");
+        line_u32(&line, 4);
+        static const char *const why[] = {"clock", "set-up", "failed:", 0, "never", "came"};
+        for (unsigned i = 0; i < sizeof why / sizeof why[0]; i++) line_word(&line, why[i] ? why[i] : failed);
+        line_end(&line);
+        board_exit(4);
+    }
 }

@@ -21,4 +21,14 @@ void line_u32(hwb_line *line, uint32_t value);
 void line_hex(hwb_line *line, const uint8_t *bytes, uint32_t count);
 void line_end(hwb_line *line); /* appends the checksum and writes the line to the UART */
 
+/* The first line of a board that sets its clock up: the core clock reached, "ok" or the ready bit
+ * that never came, then the settings in effect, read back from the chip, as name=value (the board
+ * file's names: wait_states, art, icache, dcache). A failed set-up then stops the board with
+ * ERROR 4 unless the board file says it may fail (an emulator without the clock tree). */
+typedef struct {
+    const char *name;
+    uint32_t value;
+} hwb_setting;
+void report_clock(uint32_t hz, const char *failed, const hwb_setting *settings, uint32_t count);
+
 #endif

@@ -18,6 +18,7 @@ from hwbench.graph import Graph
 
 FRAME = re.compile(r"@([A-Z]+(?: [^@#\s]+)*)#([0-9a-f]{8})")
 PROTOCOL_VERSION = 1
+FINAL_KINDS = ("DONE", "ERROR", "FAULT")  # after one of these the board prints nothing more
 
 
 @dataclass
@@ -34,12 +35,43 @@ class BoardReport:
     stack_bytes: int | None = None
     clock_hz: int | None = None  # boards that set their clock up report what it reached
     clock_failure: str | None = None  # the ready bit that never came, when the set-up failed
+    settings: dict[str, int] = field(default_factory=dict)  # clock and memory-system settings in effect
     done: bool = False
     error: str | None = None  # what the firmware reported, "code: text"
     fault: str | None = None
     frames: int = 0
     damaged: int = 0  # frames whose checksum did not match
     last_line: str = ""
+
+    def settings_problem(self, clock_hz: int, settings: dict[str, int]) -> str | None:
+        """Why the clock and settings the board reported are not the `settings` (name -> value) at
+        `clock_hz` its firmware was built for, or None. A failed clock set-up is reported apart
+        (an ERROR, or allowed on an emulator) and is not checked here."""
+        if self.clock_failure:
+            return None
+        if self.clock_hz is None:
+            return f"the board reported no clock settings, its board file asks {_settings(settings)}" if settings else None
+        if self.clock_hz != clock_hz:
+            return f"board runs at {self.clock_hz:,} Hz, its board file asks {clock_hz:,} Hz"
+        differing = {name: value for name, value in settings.items() if self.settings.get(name) != value}
+        if differing:
+            got = {name: self.settings.get(name, "unreported") for name in differing}
+            return f"board runs with {_settings(got)}, its board file asks {_settings(differing)}"
+        return None
+
+
+def _settings(values: dict) -> str:
+    return " ".join(f"{name}={value}" for name, value in values.items())
+
+
+def frames(line: str) -> list[tuple[str, bool]]:
+    """The frames in one line of output: (payload, whether its checksum matches)."""
+    return [(payload, zlib.crc32(payload.encode()) == int(crc, 16)) for payload, crc in FRAME.findall(line)]
+
+
+def is_final(line: str) -> bool:
+    """Whether a line holds an intact frame after which the board prints nothing more."""
+    return any(intact and payload.split(" ")[0] in FINAL_KINDS for payload, intact in frames(line))
 
 
 def parse_output(text: str) -> BoardReport:
@@ -48,9 +80,8 @@ def parse_output(text: str) -> BoardReport:
         stripped = line.strip()
         if stripped:
             report.last_line = stripped[:200]
-        for match in FRAME.finditer(line):
-            payload, crc = match.groups()
-            if zlib.crc32(payload.encode()) != int(crc, 16):
+        for payload, intact in frames(line):
+            if not intact:
                 report.damaged += 1
                 continue
             report.frames += 1
@@ -83,6 +114,7 @@ def _apply(report: BoardReport, fields: list[str]) -> None:
         report.stack_bytes = int(args[0])
     elif kind == "CLOCK":
         report.clock_hz, report.clock_failure = int(args[0]), None if args[1] == "ok" else args[1]
+        report.settings = {name: int(value) for name, value in (setting.split("=") for setting in args[2:])}
     elif kind == "DONE":
         report.done = True
     elif kind == "ERROR":
