@@ -44,8 +44,11 @@ class SerialBoard:
     def run(self, reset: Callable[[], None], timeout: float) -> BoardRun:
         """Reset the board and read its run; once more after another reset if it did not finish."""
         start = time.monotonic()
-        for attempt in (1, 2):
-            self.port.reset_input_buffer()  # what an idle board printed before belongs to no run
+        for _ in range(2):
+            try:
+                self.port.reset_input_buffer()  # what an idle board printed before belongs to no run
+            except OSError as e:
+                return BoardRun("", None, False, 0.0, problem=f"serial port {self.path} failed: {e}")
             reset()
             got = read_protocol(self._read, timeout, FIRST_LINE_SECONDS)
             if got.finished or got.ended:
