@@ -26,7 +26,7 @@ from firmware_runner.compiler.lowering import LOWERINGS, Lowered, Unsupported
 # The runtime's own op list is the one source of op codes (the compiler reads it; it imports no runtime code).
 OPS_HEADER = Path(__file__).resolve().parents[1] / "runtime" / "hwb_ops.h"
 MAGIC = 0x50425748  # "HWBP"
-VERSION = 1
+VERSION = 2
 HEADER = struct.Struct("<IHHII IHHHH IIIII".replace(" ", ""))
 TENSOR = struct.Struct("<BBBB4iIIif")
 OP = struct.Struct("<HBBHHIII")

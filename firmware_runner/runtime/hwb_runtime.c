@@ -8,7 +8,10 @@
  *   op record (20 B): code u16, input_count u8, output_count u8, graph_index u16, 0 u16,
  *     operands_offset u32 (u16 tensor indices, inputs then outputs), params_offset u32, params_size u32
  *   io table: input_count then output_count u16 tensor indices
- *   data section: operand lists, parameter structs and constant tensors. */
+ *   data section: operand lists, parameter structs and constant tensors.
+ * Each kernel's operands and parameter struct are documented in its file (kernels/); a change to
+ * any of them, or to the layout above, is a new HWB_PLAN_VERSION (2: FULLY_CONNECTED's scales as
+ * integer mantissas and exponents, hwb_double_scale). */
 #include "hwb_runtime.h"
 
 #include <string.h>

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define HWB_PLAN_MAGIC 0x50425748u /* "HWBP" little-endian */
-#define HWB_PLAN_VERSION 1u
+#define HWB_PLAN_VERSION 2u
 #define HWB_HEADER_SIZE 48u
 #define HWB_TENSOR_RECORD_SIZE 36u
 #define HWB_OP_RECORD_SIZE 20u

@@ -7,10 +7,11 @@ fully_connected.cc, kernel_util.cc) is computed here, on the host, in the same p
   PopulateConvolutionQuantizationParams: double(input scale) * double(filter scale) / double(output
   scale). A per-tensor filter scale is broadcast to every channel.
 - FULLY_CONNECTED's reference kernel requantizes in double precision instead:
-  round(double(acc) * (double(input scale) * double(filter scale) / double(output scale))), once,
-  per-tensor and per-channel alike. The plan carries the float32 filter scales per output unit
-  and the kernel does that arithmetic itself (fixed-point multipliers differ by 1 LSB on some
-  inputs, as TFLM's kernel does).
+  round(double(acc) * (double(input scale) * double(filter scale) / double(output scale))),
+  per-tensor and per-channel alike. The plan carries each unit's double scale, computed here in
+  double precision as the reference does, as an integer mantissa and exponent; the kernel
+  reproduces the product and both roundings in integers (fixed-point multipliers differ by 1 LSB
+  on some inputs, as TFLM's kernel does).
 - Padding is ComputePaddingHeightWidth's: only the top/left padding reaches the kernel.
 - Fused activations are clamps (CalculateActivationRangeQuantized).
 """
@@ -21,7 +22,7 @@ import numpy as np
 
 from hwbench.graph import NO_TENSOR, Graph, Op, Tensor
 from firmware_runner.compiler.lowering.base import Lowered, Unsupported, int32_array, pack, require_dtypes
-from firmware_runner.compiler.quantization import activation_range, quantize_multiplier, scale
+from firmware_runner.compiler.quantization import activation_range, double_scale, quantize_multiplier, scale
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -181,10 +182,14 @@ def lower_fully_connected(graph: Graph, op: Op) -> Lowered:
     filter_scales = _check_filter(filter_, units, axis=0)
     _check_bias(bias, units)
     act_min, act_max = activation_range(_activation(op), output)
+    s_in, s_out = float(scale(input_)), float(scale(output))
+    # The reference's double arithmetic, operation for operation: (s_in * s_filter) / s_out.
+    # As int32 words (the mantissa's low word wraps; the struct reads it as uint32).
+    scales = np.array([double_scale(s_in * float(s) / s_out) for s in filter_scales], dtype=np.int64).astype(np.int32)
     # Field order: struct fully_connected_params in runtime/kernels/fully_connected.c.
     params = pack(act_min, act_max)
     return Lowered("FULLY_CONNECTED", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
-                                       filter_scales], params)
+                                       scales], params)
 
 
 LOWERINGS = {"CONV_2D": lower_conv2d, "DEPTHWISE_CONV_2D": lower_depthwise_conv2d,
