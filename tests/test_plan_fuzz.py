@@ -28,7 +28,7 @@ def metadata_ranges(blob: bytes) -> list[tuple[int, int]]:
     op_count, ops_at, data_at = fields[7], fields[11], fields[13]
     ranges = [(0, data_at)]
     for i in range(op_count):
-        _, n_in, n_out, _, _, operands, params, params_size = OP.unpack_from(blob, ops_at + i * OP.size)
+        _, n_in, n_out, _, _, operands, params, params_size, _, _ = OP.unpack_from(blob, ops_at + i * OP.size)
         ranges += [(operands, operands + 2 * (n_in + n_out)), (params, params + params_size)]
     return [(a, b) for a, b in ranges if b > a]
 

@@ -26,10 +26,10 @@ from firmware_runner.compiler.lowering import LOWERINGS, Lowered, Unsupported
 # The runtime's own op list is the one source of op codes (the compiler reads it; it imports no runtime code).
 OPS_HEADER = Path(__file__).resolve().parents[1] / "runtime" / "hwb_ops.h"
 MAGIC = 0x50425748  # "HWBP"
-VERSION = 2
+VERSION = 3
 HEADER = struct.Struct("<IHHII IHHHH IIIII".replace(" ", ""))
-TENSOR = struct.Struct("<BBBB4iIIif")
-OP = struct.Struct("<HBBHHIII")
+TENSOR = struct.Struct("<4iiiifIII")  # hwb_tensor_record
+OP = struct.Struct("<HBBHHIIIII")  # hwb_op_record
 DTYPES = {"int8": 1, "int32": 2, "float32": 3}
 ARENA, IN_PLAN = 0, 1
 PLAN_NO_TENSOR = 0xFFFF
@@ -41,7 +41,7 @@ SECTION_ALIGNMENT = 16
 def op_codes() -> dict[str, int]:
     """Kernel name -> op code, read from the runtime's own list (runtime/hwb_ops.h)."""
     text = OPS_HEADER.read_text()
-    return {name: int(code) for code, name in re.findall(r"X\((\d+), (\w+), \w+\)", text)}
+    return {name: int(code) for code, name in re.findall(r"X\((\d+), (\w+), \w+, \w+\)", text)}
 
 
 @dataclass(frozen=True)
@@ -177,11 +177,11 @@ class _Writer:
         blob = bytearray(data_at)
         for i, (dtype, rank, location, dims, offset, nbytes, zp, sc) in enumerate(self.records):
             absolute = offset + data_at if location == IN_PLAN else offset
-            TENSOR.pack_into(blob, tensors_at + i * TENSOR.size, DTYPES[dtype], rank, location, 0, *dims, absolute,
-                             nbytes, zp, sc)
+            TENSOR.pack_into(blob, tensors_at + i * TENSOR.size, *dims, rank, DTYPES[dtype], zp, sc, nbytes, absolute,
+                             location)
         for i, (code, n_in, n_out, index, operands_at, params_at, params_size) in enumerate(op_rows):
             OP.pack_into(blob, ops_at + i * OP.size, code, n_in, n_out, index, 0, operands_at + data_at,
-                         params_at + data_at, params_size)
+                         params_at + data_at, params_size, 0, 0)
         struct.pack_into(f"<{len(io)}H", blob, io_at, *io)
         blob += self.data
         if len(self.records) > 0xFFFE or len(op_rows) > 0xFFFF:
