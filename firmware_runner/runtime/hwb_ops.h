@@ -6,31 +6,31 @@
 
 #include "hwb_runtime.h"
 
-#define HWB_OPS(X)                                                                  \
-    X(1, CONV_2D, hwb_checks_when_run, hwb_conv2d_s8)                               \
-    X(2, DEPTHWISE_CONV_2D, hwb_checks_when_run, hwb_depthwise_conv2d_s8)           \
-    X(3, FULLY_CONNECTED, hwb_checks_when_run, hwb_fully_connected_s8)              \
-    X(4, ADD, hwb_checks_when_run, hwb_add_s8)                                      \
-    X(5, SUB, hwb_checks_when_run, hwb_sub_s8)                                      \
-    X(6, MUL, hwb_checks_when_run, hwb_mul_s8)                                      \
-    X(7, AVERAGE_POOL_2D, hwb_checks_when_run, hwb_average_pool_s8)                 \
-    X(8, MAX_POOL_2D, hwb_checks_when_run, hwb_max_pool_s8)                         \
-    X(9, MEAN, hwb_checks_when_run, hwb_mean_s8)                                    \
-    X(10, PAD, hwb_checks_when_run, hwb_pad_s8)                                     \
-    X(11, RESHAPE, hwb_checks_when_run, hwb_reshape)                                \
-    X(12, TRANSPOSE, hwb_checks_when_run, hwb_transpose_s8)                         \
-    X(13, CONCATENATION, hwb_checks_when_run, hwb_concatenation_s8)                 \
-    X(14, SOFTMAX, hwb_checks_when_run, hwb_softmax_s8)                             \
-    X(15, LOG_SOFTMAX, hwb_checks_when_run, hwb_log_softmax_s8)                     \
-    X(16, LOGISTIC, hwb_checks_when_run, hwb_logistic_s8)                           \
-    X(17, TANH, hwb_checks_when_run, hwb_tanh_s8)                                   \
-    X(18, HARD_SWISH, hwb_checks_when_run, hwb_hard_swish_s8)                       \
-    X(19, RELU, hwb_checks_when_run, hwb_relu_s8)                                   \
-    X(20, RELU6, hwb_checks_when_run, hwb_relu6_s8)                                 \
-    X(21, LEAKY_RELU, hwb_checks_when_run, hwb_leaky_relu_s8)                       \
-    X(22, QUANTIZE, hwb_checks_when_run, hwb_quantize_s8)                           \
-    X(23, DEQUANTIZE, hwb_checks_when_run, hwb_dequantize_s8)                       \
-    X(24, RESIZE_NEAREST_NEIGHBOR, hwb_checks_when_run, hwb_resize_nearest_s8)
+#define HWB_OPS(X)                                                                      \
+    X(1, CONV_2D, hwb_conv2d_s8_check, hwb_conv2d_s8)                                   \
+    X(2, DEPTHWISE_CONV_2D, hwb_depthwise_conv2d_s8_check, hwb_depthwise_conv2d_s8)     \
+    X(3, FULLY_CONNECTED, hwb_fully_connected_s8_check, hwb_fully_connected_s8)         \
+    X(4, ADD, hwb_add_s8_check, hwb_add_s8)                                             \
+    X(5, SUB, hwb_sub_s8_check, hwb_sub_s8)                                             \
+    X(6, MUL, hwb_mul_s8_check, hwb_mul_s8)                                             \
+    X(7, AVERAGE_POOL_2D, hwb_average_pool_s8_check, hwb_average_pool_s8)               \
+    X(8, MAX_POOL_2D, hwb_max_pool_s8_check, hwb_max_pool_s8)                           \
+    X(9, MEAN, hwb_checks_when_run, hwb_mean_s8)                                        \
+    X(10, PAD, hwb_pad_s8_check, hwb_pad_s8)                                            \
+    X(11, RESHAPE, hwb_reshape_check, hwb_reshape)                                      \
+    X(12, TRANSPOSE, hwb_transpose_s8_check, hwb_transpose_s8)                          \
+    X(13, CONCATENATION, hwb_concatenation_s8_check, hwb_concatenation_s8)              \
+    X(14, SOFTMAX, hwb_softmax_s8_check, hwb_softmax_s8)                                \
+    X(15, LOG_SOFTMAX, hwb_log_softmax_s8_check, hwb_log_softmax_s8)                    \
+    X(16, LOGISTIC, hwb_logistic_s8_check, hwb_logistic_s8)                             \
+    X(17, TANH, hwb_tanh_s8_check, hwb_tanh_s8)                                         \
+    X(18, HARD_SWISH, hwb_hard_swish_s8_check, hwb_hard_swish_s8)                       \
+    X(19, RELU, hwb_relu_s8_check, hwb_relu_s8)                                         \
+    X(20, RELU6, hwb_relu6_s8_check, hwb_relu6_s8)                                      \
+    X(21, LEAKY_RELU, hwb_leaky_relu_s8_check, hwb_leaky_relu_s8)                       \
+    X(22, QUANTIZE, hwb_quantize_s8_check, hwb_quantize_s8)                             \
+    X(23, DEQUANTIZE, hwb_dequantize_s8_check, hwb_dequantize_s8)                       \
+    X(24, RESIZE_NEAREST_NEIGHBOR, hwb_resize_nearest_s8_check, hwb_resize_nearest_s8)
 
 #define HWB_OP_ENUM(code, name, check, run) HWB_OP_##name = code,
 typedef enum { HWB_OPS(HWB_OP_ENUM) HWB_OP_END } hwb_op_code;

@@ -14,25 +14,29 @@ struct conv2d_params {
     int32_t act_min, act_max;  /* the fused activation's clamp */
 };
 
-hwb_status hwb_conv2d_s8(const hwb_op_args *args) {
+hwb_status hwb_conv2d_s8_check(const hwb_op_args *args) {
     hwb_status status = hwb_conv_operands_s8(args, sizeof(struct conv2d_params));
     if (status != HWB_OK) return status;
+    const struct conv2d_params *p = (const struct conv2d_params *)args->params;
+    const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *out = &args->outputs[0];
+    const int32_t in_c = in->dims[3], out_c = filter->dims[0], f_c = filter->dims[3];
+    if (out->dims[0] != in->dims[0] || out->dims[3] != out_c || in_c % f_c != 0 || out_c % (in_c / f_c) != 0)
+        return HWB_ERR_SHAPE;
+    if (!hwb_conv_window_ok(in->dims[1], filter->dims[1], out->dims[1], p->stride_h, p->pad_top) ||
+        !hwb_conv_window_ok(in->dims[2], filter->dims[2], out->dims[2], p->stride_w, p->pad_left) ||
+        !hwb_conv_quant_ok(in, filter, out, p->act_min, p->act_max))
+        return HWB_ERR_PARAMS;
+    return hwb_per_channel_check(args, out_c);
+}
+
+hwb_status hwb_conv2d_s8(const hwb_op_args *args) {
     const struct conv2d_params *p = (const struct conv2d_params *)args->params;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *bias = &args->inputs[2];
     const hwb_tensor *out = &args->outputs[0];
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], in_c = in->dims[3];
     const int32_t out_c = filter->dims[0], f_h = filter->dims[1], f_w = filter->dims[2], f_c = filter->dims[3];
     const int32_t out_h = out->dims[1], out_w = out->dims[2];
-    if (out->dims[0] != batches || out->dims[3] != out_c || in_c % f_c != 0) return HWB_ERR_SHAPE;
-    const int32_t groups = in_c / f_c;
-    if (out_c % groups != 0) return HWB_ERR_SHAPE;
-    const int32_t per_group = out_c / groups;
-    if (!hwb_conv_window_ok(in_h, f_h, out_h, p->stride_h, p->pad_top) ||
-        !hwb_conv_window_ok(in_w, f_w, out_w, p->stride_w, p->pad_left) ||
-        !hwb_conv_quant_ok(in, filter, out, p->act_min, p->act_max))
-        return HWB_ERR_PARAMS;
-    status = hwb_per_channel_check(args, out_c);
-    if (status != HWB_OK) return status;
+    const int32_t per_group = out_c / (in_c / f_c);
 
     const int8_t *input = (const int8_t *)in->data, *weights = (const int8_t *)filter->data;
     const int32_t *biases = (const int32_t *)bias->data;

@@ -18,7 +18,7 @@ struct fully_connected_params {
     int32_t act_min, act_max; /* the fused activation's clamp */
 };
 
-hwb_status hwb_fully_connected_s8(const hwb_op_args *args) {
+hwb_status hwb_fully_connected_s8_check(const hwb_op_args *args) {
     if (!hwb_args_match(args, 4, 1, sizeof(struct fully_connected_params))) return HWB_ERR_PARAMS;
     const struct fully_connected_params *p = (const struct fully_connected_params *)args->params;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *bias = &args->inputs[2];
@@ -38,7 +38,15 @@ hwb_status hwb_fully_connected_s8(const hwb_op_args *args) {
     const hwb_double_scale *unit_scales = (const hwb_double_scale *)scales->data;
     for (int32_t u = 0; u < units; u++)
         if (!hwb_valid_double_scale(&unit_scales[u])) return HWB_ERR_PARAMS;
+    return HWB_OK;
+}
 
+hwb_status hwb_fully_connected_s8(const hwb_op_args *args) {
+    const struct fully_connected_params *p = (const struct fully_connected_params *)args->params;
+    const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *bias = &args->inputs[2];
+    const hwb_tensor *out = &args->outputs[0];
+    const hwb_double_scale *unit_scales = (const hwb_double_scale *)args->inputs[3].data;
+    const int32_t units = filter->dims[0], depth = filter->dims[1], batches = hwb_flat_size(out) / units;
     const int8_t *input = (const int8_t *)in->data, *weights = (const int8_t *)filter->data;
     const int32_t *biases = (const int32_t *)bias->data;
     int8_t *output = (int8_t *)out->data;
