@@ -1,9 +1,11 @@
-/* Compares hwb_round_scaled (firmware_runner/runtime/hwb_quant.h: integer arithmetic only) with the
- * double-precision formula LiteRT's reference FULLY_CONNECTED evaluates, on `count` seeded random
- * cases and a set of edge cases; built and run by tests/test_requantize.py. Prints the number of cases
- * checked, or the first difference and exits 1.
+/* Checks the runtime's requantization shortcuts (firmware_runner/runtime/hwb_quant.h) against what they
+ * stand for, on `count` seeded random cases and a set of edge cases; built and run by
+ * tests/test_requantize.py. Prints the number of cases checked, or the first difference and exits 1.
  *
- *   requantize_driver COUNT SEED */
+ *   requantize_driver double COUNT SEED   hwb_round_scaled (integers only) against the double-precision
+ *                                         formula of LiteRT's reference FULLY_CONNECTED
+ *   requantize_driver fixed COUNT SEED    hwb_requantize against TFLite's MultiplyByQuantizedMultiplier
+ *                                         (hwb_multiply_by_quantized_multiplier) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,9 +80,41 @@ static int check(int32_t acc, double scale) {
     return 0;
 }
 
+/* One random multiplier: 0, TFLite's range [2^30, 2^31), or anything non-negative. */
+static int32_t random_multiplier(void) {
+    switch (next() % 4) {
+        case 0: return (int32_t)(next() % 3) + (next() & 1 ? 0 : INT32_MAX - 2);
+        case 1: return (int32_t)(next() >> 33);
+        default: return (int32_t)((1u << 30) + (uint32_t)(next() >> 34));
+    }
+}
+
+static int check_fixed(long count) {
+    const int32_t edges[] = {0, 1, -1, 2, -2, 127, -128, 255, -255, INT32_MAX, INT32_MIN, INT32_MIN + 1, 1 << 30};
+    for (long n = 0; n < count; n++) {
+        int32_t x = n < 13 * 62 ? edges[n % 13] : random_acc();
+        int32_t shift = n < 13 * 62 ? (int32_t)(n / 13) - 31 : (int32_t)(next() % 62) - 31;
+        int32_t m = random_multiplier();
+        int32_t expected = hwb_multiply_by_quantized_multiplier(x, m, shift), got = hwb_requantize(x, m, shift);
+        checked++;
+        if (expected != got) {
+            printf("x %ld multiplier %ld shift %ld: TFLite %ld, folded %ld\n", (long)x, (long)m, (long)shift,
+                   (long)expected, (long)got);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int main(int argc, char **argv) {
-    long count = argc > 1 ? atol(argv[1]) : 1000000;
-    state = argc > 2 ? strtoull(argv[2], 0, 10) : 1;
+    int fixed = argc > 1 && strcmp(argv[1], "fixed") == 0;
+    long count = argc > 2 ? atol(argv[2]) : 1000000;
+    state = argc > 3 ? strtoull(argv[3], 0, 10) : 1;
+    if (fixed) {
+        if (!check_fixed(count)) return 1;
+        printf("%ld\n", checked);
+        return 0;
+    }
     const int32_t edges[] = {0, 1, -1, 2, -2, 3, 127, -128, 255, INT32_MAX, INT32_MIN, INT32_MIN + 1, 1 << 30, -(1 << 30)};
     const double scales[] = {0.0, 1.0, 0.5, 0.25, 2.0, 1.5, 0.75, 1e-10, 3e-3, 0.999999999, 1.0000001, 65536.0,
                              4294967296.0, 2.3283064365386963e-10, 4.656612873077393e-10};

@@ -1,6 +1,8 @@
-"""FULLY_CONNECTED's requantization in integers (hwb_round_scaled) against the double-precision
-formula of LiteRT's reference kernel: millions of random and edge cases on the host, and the plan
-compiler's decomposition of a double into mantissa and exponent."""
+"""The runtime's requantization shortcuts against what they stand for, on millions of random and edge
+cases on the host: FULLY_CONNECTED's requantization in integers (hwb_round_scaled) against the
+double-precision formula of LiteRT's reference kernel, with the plan compiler's decomposition of a
+double into mantissa and exponent; and the single-rounding hwb_requantize against TFLite's
+MultiplyByQuantizedMultiplier."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from firmware_runner.compiler.quantization import double_scale
 from firmware_runner.runtime.host import compile_c
@@ -17,11 +20,17 @@ from firmware_runner.runtime.host import compile_c
 CASES = 4_000_000
 
 
-def test_integer_rounding_equals_the_double_formula_on_millions_of_cases(tmp_path):
-    driver = compile_c(tmp_path / "requantize", [Path(__file__).parent / "requantize_driver.c"],
-                       ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"))
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    return compile_c(tmp_path_factory.mktemp("requantize") / "requantize",
+                     [Path(__file__).parent / "requantize_driver.c"], ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"))
+
+
+@pytest.mark.parametrize("mode", ["double", "fixed"])
+def test_shortcut_equals_the_reference_arithmetic_on_millions_of_cases(driver, mode):
     for seed in (1, 2):
-        done = subprocess.run([str(driver), str(CASES // 2), str(seed)], capture_output=True, text=True, timeout=300)
+        done = subprocess.run([str(driver), mode, str(CASES // 2), str(seed)], capture_output=True, text=True,
+                              timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         assert int(done.stdout) >= CASES // 2
 

@@ -51,6 +51,25 @@ static inline int32_t hwb_multiply_by_quantized_multiplier(int32_t x, int32_t mu
         hwb_saturating_rounding_doubling_high_mul(hwb_shift_left_wrap(x, left_shift), multiplier), right_shift);
 }
 
+/* hwb_multiply_by_quantized_multiplier for multiplier >= 0, equal for every x and shift, with its two
+ * roundings folded into one: with X = x * 2^left (wrapping) and P = X * multiplier, the doubling
+ * high multiply is floor((P + 2^30) / 2^31) (TFLite's nudge rounds halves up for either sign), and
+ * dividing that v by 2^right, halves away from zero, is floor((v + 2^(right-1) - [v < 0]) / 2^right).
+ * Nested floors merge: floor((P + 2^30 + 2^(30+right) - 2^31 [X < 0]) / 2^(31+right)) for right >= 1,
+ * where [v < 0] may be replaced by [X < 0] (a negative X with v = 0 gives 0 either way). With
+ * A = P + 2^30 for X >= 0 and P - 2^30 for X < 0 (one multiply-accumulate), that is the high word of
+ * A + 2^31 for right 1, and (high word of A + 2^(right-2)) >> (right-1) from 2 on.
+ * tests/test_requantize.py compares the two on millions of cases. */
+static inline int32_t hwb_requantize(int32_t x, int32_t multiplier, int32_t shift) {
+    if (shift >= 0) {
+        const int64_t product = (int64_t)hwb_shift_left_wrap(x, shift) * multiplier; /* |.| < 2^62 */
+        return (int32_t)((product + (1LL << 30)) >> 31); /* >> of a negative is arithmetic on gcc */
+    }
+    const int64_t a = (int64_t)x * multiplier + (x < 0 ? -(1LL << 30) : (1LL << 30));
+    if (shift == -1) return (int32_t)((a + (1LL << 31)) >> 32);
+    return ((int32_t)(a >> 32) + (1 << (-shift - 2))) >> (-shift - 1); /* |a| < 2^62: no overflow */
+}
+
 /* Bit length of a nonzero x: the index of its highest set bit plus one. */
 static inline int32_t hwb_bit_length(uint64_t x) {
 #if defined(__GNUC__)

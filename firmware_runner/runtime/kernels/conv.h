@@ -52,10 +52,10 @@ static inline hwb_status hwb_per_channel_check(const hwb_op_args *args, int32_t 
 }
 
 /* One output of ConvPerChannel or DepthwiseConvPerChannel from its accumulator (bias included,
- * wrapped to int32): times the channel's multiplier, plus the output zero point, clamped. */
+ * wrapped to int32): times the channel's multiplier (checked >= 0), plus the output zero point, clamped. */
 static inline int8_t hwb_conv_requantize(uint32_t acc, int32_t multiplier, int32_t shift, int32_t out_offset,
                                          int32_t act_min, int32_t act_max) {
-    int32_t v = hwb_multiply_by_quantized_multiplier(hwb_wrap_i32(acc), multiplier, shift);
+    int32_t v = hwb_requantize(hwb_wrap_i32(acc), multiplier, shift);
     v = hwb_wrap_i32((uint32_t)v + (uint32_t)out_offset);
     return (int8_t)hwb_clamp_i32(v, act_min, act_max);
 }
