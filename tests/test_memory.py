@@ -268,6 +268,21 @@ def test_layout_of_random_lifetimes_is_overlap_free(items, alignment):
     assert arena.lower_bound == max(live) <= arena.size
 
 
+def test_scratch_buffers_live_during_their_op_only():
+    # x (100) -> a (300) -> b (100) -> y (10); ops 1 and 2 get 40 and 500 B of scratch.
+    g = make_graph({"x": 100, "a": 300, "b": 100, "y": 10, "w": 1},
+                   [("CONV_2D", ["x", "w"], ["a"]), ("CONV_2D", ["a", "w"], ["b"]), ("CONV_2D", ["b", "w"], ["y"])],
+                   ["x"], ["y"])
+    plain = plan_arena(g, (0, 1, 2), alignment=1, scratch={})
+    assert plain.size == 400 and plain.scratch == {} and plain.scratch_bytes == 0
+    arena = plan_arena(g, (0, 1, 2), alignment=1, scratch={1: 40, 2: 500})
+    # Steps need x+a = 400, a+b+40 = 440 and b+y+500 = 610 bytes.
+    assert overlaps(arena) == [] and arena.size == arena.lower_bound == 610
+    assert {op: size for op, (_, size) in arena.scratch.items()} == {1: 40, 2: 500} and arena.scratch_bytes == 500
+    assert set(arena.offsets) == {0, 1, 2, 3}  # tensors only
+    assert memory_report(g, alignment=1).arena.size == 400  # no op of this graph takes a path with scratch
+
+
 def test_overlap_checker_finds_a_clash():
     bufs = [Buffer((0,), 16, 0, 2), Buffer((1,), 16, 1, 3)]
     arena = layout(bufs, 4, alignment=1)

@@ -20,6 +20,7 @@ import numpy as np
 
 from hwbench.errors import PlanError
 from hwbench.graph import NO_TENSOR, Graph
+from hwbench.kernel_paths import REFERENCE, KernelPath, kernel_path
 from hwbench.memory import DEFAULT_ALIGNMENT, plan_arena, schedule
 from firmware_runner.compiler.lowering import LOWERINGS, Lowered, Unsupported
 
@@ -50,6 +51,8 @@ class PlanOp:
     type: str  # the graph op type, e.g. "SQUEEZE"
     kernel: str  # the runtime kernel that runs it, e.g. "RESHAPE"
     outputs: tuple[int, ...]  # graph tensor indices it writes
+    path: str = REFERENCE.name  # the kernel's path (hwbench.kernel_paths)
+    scratch_bytes: int = 0  # its scratch buffer in the arena
 
 
 @dataclass(frozen=True)
@@ -73,25 +76,35 @@ class Plan:
     def order(self) -> tuple[int, ...]:
         return tuple(op.graph_index for op in self.ops)
 
+    @property
+    def scratch_bytes(self) -> int:
+        """The largest scratch buffer of any op (0: none)."""
+        return max((op.scratch_bytes for op in self.ops), default=0)
 
-def compile_plan(graph: Graph, order: Sequence[int] | None = None, alignment: int = DEFAULT_ALIGNMENT) -> Plan:
+
+def compile_plan(graph: Graph, order: Sequence[int] | None = None, alignment: int = DEFAULT_ALIGNMENT,
+                 fast: bool = True) -> Plan:
     """Lower every op of `graph`, run in `order` (the minimum-peak order by default), into a plan
-    whose activations are laid out by the arena planner."""
+    whose activations and scratch buffers are laid out by the arena planner. Each op takes the
+    kernel path hwbench.kernel_paths chooses; `fast=False` keeps every op on its reference path."""
     if order is None:
         order = schedule(graph).order
-    arena = plan_arena(graph, order, alignment=alignment)
-    lowered = [_lower(graph, i) for i in order]
-    return _Writer(graph, arena.offsets, max(arena.size, 0)).write(order, lowered)
+    paths = {i: kernel_path(graph, graph.ops[i], fast) for i in order}
+    arena = plan_arena(graph, order, alignment=alignment,
+                       scratch={i: path.scratch_bytes for i, path in paths.items() if path.scratch_bytes})
+    lowered = [_lower(graph, i, paths[i]) for i in order]
+    return _Writer(graph, arena.offsets, max(arena.size, 0)).write(order, lowered, paths, arena.scratch)
 
 
-def _lower(graph: Graph, index: int) -> Lowered:
+def _lower(graph: Graph, index: int, path: KernelPath) -> Lowered:
     op = graph.ops[index]
     where = f"{graph.name or 'model'}: operator {index} ({op.type})"
     lowering = LOWERINGS.get(op.type)
     if lowering is None:
         raise PlanError(f"{where} is not supported by the hwbench runtime")
     try:
-        lowered = lowering(graph, op)
+        # Only an op with a fast path takes the path as a third argument (see lowering/base.py).
+        lowered = lowering(graph, op) if path == REFERENCE else lowering(graph, op, path)
     except Unsupported as e:
         raise PlanError(f"{where}: {e} is not supported by the hwbench runtime") from None
     outputs = lowered.outputs if lowered.outputs is not None else op.outputs
@@ -156,7 +169,8 @@ class _Writer:
     def operand(self, operand) -> int:
         return self.constant(operand) if isinstance(operand, np.ndarray) else self.tensor(operand)
 
-    def write(self, order: Sequence[int], lowered: Sequence[Lowered]) -> Plan:
+    def write(self, order: Sequence[int], lowered: Sequence[Lowered], paths: dict[int, KernelPath],
+              scratch: dict[int, tuple[int, int]]) -> Plan:
         g = self.graph
         op_rows, plan_ops = [], []
         for index, low in zip(order, lowered):
@@ -164,9 +178,10 @@ class _Writer:
             operands = [self.operand(x) for x in low.inputs] + [self.tensor(t) for t in outputs]
             operands_at = self.put(struct.pack(f"<{len(operands)}H", *operands))
             params_at = self.put(low.params)
+            scratch_at, scratch_size = scratch.get(index, (0, 0))
             op_rows.append((op_codes()[low.kernel], len(low.inputs), len(outputs), index, operands_at, params_at,
-                            len(low.params)))
-            plan_ops.append(PlanOp(index, g.ops[index].type, low.kernel, outputs))
+                            len(low.params), scratch_at, scratch_size))
+            plan_ops.append(PlanOp(index, g.ops[index].type, low.kernel, outputs, paths[index].name, scratch_size))
         io = [self.tensor(t) for t in g.inputs] + [self.tensor(t) for t in g.outputs]
 
         # Sections: header, tensors, ops, io, data. Offsets inside `data` become absolute here.
@@ -179,9 +194,10 @@ class _Writer:
             absolute = offset + data_at if location == IN_PLAN else offset
             TENSOR.pack_into(blob, tensors_at + i * TENSOR.size, *dims, rank, DTYPES[dtype], zp, sc, nbytes, absolute,
                              location)
-        for i, (code, n_in, n_out, index, operands_at, params_at, params_size) in enumerate(op_rows):
+        for i, (code, n_in, n_out, index, operands_at, params_at, params_size, scratch_at, scratch_size) in \
+                enumerate(op_rows):
             OP.pack_into(blob, ops_at + i * OP.size, code, n_in, n_out, index, 0, operands_at + data_at,
-                         params_at + data_at, params_size, 0, 0)
+                         params_at + data_at, params_size, scratch_at, scratch_size)
         struct.pack_into(f"<{len(io)}H", blob, io_at, *io)
         blob += self.data
         if len(self.records) > 0xFFFE or len(op_rows) > 0xFFFF:
