@@ -3,12 +3,14 @@
     python benchmarks/runtime_speed.py [--boards mps2-an386 mps2-an500] [--models kws ad ...]
 
 For each MLPerf Tiny model on each board: instructions per inference (one measured run after a
-warm-up, verified bit-exact against TFLite's reference), instructions per MAC, the arena, and the per-operator breakdown (instructions per operator type, the heaviest
-first). On mps2-an386 each model's count is divided by the TFLM + CMSIS-NN figure measured on the
-same emulated board (issue 12: TFLM 90b983c2, CMSIS-NN 4ab83cc3, arm-none-eabi-gcc 12.2.1 -O2, one
-Invoke after a warm-up); the target is every ratio <= 1.0 and their geometric mean <= 0.8. Code
-size: the runtime's .text (interpreter and every kernel, built with the board's flags) and the whole
-firmware's, per board; the target is a runtime of 64 KiB at most.
+warm-up, on the kernels' fast paths, verified bit-exact against TFLite's reference), instructions
+per MAC, the arena and the largest scratch buffer in it, the fast kernel paths taken, and the
+per-operator breakdown (instructions per operator type, the heaviest first). On mps2-an386 each
+model's count is divided by the TFLM + CMSIS-NN figure measured on the same emulated board (issue 12:
+TFLM 90b983c2, CMSIS-NN 4ab83cc3, arm-none-eabi-gcc 12.2.1 -O2, one Invoke after a warm-up); the
+target is every ratio <= 1.0 and their geometric mean <= 0.8. Code size: the runtime's .text
+(interpreter and every kernel, built with the board's flags) and the whole firmware's, per board;
+the target is a runtime of 64 KiB at most.
 """
 
 from __future__ import annotations
@@ -74,11 +76,12 @@ def main() -> None:
         models = {}
         for model in args.models:
             path = MLPERF / MODELS[model]
-            plan = compile_plan(read_tflite(path))
-            m = measure(path, board, firmware, backend, repeats=1)
+            plan = compile_plan(read_tflite(path), fast=True)
+            m = measure(path, board, firmware, backend, repeats=1, fast=True)
             row = {"status": m.status, "verified": m.verified, "instructions": m.count, "macs": m.macs,
                    "instructions_per_mac": round(m.count / m.macs, 2) if m.count and m.macs else None,
-                   "arena_bytes": plan.arena_size,
+                   "arena_bytes": plan.arena_size, "scratch_bytes": plan.scratch_bytes,
+                   "paths": sorted({f"{op.type}:{op.path}" for op in plan.ops if op.path != "reference"}),
                    "operators": breakdown(m.layers)}
             if name == "mps2-an386" and m.count:
                 row["tflm_cmsis_nn"] = TFLM_CMSIS_NN_AN386[model]

@@ -51,8 +51,10 @@ def default_timeout(macs: int, repeats: int) -> float:
 
 
 def measure(path: Path, board: Board, firmware: Firmware, backend: Backend, repeats: int = DEFAULT_REPEATS,
-            timeout: float | None = None) -> Measurement:
-    """Run one model on the board; every failure becomes a recorded reason, never an exception."""
+            timeout: float | None = None, fast: bool | None = None) -> Measurement:
+    """Run one model on the board; every failure becomes a recorded reason, never an exception.
+    `fast`: the kernel paths to compile for (hwbench.kernel_paths; None: the default ones, which is
+    what `collect` records)."""
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     base = dict(model=path.name, sha256=sha, board=board.name, runtime_hash=firmware.runtime_hash, unit=backend.unit,
@@ -61,7 +63,7 @@ def measure(path: Path, board: Board, firmware: Firmware, backend: Backend, repe
         graph = parse_tflite(data, path.name)
         cost = graph_cost(graph)
         base.update(macs=cost.macs, weight_bytes=cost.weight_bytes)
-        plan = compile_plan(graph)
+        plan = compile_plan(graph, fast=fast)
     except HwbenchError as e:
         return Measurement(**base, status="skipped", reason=str(e))
     blob = plan.blob

@@ -7,6 +7,10 @@ the plan (firmware_runner/compiler), the arena planner places its scratch buffer
 the latency models can follow it. A path is the same on every board: a core with the DSP extension
 runs it with SIMD instructions, any other core and the host build run the same steps in portable C,
 so a plan and its arena do not depend on the board.
+
+The fast paths are taken on request (fast=True) until the latency models' features count the loops
+of the path each layer takes (issue 12, item 7): a model fitted on counts of one set of paths must
+not predict the other. FAST_BY_DEFAULT is the one switch; the runtime hash covers this file.
 """
 
 from __future__ import annotations
@@ -23,14 +27,40 @@ class KernelPath:
 
 
 REFERENCE = KernelPath("reference")
+FAST_BY_DEFAULT = False
 
 
-def kernel_path(graph: Graph, op: Op, fast: bool = True) -> KernelPath:
-    """The path `op` takes; `fast=False` keeps every op on its reference path."""
+def kernel_path(graph: Graph, op: Op, fast: bool | None = None) -> KernelPath:
+    """The path `op` takes: its fastest one with `fast=True`, the reference path with `fast=False`,
+    FAST_BY_DEFAULT's choice with None."""
+    if not (FAST_BY_DEFAULT if fast is None else fast):
+        return REFERENCE
+    if op.type == "CONV_2D":
+        return _conv2d(graph, op)
     return REFERENCE
 
 
-def scratch_sizes(graph: Graph, fast: bool = True) -> dict[int, int]:
+def round_up4(n: int) -> int:
+    return -(-n // 4) * 4
+
+
+def _conv2d(graph: Graph, op: Op) -> KernelPath:
+    """A convolution without groups or dilation is a matrix multiply over packed pixels: each output
+    pixel's K = FH * FW * C input values, as int16 pairs, two pixels at a time (4 Kp bytes, Kp = K
+    rounded up to 4); a 1 x 1 filter reads the pixel itself (pointwise), any other first gathers its
+    window (im2col, Kp bytes more). Grouped or dilated convolutions stay on the reference path."""
+    if len(op.inputs) < 2 or op.options.get("dilation_h_factor", 1) != 1 or op.options.get("dilation_w_factor", 1) != 1:
+        return REFERENCE
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if len(x.shape) != 4 or len(w.shape) != 4 or w.shape[3] != x.shape[3]:
+        return REFERENCE
+    kp = round_up4(w.shape[1] * w.shape[2] * w.shape[3])
+    if w.shape[1] == w.shape[2] == 1:
+        return KernelPath("pointwise", 4 * kp)
+    return KernelPath("im2col", 5 * kp)
+
+
+def scratch_sizes(graph: Graph, fast: bool | None = None) -> dict[int, int]:
     """Op index -> scratch bytes, for the ops whose path needs scratch memory."""
     paths = {v: kernel_path(graph, op, fast) for v, op in enumerate(graph.ops)}
     return {v: path.scratch_bytes for v, path in paths.items() if path.scratch_bytes}

@@ -97,6 +97,10 @@ def test_conv2d(case, conv, shape, kwargs):
     graph, op = only_op(model, "CONV_2D", FUSED[conv.get("activation")])
     assert len(graph.tensors[op.inputs[1]].quantization.scale) == conv["filters"]  # per channel
     assert_bit_exact(model)
+    assert_bit_exact(model, fast=False)
+    kernel = conv["kernel_size"]
+    expected = "reference" if conv.get("groups", 1) > 1 else "pointwise" if kernel == 1 else "im2col"
+    assert compile_plan(graph, fast=True).ops[0].path == expected
 
 
 def test_conv2d_fuses_clip_to_relu_n1_to_1():

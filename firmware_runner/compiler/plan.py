@@ -8,12 +8,9 @@ covers every byte after the CRC field.
 
 from __future__ import annotations
 
-import re
 import struct
 import zlib
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -22,10 +19,9 @@ from hwbench.errors import PlanError
 from hwbench.graph import NO_TENSOR, Graph
 from hwbench.kernel_paths import REFERENCE, KernelPath, kernel_path
 from hwbench.memory import DEFAULT_ALIGNMENT, plan_arena, schedule
+from firmware_runner.compiler.codes import op_codes
 from firmware_runner.compiler.lowering import LOWERINGS, Lowered, Unsupported
 
-# The runtime's own op list is the one source of op codes (the compiler reads it; it imports no runtime code).
-OPS_HEADER = Path(__file__).resolve().parents[1] / "runtime" / "hwb_ops.h"
 MAGIC = 0x50425748  # "HWBP"
 VERSION = 3
 HEADER = struct.Struct("<IHHII IHHHH IIIII".replace(" ", ""))
@@ -36,13 +32,6 @@ ARENA, IN_PLAN = 0, 1
 PLAN_NO_TENSOR = 0xFFFF
 MAX_RANK, MAX_INPUTS, MAX_OUTPUTS = 4, 16, 4
 SECTION_ALIGNMENT = 16
-
-
-@cache
-def op_codes() -> dict[str, int]:
-    """Kernel name -> op code, read from the runtime's own list (runtime/hwb_ops.h)."""
-    text = OPS_HEADER.read_text()
-    return {name: int(code) for code, name in re.findall(r"X\((\d+), (\w+), \w+, \w+\)", text)}
 
 
 @dataclass(frozen=True)
@@ -83,10 +72,11 @@ class Plan:
 
 
 def compile_plan(graph: Graph, order: Sequence[int] | None = None, alignment: int = DEFAULT_ALIGNMENT,
-                 fast: bool = True) -> Plan:
+                 fast: bool | None = None) -> Plan:
     """Lower every op of `graph`, run in `order` (the minimum-peak order by default), into a plan
     whose activations and scratch buffers are laid out by the arena planner. Each op takes the
-    kernel path hwbench.kernel_paths chooses; `fast=False` keeps every op on its reference path."""
+    kernel path hwbench.kernel_paths chooses: its fastest with `fast=True`, the reference path with
+    `fast=False`, the default choice with None."""
     if order is None:
         order = schedule(graph).order
     paths = {i: kernel_path(graph, graph.ops[i], fast) for i in order}

@@ -32,6 +32,14 @@
     X(23, DEQUANTIZE, hwb_dequantize_s8_check, hwb_dequantize_s8)                       \
     X(24, RESIZE_NEAREST_NEIGHBOR, hwb_resize_nearest_s8_check, hwb_resize_nearest_s8)
 
+/* The kernel paths: hwbench/kernel_paths.py chooses one per op, and the plan compiler writes its code
+ * into the op's parameter struct (reading the codes from here). */
+#define HWB_PATHS(X) X(0, reference) X(1, im2col) X(2, pointwise)
+
+#define HWB_PATH_ENUM(code, name) HWB_PATH_##name = code,
+enum { HWB_PATHS(HWB_PATH_ENUM) };
+#undef HWB_PATH_ENUM
+
 #define HWB_OP_ENUM(code, name, check, run) HWB_OP_##name = code,
 typedef enum { HWB_OPS(HWB_OP_ENUM) HWB_OP_END } hwb_op_code;
 #undef HWB_OP_ENUM

@@ -14,6 +14,10 @@ fully_connected.cc, kernel_util.cc) is computed here, on the host, in the same p
   on some inputs, as TFLM's kernel does).
 - Padding is ComputePaddingHeightWidth's: only the top/left padding reaches the kernel.
 - Fused activations are clamps (CalculateActivationRangeQuantized).
+
+On a fast path (hwbench.kernel_paths) the filter is packed as the kernel reads it (pack_rows) and the
+bias carries the input zero point's contribution (folded_bias), so the kernel multiplies raw int8
+values.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from __future__ import annotations
 import numpy as np
 
 from hwbench.graph import NO_TENSOR, Graph, Op, Tensor
+from hwbench.kernel_paths import REFERENCE, KernelPath, round_up4
+from firmware_runner.compiler.codes import path_codes
 from firmware_runner.compiler.lowering.base import Lowered, Unsupported, int32_array, pack, require_dtypes
-from firmware_runner.compiler.quantization import activation_range, double_scale, quantize_multiplier, scale
+from firmware_runner.compiler.quantization import activation_range, double_scale, quantize_multiplier, scale, zero_point
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -121,7 +127,28 @@ def _spatial(graph: Graph, op: Op, input_: Tensor, filter_: Tensor, output: Tens
     return stride_h, stride_w, compute_padding(stride_h, in_h, f_h, out_h), compute_padding(stride_w, in_w, f_w, out_w)
 
 
-def lower_conv2d(graph: Graph, op: Op) -> Lowered:
+def pack_rows(rows: np.ndarray, block: int) -> np.ndarray:
+    """A [channels, K] int8 filter as the fast paths read it, [channels, Kp]: each row padded with zeros
+    to Kp (K rounded up to 4), then blocks of `block` channels interleaved 4 bytes at a time (channel
+    0's bytes 0-3, channel 1's bytes 0-3, ..., channel 0's bytes 4-7, ...); the channels past the last
+    whole block follow row by row."""
+    channels, k = rows.shape
+    kp = round_up4(k)
+    padded = np.zeros((channels, kp), np.int8)
+    padded[:, :k] = rows
+    whole = channels // block * block
+    blocks = padded[:whole].reshape(whole // block, block, kp // 4, 4).transpose(0, 2, 1, 3)
+    return np.concatenate([blocks.reshape(-1), padded[whole:].reshape(-1)]).reshape(channels, kp)
+
+
+def folded_bias(bias: Tensor | None, rows: np.ndarray, input_zero_point: int) -> np.ndarray:
+    """bias - input_zero_point * (the sum of each row), modulo 2^32 as the kernels' int32 sums wrap:
+    sum(w * (x - zp)) + bias == sum(w * x) + folded bias."""
+    total = (0 if bias is None else bias.data.astype(np.int64)) - input_zero_point * rows.astype(np.int64).sum(axis=1)
+    return ((total + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
+
+
+def lower_conv2d(graph: Graph, op: Op, path: KernelPath = REFERENCE) -> Lowered:
     input_, filter_, output = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     bias = _operand(graph, op, 2)
     _check_activations(graph, op, [input_, output])
@@ -135,10 +162,14 @@ def lower_conv2d(graph: Graph, op: Op) -> Lowered:
     _check_bias(bias, channels)
     multipliers, shifts = per_channel_multipliers(input_, filter_scales, output)
     act_min, act_max = activation_range(_activation(op), output)
+    weights, bias_operand = op.inputs[1], NO_TENSOR if bias is None else op.inputs[2]
+    if path != REFERENCE:
+        rows = filter_.data.reshape(channels, -1)
+        weights, bias_operand = pack_rows(rows, 2), folded_bias(bias, rows, zero_point(input_))
     # Field order: struct conv2d_params in runtime/kernels/conv2d.c.
-    params = pack(stride_h, stride_w, pad_top, pad_left, act_min, act_max)
-    return Lowered("CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
-                               multipliers, shifts], params)
+    params = pack(stride_h, stride_w, pad_top, pad_left, act_min, act_max, path_codes()[path.name],
+                  filter_.shape[1], filter_.shape[2])
+    return Lowered("CONV_2D", [op.inputs[0], weights, bias_operand, multipliers, shifts], params)
 
 
 def lower_depthwise_conv2d(graph: Graph, op: Op) -> Lowered:

@@ -7,13 +7,17 @@
 #include "../hwb_ops.h"
 #include "../hwb_quant.h"
 
+/* n rounded up to a multiple of 4 (n < 2^31 - 3): the row length of a packed filter. */
+static inline int32_t hwb_round_up4(int32_t n) { return (n + 3) & ~3; }
+
 /* CONV_2D and DEPTHWISE_CONV_2D operands: input, filter, bias (or absent), multipliers, shifts;
- * output. Input, filter and output are int8 of rank 4; a parameter struct of params_size bytes. */
-static inline hwb_status hwb_conv_operands_s8(const hwb_op_args *args, uint32_t params_size) {
+ * output. Input and output are int8 of rank 4, the filter int8 of rank filter_rank; a parameter
+ * struct of params_size bytes. */
+static inline hwb_status hwb_conv_operands_s8(const hwb_op_args *args, uint32_t params_size, int32_t filter_rank) {
     if (!hwb_args_match(args, 5, 1, params_size)) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *out = &args->outputs[0];
     if (!hwb_is_s8(in) || !hwb_is_s8(filter) || !hwb_is_s8(out)) return HWB_ERR_SHAPE;
-    if (in->rank != 4 || filter->rank != 4 || out->rank != 4) return HWB_ERR_SHAPE;
+    if (in->rank != 4 || filter->rank != filter_rank || out->rank != 4) return HWB_ERR_SHAPE;
     return HWB_OK;
 }
 
