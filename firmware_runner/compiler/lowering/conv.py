@@ -148,6 +148,12 @@ def folded_bias(bias: Tensor | None, rows: np.ndarray, input_zero_point: int) ->
     return ((total + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
 
 
+def channel_records(bias: np.ndarray, multipliers: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """The fast paths' per-channel requantization, [channels, 3] int32 (hwb_channel_quant in
+    runtime/kernels/conv.h): bias, multiplier, shift."""
+    return np.stack([bias, multipliers, shifts], axis=1).astype(np.int32)
+
+
 def lower_conv2d(graph: Graph, op: Op, path: KernelPath = REFERENCE) -> Lowered:
     input_, filter_, output = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     bias = _operand(graph, op, 2)
@@ -162,14 +168,16 @@ def lower_conv2d(graph: Graph, op: Op, path: KernelPath = REFERENCE) -> Lowered:
     _check_bias(bias, channels)
     multipliers, shifts = per_channel_multipliers(input_, filter_scales, output)
     act_min, act_max = activation_range(_activation(op), output)
-    weights, bias_operand = op.inputs[1], NO_TENSOR if bias is None else op.inputs[2]
-    if path != REFERENCE:
-        rows = filter_.data.reshape(channels, -1)
-        weights, bias_operand = pack_rows(rows, 2), folded_bias(bias, rows, zero_point(input_))
     # Field order: struct conv2d_params in runtime/kernels/conv2d.c.
     params = pack(stride_h, stride_w, pad_top, pad_left, act_min, act_max, path_codes()[path.name],
                   filter_.shape[1], filter_.shape[2])
-    return Lowered("CONV_2D", [op.inputs[0], weights, bias_operand, multipliers, shifts], params)
+    if path == REFERENCE:
+        return Lowered("CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
+                                   multipliers, shifts], params)
+    rows = filter_.data.reshape(channels, -1)
+    return Lowered("CONV_2D", [op.inputs[0], pack_rows(rows, 2),
+                               channel_records(folded_bias(bias, rows, zero_point(input_)), multipliers, shifts)],
+                   params)
 
 
 def lower_depthwise_conv2d(graph: Graph, op: Op) -> Lowered:

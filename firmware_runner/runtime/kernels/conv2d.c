@@ -8,10 +8,11 @@
  *   channels at a time with 16-bit multiply-accumulates (SMLAD). Each pixel's receptive field, K = FH *
  *   FW * C values with padding read as the input zero point, is packed into the scratch buffer as int16
  *   pairs; pointwise (1 x 1 filter, so no padding) packs the input pixel itself, im2col first gathers the
- *   window. The filter is [OC, Kp] (Kp = K rounded up to 4, zero-filled), packed by channel pairs (see
- *   hwb_conv_pack_rows in conv.h), and the bias is folded: bias - input_zero_point * sum(filter row),
- *   so that the products need no input offset: sum(w * (x - zp)) = sum(w * x) - zp * sum(w) modulo 2^32,
- *   and a padded tap (x = zp) adds 0 as TFLite's skipped tap does.
+ *   window. Operands: input; filter [OC, Kp] (Kp = K rounded up to 4, zero-filled) packed by channel
+ *   pairs (pack_rows in firmware_runner/compiler/lowering/conv.py); per-channel records [OC, 3]
+ *   (hwb_channel_quant) whose bias is folded: bias - input_zero_point * sum(filter row), so that the
+ *   products need no input offset: sum(w * (x - zp)) = sum(w * x) - zp * sum(w) modulo 2^32, and a
+ *   padded tap (x = zp) adds 0 as TFLite's skipped tap does; output.
  *
  * Zero points come from the tensors. Accumulation wraps modulo 2^32 as TFLite's int32 arithmetic does
  * in practice. */
@@ -40,7 +41,8 @@ hwb_status hwb_conv2d_s8_check(const hwb_op_args *args) {
                      (p->path == HWB_PATH_im2col || p->path == HWB_PATH_pointwise);
     if (args->params_size == sizeof *p && args->params != 0 && !fast && p->path != HWB_PATH_reference)
         return HWB_ERR_PARAMS;
-    hwb_status status = hwb_conv_operands_s8(args, sizeof(struct conv2d_params), fast ? 2 : 4);
+    hwb_status status = fast ? hwb_fast_conv_operands_s8(args, sizeof(struct conv2d_params))
+                              : hwb_conv_operands_s8(args, sizeof(struct conv2d_params));
     if (status != HWB_OK) return status;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *out = &args->outputs[0];
     const int32_t in_c = in->dims[3], out_c = filter->dims[0];
@@ -51,7 +53,7 @@ hwb_status hwb_conv2d_s8_check(const hwb_op_args *args) {
             (p->path == HWB_PATH_pointwise && (p->filter_h != 1 || p->filter_w != 1)))
             return HWB_ERR_PARAMS;
         const int32_t k = p->filter_h * p->filter_w * in_c; /* <= 2^24 */
-        if (filter->dims[1] != hwb_round_up4(k) || args->inputs[2].data == 0) return HWB_ERR_SHAPE;
+        if (!hwb_is_s8(filter) || filter->rank != 2 || filter->dims[1] != hwb_round_up4(k)) return HWB_ERR_SHAPE;
         if (args->scratch_size < scratch_needed(p->path, k) || ((uintptr_t)args->scratch & 3u) != 0)
             return HWB_ERR_PARAMS;
     } else {
@@ -63,7 +65,7 @@ hwb_status hwb_conv2d_s8_check(const hwb_op_args *args) {
         !hwb_conv_window_ok(in->dims[2], p->filter_w, out->dims[2], p->stride_w, p->pad_left) ||
         !hwb_conv_quant_ok(in, filter, out, p->act_min, p->act_max))
         return HWB_ERR_PARAMS;
-    return hwb_per_channel_check(args, out_c);
+    return fast ? hwb_channel_quant_check(&args->inputs[2], out_c) : hwb_per_channel_check(args, out_c);
 }
 
 static void reference(const hwb_op_args *args) {
@@ -134,59 +136,99 @@ static void pack_pixel_tail(const int8_t *values, int32_t count, int32_t kp, uin
     pack_pixel(last, 4, packed + 4 * (whole / 4), slot);
 }
 
-/* Requantizes one output (the folded bias and the channel's multiplier and shift). */
-static inline int8_t output_value(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift, int32_t out_offset,
-                                  int32_t act_min, int32_t act_max) {
-    return hwb_conv_requantize((uint32_t)acc + (uint32_t)bias, multiplier, shift, out_offset, act_min, act_max);
+/* The sums of a pair of channels (their packed rows, interleaved 4 bytes at a time) with both
+ * packed pixels over `groups` >= 1 groups of 4 values: sums[2 * channel + pixel]. x and w are 4-byte
+ * aligned (the scratch buffer and the plan's constants are). */
+static void dot_pair(const uint32_t *x, const uint32_t *w, int32_t groups, int32_t sums[4]) {
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* channel, pixel */
+#if defined(__ARM_FEATURE_DSP)
+    /* 17 instructions for 16 multiply-accumulates; C leaves the loads without writeback. */
+    const uint32_t *end = w + 2 * groups;
+    uint32_t x0, x1, x2, x3, w0, w1, t;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrd %[x0], %[x1], [%[x]], #8\n\t"
+        "ldrd %[x2], %[x3], [%[x]], #8\n\t"
+        "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+        "sxtb16 %[t], %[w0]\n\t"
+        "smlad %[a00], %[t], %[x0], %[a00]\n\t"
+        "smlad %[a01], %[t], %[x2], %[a01]\n\t"
+        "sxtb16 %[w0], %[w0], ror #8\n\t"
+        "smlad %[a00], %[w0], %[x1], %[a00]\n\t"
+        "smlad %[a01], %[w0], %[x3], %[a01]\n\t"
+        "sxtb16 %[t], %[w1]\n\t"
+        "smlad %[a10], %[t], %[x0], %[a10]\n\t"
+        "smlad %[a11], %[t], %[x2], %[a11]\n\t"
+        "sxtb16 %[w1], %[w1], ror #8\n\t"
+        "smlad %[a10], %[w1], %[x1], %[a10]\n\t"
+        "smlad %[a11], %[w1], %[x3], %[a11]\n\t"
+        "cmp %[w], %[end]\n\t"
+        "bne 1b"
+        : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(x), [w] "+r"(w),
+          [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [w0] "=&r"(w0), [w1] "=&r"(w1),
+          [t] "=&r"(t)
+        : [end] "r"(end)
+        : "cc", "memory");
+#else
+    for (int32_t g = 0; g < groups; g++, w += 2, x += 4) {
+        const uint32_t w0_even = hwb_sxtb16(w[0]), w0_odd = hwb_sxtb16_ror8(w[0]);
+        const uint32_t w1_even = hwb_sxtb16(w[1]), w1_odd = hwb_sxtb16_ror8(w[1]);
+        a00 = hwb_smlad(w0_odd, x[1], hwb_smlad(w0_even, x[0], a00));
+        a01 = hwb_smlad(w0_odd, x[3], hwb_smlad(w0_even, x[2], a01));
+        a10 = hwb_smlad(w1_odd, x[1], hwb_smlad(w1_even, x[0], a10));
+        a11 = hwb_smlad(w1_odd, x[3], hwb_smlad(w1_even, x[2], a11));
+    }
+#endif
+    sums[0] = a00;
+    sums[1] = a01;
+    sums[2] = a10;
+    sums[3] = a11;
 }
 
-/* Both packed pixels times every channel: out0[c] and (unless out1 is NULL) out1[c]. */
+/* The sums of one channel (its packed row) with both packed pixels: sums[pixel]. */
+static void dot_single(const uint32_t *x, const uint32_t *w, int32_t groups, int32_t sums[2]) {
+    int32_t a0 = 0, a1 = 0;
+    for (int32_t g = 0; g < groups; g++, w++, x += 4) {
+        const uint32_t w_even = hwb_sxtb16(w[0]), w_odd = hwb_sxtb16_ror8(w[0]);
+        a0 = hwb_smlad(w_odd, x[1], hwb_smlad(w_even, x[0], a0));
+        a1 = hwb_smlad(w_odd, x[3], hwb_smlad(w_even, x[2], a1));
+    }
+    sums[0] = a0;
+    sums[1] = a1;
+}
+
+enum { CHUNK = 16 }; /* channels whose sums are kept between the multiply and the requantization */
+
+/* Requantizes the sums of `count` channels for both pixels (sums[2 * k + pixel]) into out0 and out1.
+ * Apart from the multiply-accumulates, so that neither loop runs short of registers. */
+static void requantize_chunk(const int32_t *sums, const hwb_channel_quant *q, int32_t count, hwb_output_quant o,
+                             int8_t *out0, int8_t *out1) {
+    for (int32_t k = 0; k < count; k++, sums += 2) {
+        const hwb_channel_quant channel = q[k];
+        out0[k] = hwb_fast_requantize(sums[0], channel, o);
+        out1[k] = hwb_fast_requantize(sums[1], channel, o);
+    }
+}
+
+/* Both packed pixels times every channel: out0[c] and out1[c]. */
 static void multiply(const hwb_op_args *args, const uint32_t *packed, int32_t kp, int8_t *out0, int8_t *out1) {
     const struct conv2d_params *p = (const struct conv2d_params *)args->params;
     const int32_t channels = args->inputs[1].dims[0], groups = kp / 4;
-    const int8_t *weights = (const int8_t *)args->inputs[1].data;
-    const int32_t *bias = (const int32_t *)args->inputs[2].data;
-    const int32_t *mult = (const int32_t *)args->inputs[3].data, *shift = (const int32_t *)args->inputs[4].data;
-    const int32_t out_offset = args->outputs[0].zero_point;
-    int32_t c = 0;
-    for (; c + 1 < channels; c += 2, weights += 2 * kp) { /* a pair of channels: their rows interleaved */
-        const int8_t *w = weights;
-        const uint32_t *x = packed;
-        int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* channel, pixel */
-        for (int32_t g = 0; g < groups; g++, w += 8, x += 4) {
-            const uint32_t w0 = hwb_load_u32(w), w1 = hwb_load_u32(w + 4);
-            const uint32_t w0_even = hwb_sxtb16(w0), w0_odd = hwb_sxtb16_ror8(w0);
-            a00 = hwb_smlad(w0_even, x[0], a00);
-            a00 = hwb_smlad(w0_odd, x[1], a00);
-            a01 = hwb_smlad(w0_even, x[2], a01);
-            a01 = hwb_smlad(w0_odd, x[3], a01);
-            const uint32_t w1_even = hwb_sxtb16(w1), w1_odd = hwb_sxtb16_ror8(w1);
-            a10 = hwb_smlad(w1_even, x[0], a10);
-            a10 = hwb_smlad(w1_odd, x[1], a10);
-            a11 = hwb_smlad(w1_even, x[2], a11);
-            a11 = hwb_smlad(w1_odd, x[3], a11);
+    const uint32_t *weights = (const uint32_t *)args->inputs[1].data;
+    const hwb_channel_quant *q = (const hwb_channel_quant *)args->inputs[2].data;
+    const hwb_output_quant o = {args->outputs[0].zero_point, p->act_min, p->act_max};
+    int32_t sums[2 * CHUNK];
+    for (int32_t first = 0; first < channels; first += CHUNK) {
+        const int32_t count = channels - first < CHUNK ? channels - first : CHUNK;
+        int32_t k = 0;
+        for (; k + 1 < count; k += 2, weights += 2 * groups) { /* sums[4 * pair + 2 * channel + pixel] */
+            dot_pair(packed, weights, groups, &sums[2 * k]);
         }
-        out0[c] = output_value(a00, bias[c], mult[c], shift[c], out_offset, p->act_min, p->act_max);
-        out0[c + 1] = output_value(a10, bias[c + 1], mult[c + 1], shift[c + 1], out_offset, p->act_min, p->act_max);
-        if (out1 != 0) {
-            out1[c] = output_value(a01, bias[c], mult[c], shift[c], out_offset, p->act_min, p->act_max);
-            out1[c + 1] = output_value(a11, bias[c + 1], mult[c + 1], shift[c + 1], out_offset, p->act_min, p->act_max);
+        if (k < count) { /* the last of an odd number of channels: its row alone */
+            dot_single(packed, weights, groups, &sums[2 * k]);
+            weights += groups;
         }
-    }
-    if (c < channels) { /* the last of an odd number of channels: its row alone */
-        const int8_t *w = weights;
-        const uint32_t *x = packed;
-        int32_t a0 = 0, a1 = 0;
-        for (int32_t g = 0; g < groups; g++, w += 4, x += 4) {
-            const uint32_t w0 = hwb_load_u32(w);
-            const uint32_t w_even = hwb_sxtb16(w0), w_odd = hwb_sxtb16_ror8(w0);
-            a0 = hwb_smlad(w_even, x[0], a0);
-            a0 = hwb_smlad(w_odd, x[1], a0);
-            a1 = hwb_smlad(w_even, x[2], a1);
-            a1 = hwb_smlad(w_odd, x[3], a1);
-        }
-        out0[c] = output_value(a0, bias[c], mult[c], shift[c], out_offset, p->act_min, p->act_max);
-        if (out1 != 0) out1[c] = output_value(a1, bias[c], mult[c], shift[c], out_offset, p->act_min, p->act_max);
+        requantize_chunk(sums, q + first, count, o, out0 + first, out1 + first);
     }
 }
 
@@ -243,7 +285,13 @@ static void fast(const hwb_op_args *args, int pointwise) {
                     pending = 0;
                 }
             }
-    if (pending != 0) multiply(args, packed, kp, pending, 0);
+    if (pending != 0) { /* an odd pixel out: its own partner, both writing the same outputs */
+        for (int32_t g = 0; g < kp / 4; g++) {
+            packed[4 * g + 2] = packed[4 * g];
+            packed[4 * g + 3] = packed[4 * g + 1];
+        }
+        multiply(args, packed, kp, pending, pending);
+    }
 }
 
 hwb_status hwb_conv2d_s8(const hwb_op_args *args) {

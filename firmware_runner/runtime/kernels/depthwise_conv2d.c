@@ -17,7 +17,7 @@ struct depthwise_conv2d_params {
 };
 
 hwb_status hwb_depthwise_conv2d_s8_check(const hwb_op_args *args) {
-    hwb_status status = hwb_conv_operands_s8(args, sizeof(struct depthwise_conv2d_params), 4);
+    hwb_status status = hwb_conv_operands_s8(args, sizeof(struct depthwise_conv2d_params));
     if (status != HWB_OK) return status;
     const struct depthwise_conv2d_params *p = (const struct depthwise_conv2d_params *)args->params;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *out = &args->outputs[0];
