@@ -37,6 +37,8 @@ def kernel_path(graph: Graph, op: Op, fast: bool | None = None) -> KernelPath:
         return REFERENCE
     if op.type == "CONV_2D":
         return _conv2d(graph, op)
+    if op.type == "DEPTHWISE_CONV_2D":
+        return _depthwise(graph, op)
     return REFERENCE
 
 
@@ -44,12 +46,27 @@ def round_up4(n: int) -> int:
     return -(-n // 4) * 4
 
 
+def _dilated(op: Op) -> bool:
+    return op.options.get("dilation_h_factor", 1) != 1 or op.options.get("dilation_w_factor", 1) != 1
+
+
+def _depthwise(graph: Graph, op: Op) -> KernelPath:
+    """A depth multiplier of 1 runs four channels at a time, the 3 x 3 filter unrolled (dw_3x3), any
+    other size looped (dw_general); other multipliers and dilations stay on the reference path."""
+    if len(op.inputs) < 2 or _dilated(op):
+        return REFERENCE
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if len(x.shape) != 4 or len(w.shape) != 4 or w.shape[0] != 1 or w.shape[3] != x.shape[3]:
+        return REFERENCE
+    return KernelPath("dw_3x3") if w.shape[1] == w.shape[2] == 3 else KernelPath("dw_general")
+
+
 def _conv2d(graph: Graph, op: Op) -> KernelPath:
     """A convolution without groups or dilation is a matrix multiply over packed pixels: each output
     pixel's K = FH * FW * C input values, as int16 pairs, two pixels at a time (4 Kp bytes, Kp = K
     rounded up to 4); a 1 x 1 filter reads the pixel itself (pointwise), any other first gathers its
     window (im2col, Kp bytes more). Grouped or dilated convolutions stay on the reference path."""
-    if len(op.inputs) < 2 or op.options.get("dilation_h_factor", 1) != 1 or op.options.get("dilation_w_factor", 1) != 1:
+    if len(op.inputs) < 2 or _dilated(op):
         return REFERENCE
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     if len(x.shape) != 4 or len(w.shape) != 4 or w.shape[3] != x.shape[3]:

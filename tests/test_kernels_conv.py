@@ -160,6 +160,11 @@ DEPTHWISE_CASES = [
     ("tiny-scales-m2", dict(kernel_size=3, depth_multiplier=2), (5, 5, 3), dict(calibration=TINY, weight_scale=1e-3)),
     ("large-weights-saturating", dict(kernel_size=3, padding="same"), (6, 6, 16),
      dict(calibration=(-100.0, 100.0), weight_scale=100.0, samples=1)),
+    ("m1-valid-s2-two-groups", dict(kernel_size=3, strides=2), (9, 9, 8), {}),
+    ("m1-same-s2-relu6-three-groups", dict(kernel_size=3, strides=2, padding="same", activation="relu6"), (10, 9, 12),
+     {}),
+    ("m1-same-5x5-partial-group", dict(kernel_size=5, padding="same"), (7, 7, 6), {}),
+    ("m1-valid-1x3-s3", dict(kernel_size=(1, 3), strides=3), (5, 10, 4), {}),
 ]
 
 
@@ -171,6 +176,10 @@ def test_depthwise_conv2d(case, conv, shape, kwargs):
     assert op.options["depth_multiplier"] == multiplier
     assert len(graph.tensors[op.inputs[1]].quantization.scale) == shape[2] * multiplier  # per channel
     assert_bit_exact(model)
+    assert_bit_exact(model, fast=False)
+    kernel = conv["kernel_size"]
+    expected = "reference" if multiplier > 1 else "dw_3x3" if kernel in (3, (3, 3)) else "dw_general"
+    assert compile_plan(graph, fast=True).ops[0].path == expected
 
 
 def test_depthwise_conv2d_without_bias_fuses_relu_n1_to_1():

@@ -180,7 +180,20 @@ def lower_conv2d(graph: Graph, op: Op, path: KernelPath = REFERENCE) -> Lowered:
                    params)
 
 
-def lower_depthwise_conv2d(graph: Graph, op: Op) -> Lowered:
+def pack_depthwise(filter_: np.ndarray) -> np.ndarray:
+    """A [1, FH, FW, C] depthwise filter as the fast paths read it, [ceil(C / 4), FH * FW, 2] int32: for
+    each group of four channels and each tap, the weights of channels 0 and 2, then of 1 and 3, as int16
+    pairs (the halves SXTB16 gives of a word of four input channels); zeros past C."""
+    taps = filter_.reshape(-1, filter_.shape[3]).astype(np.int32)  # [FH * FW, C]
+    padded = np.zeros((taps.shape[0], round_up4(taps.shape[1])), np.int32)
+    padded[:, :taps.shape[1]] = taps
+    lanes = padded.reshape(taps.shape[0], -1, 4).transpose(1, 0, 2)  # [groups, taps, 4 channels]
+    words = np.stack([(lanes[..., 0] & 0xFFFF) | (lanes[..., 2] << 16), (lanes[..., 1] & 0xFFFF) | (lanes[..., 3] << 16)],
+                     axis=2)
+    return words.astype(np.uint32).view(np.int32)
+
+
+def lower_depthwise_conv2d(graph: Graph, op: Op, path: KernelPath = REFERENCE) -> Lowered:
     input_, filter_, output = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     bias = _operand(graph, op, 2)
     _check_activations(graph, op, [input_, output])
@@ -201,9 +214,15 @@ def lower_depthwise_conv2d(graph: Graph, op: Op) -> Lowered:
     multipliers, shifts = per_channel_multipliers(input_, filter_scales, output)
     act_min, act_max = activation_range(_activation(op), output)
     # Field order: struct depthwise_conv2d_params in runtime/kernels/depthwise_conv2d.c.
-    params = pack(stride_h, stride_w, pad_top, pad_left, multiplier, act_min, act_max)
-    return Lowered("DEPTHWISE_CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
-                                         multipliers, shifts], params)
+    params = pack(stride_h, stride_w, pad_top, pad_left, multiplier, act_min, act_max, path_codes()[path.name],
+                  filter_.shape[1], filter_.shape[2])
+    if path == REFERENCE:
+        return Lowered("DEPTHWISE_CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
+                                             multipliers, shifts], params)
+    rows = filter_.data.reshape(-1, channels).T  # [C, FH * FW]: each output channel's taps
+    return Lowered("DEPTHWISE_CONV_2D", [op.inputs[0], pack_depthwise(filter_.data),
+                                         channel_records(folded_bias(bias, rows, zero_point(input_)), multipliers,
+                                                         shifts)], params)
 
 
 def lower_fully_connected(graph: Graph, op: Op) -> Lowered:
