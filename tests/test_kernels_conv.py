@@ -218,6 +218,8 @@ def test_fully_connected(case, dense, shape, kwargs):
     assert (len(op.inputs) > 2 and op.inputs[2] != -1) == dense.get("use_bias", True)
     assert graph.tensors[op.outputs[0]].shape == (1, *shape[:-1], dense["units"])
     assert_bit_exact(model, samples=10)
+    assert_bit_exact(model, samples=10, fast=False)
+    assert compile_plan(graph, fast=True).ops[0].path == "dot"
 
 
 def test_fully_connected_accumulator_overflow_wraps_as_in_tflite():
@@ -227,8 +229,8 @@ def test_fully_connected_accumulator_overflow_wraps_as_in_tflite():
     weights[:, 1] = -0.5
     model = int8_model(lambda x: keras().ops.matmul(x, weights), [(140_000,)], calibration=POSITIVE)
     only_op(model, "FULLY_CONNECTED")
-    result = assert_bit_exact(model)
-    assert result.output_bytes == 2
+    assert assert_bit_exact(model).output_bytes == 2
+    assert_bit_exact(model, fast=False)
 
 
 # ---- plans the kernels refuse ---------------------------------------------------------------------

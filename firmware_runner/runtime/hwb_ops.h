@@ -34,7 +34,7 @@
 
 /* The kernel paths: hwbench/kernel_paths.py chooses one per op, and the plan compiler writes its code
  * into the op's parameter struct (reading the codes from here). */
-#define HWB_PATHS(X) X(0, reference) X(1, im2col) X(2, pointwise) X(3, dw_3x3) X(4, dw_general)
+#define HWB_PATHS(X) X(0, reference) X(1, im2col) X(2, pointwise) X(3, dw_3x3) X(4, dw_general) X(5, dot)
 
 #define HWB_PATH_ENUM(code, name) HWB_PATH_##name = code,
 enum { HWB_PATHS(HWB_PATH_ENUM) };

@@ -225,7 +225,7 @@ def lower_depthwise_conv2d(graph: Graph, op: Op, path: KernelPath = REFERENCE) -
                                                          shifts)], params)
 
 
-def lower_fully_connected(graph: Graph, op: Op) -> Lowered:
+def lower_fully_connected(graph: Graph, op: Op, path: KernelPath = REFERENCE) -> Lowered:
     input_, filter_, output = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     bias = _operand(graph, op, 2)
     _check_activations(graph, op, [input_, output])
@@ -245,9 +245,12 @@ def lower_fully_connected(graph: Graph, op: Op) -> Lowered:
     # As int32 words (the mantissa's low word wraps; the struct reads it as uint32).
     scales = np.array([double_scale(s_in * float(s) / s_out) for s in filter_scales], dtype=np.int64).astype(np.int32)
     # Field order: struct fully_connected_params in runtime/kernels/fully_connected.c.
-    params = pack(act_min, act_max)
-    return Lowered("FULLY_CONNECTED", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
-                                       scales], params)
+    params = pack(act_min, act_max, path_codes()[path.name])
+    if path == REFERENCE:
+        return Lowered("FULLY_CONNECTED", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
+                                           scales], params)
+    records = np.concatenate([folded_bias(bias, filter_.data, zero_point(input_))[:, None], scales], axis=1)
+    return Lowered("FULLY_CONNECTED", [op.inputs[0], pack_rows(filter_.data, 4), records], params)
 
 
 LOWERINGS = {"CONV_2D": lower_conv2d, "DEPTHWISE_CONV_2D": lower_depthwise_conv2d,
