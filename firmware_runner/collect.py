@@ -52,10 +52,12 @@ def default_timeout(macs: int, repeats: int) -> float:
 
 
 def measure(path: Path, board: Board, firmware: Firmware, backend: Backend, repeats: int = DEFAULT_REPEATS,
-            timeout: float | None = None) -> Measurement:
+            timeout: float | None = None, fast: bool | None = None) -> Measurement:
     """Run one model on the board. Every failure becomes a recorded reason, never an exception: a model
     hwbench cannot compile or that does not fit is `skipped`; anything else that goes wrong (the board,
-    the reference interpreter, a bug in hwbench) makes it `failed`, with the exception in the reason."""
+    the reference interpreter, a bug in hwbench) makes it `failed`, with the exception in the reason.
+    `fast`: the kernel paths to compile for (hwbench.kernel_paths; None: the default ones, which is
+    what `collect` records)."""
     data = _read(path)
     base = dict(model=path.name, sha256=hashlib.sha256(data).hexdigest(), board=board.name,
                 runtime_hash=firmware.runtime_hash, unit=backend.unit, tflite=data, macs=0, weight_bytes=0)
@@ -73,7 +75,7 @@ def _measure(data: bytes, base: dict, firmware: Firmware, backend: Backend, repe
         graph = parse_tflite(data, base["model"])
         cost = graph_cost(graph)
         base.update(macs=cost.macs, weight_bytes=cost.weight_bytes)
-        plan = compile_plan(graph)
+        plan = compile_plan(graph, fast=fast)
     except HwbenchError as e:
         return Measurement(**base, status="skipped", reason=str(e))
     blob = plan.blob

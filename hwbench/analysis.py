@@ -16,7 +16,7 @@ def analyze_graph(graph: Graph, model: str, alignment: int = DEFAULT_ALIGNMENT, 
     """The analysis as one JSON-ready dict: totals, per-layer rows in execution order, board fit."""
     cost = graph_cost(graph)
     report = memory_report(graph, alignment=alignment)
-    offsets = report.arena.offsets
+    offsets, scratch = report.arena.offsets, report.arena.scratch
     layers = []
     for step, v in enumerate(report.order):
         l, op = cost.layers[v], graph.ops[v]
@@ -28,6 +28,7 @@ def analyze_graph(graph: Graph, model: str, alignment: int = DEFAULT_ALIGNMENT, 
             "input_bytes": sum(t.nbytes for t in graph.activation_inputs(op)),
             "output_bytes": sum(t.nbytes for t in graph.output_tensors(op)),
             "live_bytes": report.live_bytes[step],
+            "scratch_bytes": scratch.get(v, (0, 0))[1],
             "output_offsets": [offsets.get(t) for t in op.outputs],
         })
     result = {
@@ -36,7 +37,7 @@ def analyze_graph(graph: Graph, model: str, alignment: int = DEFAULT_ALIGNMENT, 
         "peak_bytes": report.peak_bytes, "peak_bytes_no_inplace": report.peak_bytes_no_inplace,
         "peak_bytes_file_order": report.peak_bytes_file_order,
         "peak_bytes_file_order_no_inplace": report.peak_bytes_file_order_no_inplace,
-        "arena_bytes": report.arena.size, "arena_alignment": alignment,
+        "arena_bytes": report.arena.size, "arena_alignment": alignment, "scratch_bytes": report.arena.scratch_bytes,
         "exact": report.exact, "exact_no_inplace": report.exact_no_inplace,
         "order": list(report.order), "layers": layers,
     }

@@ -84,7 +84,8 @@ def analyze(
     alignment: Annotated[int, typer.Option(min=1, help="Arena buffer alignment in bytes.")] = 16,
 ) -> None:
     """Show a model's layers in the minimum-peak execution order: MACs, weight bytes and live
-    activation bytes per step; the peaks (optimal, no in-place reuse, file order) and the arena."""
+    activation bytes per step; the peaks (optimal, no in-place reuse, file order) and the arena,
+    which also holds the kernels' scratch buffers."""
     from hwbench.analysis import analyze_graph, plot_memory_timeline
     from hwbench.tflite_reader import read_tflite
 
@@ -106,7 +107,8 @@ def analyze(
     proof = "optimal (proved)" if result["exact"] else "heuristic (search budget exceeded)"
     out.print(f"peak {result['peak_bytes']:,} B with this order, {proof}; without in-place reuse "
               f"{result['peak_bytes_no_inplace']:,} B; file order {result['peak_bytes_file_order']:,} B; "
-              f"arena {result['arena_bytes']:,} B ({alignment}-byte aligned)")
+              f"arena {result['arena_bytes']:,} B ({alignment}-byte aligned, kernel scratch up to "
+              f"{result['scratch_bytes']:,} B included)")
     if target is not None:
         fit = result["board"]
         for what, region, used, verb in (("sram", "SRAM", "the arena", "fits"), ("flash", "flash", "the weights", "fit")):

@@ -1,8 +1,9 @@
 """The runtime hash: one short id for everything that decides the counts a board reports — the C
-runtime and its kernels, the benchmark firmware and its build settings, the plan compiler, and the
-memory scheduler and arena planner that lay a model out — for one board's core, FPU, memory map and
-what its board-support file is built with (firmware family, UART, clock, and the clock and memory
-system settings of its [firmware] table: wait states, flash accelerator, caches).
+runtime and its kernels, the benchmark firmware and its build settings, the plan compiler, the kernel
+paths it records, and the memory scheduler and arena planner that lay a model out — for one board's
+core, FPU, memory map and what its board-support file is built with (firmware family, UART, clock,
+and the clock and memory system settings of its [firmware] table: wait states, flash accelerator,
+caches).
 
 The firmware build stamps it into the image, `collect` records it with every measurement, a
 latency model records the one it was fitted on, and `predict` compares the two. It is computed from
@@ -47,6 +48,7 @@ def source_files() -> list[Path]:
         [firmware_runner / "firmware" / "build.py"],  # compiler and linker flags
         (firmware_runner / "compiler").rglob("*.py"),
         (core / "memory").glob("*.py"),
+        [core / "kernel_paths.py"],  # which kernel path each op takes, and its scratch
     ]
     return [path for group in groups for path in sorted(group)]
 

@@ -72,8 +72,10 @@ def convert(model, shapes: Sequence[tuple[int, ...]], mode: str = "int8", seed: 
         return debugger.get_nondebug_quantized_model()
 
 
-def assert_bit_exact(model: bytes, samples: int = 3, seed: int = 0) -> Verification:
-    result = verify_model(model, samples=samples, seed=seed)
+def assert_bit_exact(model: bytes, samples: int = 3, seed: int = 0, fast: bool = True) -> Verification:
+    """The model through the host runtime, on its kernels' fast paths or (fast=False) the reference
+    paths, equals TFLite's reference on random inputs."""
+    result = verify_model(model, samples=samples, seed=seed, fast=fast)
     assert result.matched, f"runtime differs from TFLite: {result.difference}"
     return result
 

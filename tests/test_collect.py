@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -45,11 +46,22 @@ def test_generated_models_run_bit_exact_and_deterministic(board_name, ten_models
         assert [l.count for l in m.layers] == [l.count for l in first[name].layers]
 
 
+@pytest.mark.parametrize("board_name", EMULATED)
+def test_generated_models_run_bit_exact_on_the_fast_paths(board_name, ten_models):
+    """The kernels' fast paths, with the DSP instructions both boards have, against TFLite's reference."""
+    board = get_board(board_name)
+    firmware, backend = build_firmware(board), QemuBackend(board)
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda path: measure(path, board, firmware, backend, repeats=1, fast=True), ten_models))
+    assert all((m.status, m.verified) == ("measured", True) for m in done), [(m.model, m.reason) for m in done]
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["reference-paths", "fast-paths"])
 @pytest.mark.parametrize("name", MLPERF_TINY)
-def test_mlperf_tiny_models_run_bit_exact_on_mps2_an386(name, mlperf_model, tmp_path):
+def test_mlperf_tiny_models_run_bit_exact_on_mps2_an386(name, mlperf_model, fast):
     board = get_board("mps2-an386")
     firmware = build_firmware(board)
-    m = measure(mlperf_model(name), board, firmware, QemuBackend(board), repeats=1)
+    m = measure(mlperf_model(name), board, firmware, QemuBackend(board), repeats=1, fast=fast)
     assert (m.status, m.verified) == ("measured", True), m.reason
     assert m.count > m.macs  # at least one instruction per MAC
     assert {l.op_type for l in m.layers} >= {"FULLY_CONNECTED"}

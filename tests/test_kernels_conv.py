@@ -97,6 +97,10 @@ def test_conv2d(case, conv, shape, kwargs):
     graph, op = only_op(model, "CONV_2D", FUSED[conv.get("activation")])
     assert len(graph.tensors[op.inputs[1]].quantization.scale) == conv["filters"]  # per channel
     assert_bit_exact(model)
+    assert_bit_exact(model, fast=False)
+    kernel = conv["kernel_size"]
+    expected = "reference" if conv.get("groups", 1) > 1 else "pointwise" if kernel == 1 else "im2col"
+    assert compile_plan(graph, fast=True).ops[0].path == expected
 
 
 def test_conv2d_fuses_clip_to_relu_n1_to_1():
@@ -156,6 +160,11 @@ DEPTHWISE_CASES = [
     ("tiny-scales-m2", dict(kernel_size=3, depth_multiplier=2), (5, 5, 3), dict(calibration=TINY, weight_scale=1e-3)),
     ("large-weights-saturating", dict(kernel_size=3, padding="same"), (6, 6, 16),
      dict(calibration=(-100.0, 100.0), weight_scale=100.0, samples=1)),
+    ("m1-valid-s2-two-groups", dict(kernel_size=3, strides=2), (9, 9, 8), {}),
+    ("m1-same-s2-relu6-three-groups", dict(kernel_size=3, strides=2, padding="same", activation="relu6"), (10, 9, 12),
+     {}),
+    ("m1-same-5x5-partial-group", dict(kernel_size=5, padding="same"), (7, 7, 6), {}),
+    ("m1-valid-1x3-s3", dict(kernel_size=(1, 3), strides=3), (5, 10, 4), {}),
 ]
 
 
@@ -167,6 +176,10 @@ def test_depthwise_conv2d(case, conv, shape, kwargs):
     assert op.options["depth_multiplier"] == multiplier
     assert len(graph.tensors[op.inputs[1]].quantization.scale) == shape[2] * multiplier  # per channel
     assert_bit_exact(model)
+    assert_bit_exact(model, fast=False)
+    kernel = conv["kernel_size"]
+    expected = "reference" if multiplier > 1 else "dw_3x3" if kernel in (3, (3, 3)) else "dw_general"
+    assert compile_plan(graph, fast=True).ops[0].path == expected
 
 
 def test_depthwise_conv2d_without_bias_fuses_relu_n1_to_1():
@@ -205,6 +218,8 @@ def test_fully_connected(case, dense, shape, kwargs):
     assert (len(op.inputs) > 2 and op.inputs[2] != -1) == dense.get("use_bias", True)
     assert graph.tensors[op.outputs[0]].shape == (1, *shape[:-1], dense["units"])
     assert_bit_exact(model, samples=10)
+    assert_bit_exact(model, samples=10, fast=False)
+    assert compile_plan(graph, fast=True).ops[0].path == "dot"
 
 
 def test_fully_connected_accumulator_overflow_wraps_as_in_tflite():
@@ -214,8 +229,8 @@ def test_fully_connected_accumulator_overflow_wraps_as_in_tflite():
     weights[:, 1] = -0.5
     model = int8_model(lambda x: keras().ops.matmul(x, weights), [(140_000,)], calibration=POSITIVE)
     only_op(model, "FULLY_CONNECTED")
-    result = assert_bit_exact(model)
-    assert result.output_bytes == 2
+    assert assert_bit_exact(model).output_bytes == 2
+    assert_bit_exact(model, fast=False)
 
 
 # ---- plans the kernels refuse ---------------------------------------------------------------------
@@ -241,10 +256,10 @@ def small_plans():
     ("dw", 2, 1 << 30, "bad parameters"),  # pad_top far past the filter
     ("fc", 1, -129, "bad parameters"),  # act_max below int8
 ])
-def test_kernels_refuse_parameters_that_do_not_fit(small_plans, plan, field, value, refusal):
+def test_kernels_refuse_parameters_that_do_not_fit_when_the_plan_is_loaded(small_plans, plan, field, value,
+                                                                           refusal):
     good = small_plans[plan]
     runtime = HostRuntime(good)
     runtime.run([np.zeros(runtime.io(0, 0).shape, np.int8)])  # the plan as compiled runs
-    bad = HostRuntime(with_params(good.blob, 0, field, value), arena_size=good.arena_size)
-    with pytest.raises(PlanError, match=refusal):
-        bad.run([np.zeros(bad.io(0, 0).shape, np.int8)])
+    with pytest.raises(PlanError, match=f"refused the plan: {refusal}"):
+        HostRuntime(with_params(good.blob, 0, field, value), arena_size=good.arena_size)

@@ -1,6 +1,6 @@
 """Whole models, bit for bit: a population of generated models and the MLPerf Tiny models run
-through the host build of the runtime and through TFLite's reference kernels, every op's output
-compared."""
+through the host build of the runtime, on the kernels' reference and fast paths, and through TFLite's
+reference kernels, every op's output compared."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ def population(tmp_path_factory):
     return out, generate_models(POPULATION, seed=404, out_dir=out, jobs=2)
 
 
-def test_generated_models_are_bit_exact_on_random_inputs(population):
+@pytest.mark.parametrize("fast", [False, True], ids=["reference-paths", "fast-paths"])
+def test_generated_models_are_bit_exact_on_random_inputs(population, fast):
     folder, entries = population
-    results = [verify_model(folder / e["file"], samples=SAMPLES, seed=e["index"]) for e in entries]
+    results = [verify_model(folder / e["file"], samples=SAMPLES, seed=e["index"], fast=fast) for e in entries]
     failures = [(r.model, r.difference) for r in results if not r.matched]
     assert not failures, f"{len(failures)} of {len(results)} differ, first: {failures[:3]}"
     assert len(results) == POPULATION
@@ -32,8 +33,9 @@ def test_generated_models_are_bit_exact_on_random_inputs(population):
             "RESHAPE", "SOFTMAX"} <= seen
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["reference-paths", "fast-paths"])
 @pytest.mark.parametrize("name", MLPERF_TINY)
-def test_mlperf_tiny_models_are_bit_exact(name, mlperf_model):
-    result = verify_model(mlperf_model(name), samples=SAMPLES, seed=7)
+def test_mlperf_tiny_models_are_bit_exact(name, mlperf_model, fast):
+    result = verify_model(mlperf_model(name), samples=SAMPLES, seed=7, fast=fast)
     assert result.matched, result.difference
     assert result.ops > 0

@@ -3,6 +3,7 @@ the op that reads them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import zlib
@@ -53,12 +54,11 @@ def test_a_damaged_weight_is_reported_at_the_op_that_reads_it(conv_model):
     fields = HEADER.unpack_from(blob)
     tensor_count, tensors_at = fields[6], fields[10]
     for i in range(tensor_count):
-        record = TENSOR.unpack_from(blob, tensors_at + i * TENSOR.size)
-        offset, nbytes = record[8], record[9]
-        if record[2] == 1 and bytes(blob[offset:offset + nbytes]) == bias.data.astype("<i4").tobytes():
+        *_, nbytes, offset, location = TENSOR.unpack_from(blob, tensors_at + i * TENSOR.size)
+        if location == 1 and bytes(blob[offset:offset + nbytes]) == bias.data.astype("<i4").tobytes():
             struct.pack_into("<i", blob, offset, int(bias.data.flat[0]) + 1000)
     struct.pack_into("<I", blob, 12, zlib.crc32(blob[16:]))
-    damaged = type(plan)(bytes(blob), plan.arena_size, plan.ops, plan.inputs, plan.outputs, plan.places)
+    damaged = dataclasses.replace(plan, blob=bytes(blob))
 
     result = verify_model(data, samples=2, plan=damaged)
     assert not result.matched

@@ -8,40 +8,30 @@ covers every byte after the CRC field.
 
 from __future__ import annotations
 
-import re
 import struct
 import zlib
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from hwbench.errors import PlanError
 from hwbench.graph import NO_TENSOR, Graph
+from hwbench.kernel_paths import REFERENCE, KernelPath, kernel_path
 from hwbench.memory import DEFAULT_ALIGNMENT, plan_arena, schedule
+from firmware_runner.compiler.codes import op_codes
 from firmware_runner.compiler.lowering import LOWERINGS, Lowered, Unsupported
 
-# The runtime's own op list is the one source of op codes (the compiler reads it; it imports no runtime code).
-OPS_HEADER = Path(__file__).resolve().parents[1] / "runtime" / "hwb_ops.h"
 MAGIC = 0x50425748  # "HWBP"
-VERSION = 1
+VERSION = 3
 HEADER = struct.Struct("<IHHII IHHHH IIIII".replace(" ", ""))
-TENSOR = struct.Struct("<BBBB4iIIif")
-OP = struct.Struct("<HBBHHIII")
+TENSOR = struct.Struct("<4iiiifIII")  # hwb_tensor_record
+OP = struct.Struct("<HBBHHIIIII")  # hwb_op_record
 DTYPES = {"int8": 1, "int32": 2, "float32": 3}
 ARENA, IN_PLAN = 0, 1
 PLAN_NO_TENSOR = 0xFFFF
 MAX_RANK, MAX_INPUTS, MAX_OUTPUTS = 4, 16, 4
 SECTION_ALIGNMENT = 16
-
-
-@cache
-def op_codes() -> dict[str, int]:
-    """Kernel name -> op code, read from the runtime's own list (runtime/hwb_ops.h)."""
-    text = OPS_HEADER.read_text()
-    return {name: int(code) for code, name in re.findall(r"X\((\d+), (\w+), \w+\)", text)}
 
 
 @dataclass(frozen=True)
@@ -50,6 +40,8 @@ class PlanOp:
     type: str  # the graph op type, e.g. "SQUEEZE"
     kernel: str  # the runtime kernel that runs it, e.g. "RESHAPE"
     outputs: tuple[int, ...]  # graph tensor indices it writes
+    path: str = REFERENCE.name  # the kernel's path (hwbench.kernel_paths)
+    scratch_bytes: int = 0  # its scratch buffer in the arena
 
 
 @dataclass(frozen=True)
@@ -73,25 +65,36 @@ class Plan:
     def order(self) -> tuple[int, ...]:
         return tuple(op.graph_index for op in self.ops)
 
+    @property
+    def scratch_bytes(self) -> int:
+        """The largest scratch buffer of any op (0: none)."""
+        return max((op.scratch_bytes for op in self.ops), default=0)
 
-def compile_plan(graph: Graph, order: Sequence[int] | None = None, alignment: int = DEFAULT_ALIGNMENT) -> Plan:
+
+def compile_plan(graph: Graph, order: Sequence[int] | None = None, alignment: int = DEFAULT_ALIGNMENT,
+                 fast: bool | None = None) -> Plan:
     """Lower every op of `graph`, run in `order` (the minimum-peak order by default), into a plan
-    whose activations are laid out by the arena planner."""
+    whose activations and scratch buffers are laid out by the arena planner. Each op takes the
+    kernel path hwbench.kernel_paths chooses: its fastest with `fast=True`, the reference path with
+    `fast=False`, the default choice with None."""
     if order is None:
         order = schedule(graph).order
-    arena = plan_arena(graph, order, alignment=alignment)
-    lowered = [_lower(graph, i) for i in order]
-    return _Writer(graph, arena.offsets, max(arena.size, 0)).write(order, lowered)
+    paths = {i: kernel_path(graph, graph.ops[i], fast) for i in order}
+    arena = plan_arena(graph, order, alignment=alignment,
+                       scratch={i: path.scratch_bytes for i, path in paths.items() if path.scratch_bytes})
+    lowered = [_lower(graph, i, paths[i]) for i in order]
+    return _Writer(graph, arena.offsets, max(arena.size, 0)).write(order, lowered, paths, arena.scratch)
 
 
-def _lower(graph: Graph, index: int) -> Lowered:
+def _lower(graph: Graph, index: int, path: KernelPath) -> Lowered:
     op = graph.ops[index]
     where = f"{graph.name or 'model'}: operator {index} ({op.type})"
     lowering = LOWERINGS.get(op.type)
     if lowering is None:
         raise PlanError(f"{where} is not supported by the hwbench runtime")
     try:
-        lowered = lowering(graph, op)
+        # Only an op with a fast path takes the path as a third argument (see lowering/base.py).
+        lowered = lowering(graph, op) if path == REFERENCE else lowering(graph, op, path)
     except Unsupported as e:
         raise PlanError(f"{where}: {e} is not supported by the hwbench runtime") from None
     outputs = lowered.outputs if lowered.outputs is not None else op.outputs
@@ -159,7 +162,8 @@ class _Writer:
     def operand(self, operand) -> int:
         return self.constant(operand) if isinstance(operand, np.ndarray) else self.tensor(operand)
 
-    def write(self, order: Sequence[int], lowered: Sequence[Lowered]) -> Plan:
+    def write(self, order: Sequence[int], lowered: Sequence[Lowered], paths: dict[int, KernelPath],
+              scratch: dict[int, tuple[int, int]]) -> Plan:
         g = self.graph
         op_rows, plan_ops = [], []
         for index, low in zip(order, lowered):
@@ -167,9 +171,10 @@ class _Writer:
             operands = [self.operand(x) for x in low.inputs] + [self.tensor(t) for t in outputs]
             operands_at = self.put(struct.pack(f"<{len(operands)}H", *operands))
             params_at = self.put(low.params)
+            scratch_at, scratch_size = scratch.get(index, (0, 0))
             op_rows.append((op_codes()[low.kernel], len(low.inputs), len(outputs), index, operands_at, params_at,
-                            len(low.params)))
-            plan_ops.append(PlanOp(index, g.ops[index].type, low.kernel, outputs))
+                            len(low.params), scratch_at, scratch_size))
+            plan_ops.append(PlanOp(index, g.ops[index].type, low.kernel, outputs, paths[index].name, scratch_size))
         io = [self.tensor(t) for t in g.inputs] + [self.tensor(t) for t in g.outputs]
 
         # Sections: header, tensors, ops, io, data. Offsets inside `data` become absolute here.
@@ -180,11 +185,12 @@ class _Writer:
         blob = bytearray(data_at)
         for i, (dtype, rank, location, dims, offset, nbytes, zp, sc) in enumerate(self.records):
             absolute = offset + data_at if location == IN_PLAN else offset
-            TENSOR.pack_into(blob, tensors_at + i * TENSOR.size, DTYPES[dtype], rank, location, 0, *dims, absolute,
-                             nbytes, zp, sc)
-        for i, (code, n_in, n_out, index, operands_at, params_at, params_size) in enumerate(op_rows):
+            TENSOR.pack_into(blob, tensors_at + i * TENSOR.size, *dims, rank, DTYPES[dtype], zp, sc, nbytes, absolute,
+                             location)
+        for i, (code, n_in, n_out, index, operands_at, params_at, params_size, scratch_at, scratch_size) in \
+                enumerate(op_rows):
             OP.pack_into(blob, ops_at + i * OP.size, code, n_in, n_out, index, 0, operands_at + data_at,
-                         params_at + data_at, params_size)
+                         params_at + data_at, params_size, scratch_at, scratch_size)
         struct.pack_into(f"<{len(io)}H", blob, io_at, *io)
         blob += self.data
         if len(self.records) > 0xFFFE or len(op_rows) > 0xFFFF:

@@ -47,6 +47,17 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return fixed, shift
 
 
+def double_scale(real: float) -> tuple[int, int, int]:
+    """A non-negative double as the runtime's hwb_double_scale carries it: (mantissa low 32 bits,
+    mantissa high bits, exponent) with real == mantissa * 2**exponent exactly and the mantissa 0 or in
+    [2**52, 2**53) (the double's significand as an integer)."""
+    if real == 0.0:
+        return 0, 0, 0
+    fraction, exponent = math.frexp(real)  # real == fraction * 2**exponent, 0.5 <= fraction < 1
+    mantissa = int(fraction * (1 << 53))  # exact: a double has 53 significant bits
+    return mantissa & 0xFFFFFFFF, mantissa >> 32, exponent - 53
+
+
 def scale(tensor: Tensor, channel: int | None = None) -> np.float32:
     """A tensor's (per-tensor, or one channel's) scale as the float32 TFLite stores."""
     q = tensor.quantization

@@ -67,14 +67,15 @@ def build_host_library(extra_flags: Sequence[str] = ()) -> Path:
     return library if library.exists() else compile_c(library, runtime_sources(), flags)
 
 
-class _Tensor(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("nbytes", ctypes.c_uint32), ("dims", ctypes.c_int32 * 4),
-                ("rank", ctypes.c_int32), ("dtype", ctypes.c_int32), ("zero_point", ctypes.c_int32),
-                ("scale", ctypes.c_float)]
+class _Tensor(ctypes.Structure):  # hwb_tensor
+    _fields_ = [("dims", ctypes.c_int32 * 4), ("rank", ctypes.c_int32), ("dtype", ctypes.c_int32),
+                ("zero_point", ctypes.c_int32), ("scale", ctypes.c_float), ("nbytes", ctypes.c_uint32),
+                ("data", ctypes.c_void_p)]
 
 
 class _Context(ctypes.Structure):  # hwb_context; the runtime fills it in hwb_load
-    _fields_ = [("plan", ctypes.c_void_p), ("arena", ctypes.c_void_p), ("plan_size", ctypes.c_uint32),
+    _fields_ = [("plan", ctypes.c_void_p), ("arena", ctypes.c_void_p), ("tensors", ctypes.c_void_p),
+                ("ops", ctypes.c_void_p), ("io", ctypes.c_void_p), ("plan_size", ctypes.c_uint32),
                 ("arena_size", ctypes.c_uint32), ("tensor_count", ctypes.c_uint32), ("op_count", ctypes.c_uint32),
                 ("input_count", ctypes.c_uint32), ("output_count", ctypes.c_uint32)]
 

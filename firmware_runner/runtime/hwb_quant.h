@@ -51,4 +51,105 @@ static inline int32_t hwb_multiply_by_quantized_multiplier(int32_t x, int32_t mu
         hwb_saturating_rounding_doubling_high_mul(hwb_shift_left_wrap(x, left_shift), multiplier), right_shift);
 }
 
+/* hwb_multiply_by_quantized_multiplier for multiplier >= 0, equal for every x and shift, with its two
+ * roundings folded into one: with X = x * 2^left (wrapping) and P = X * multiplier, the doubling
+ * high multiply is floor((P + 2^30) / 2^31) (TFLite's nudge rounds halves up for either sign), and
+ * dividing that v by 2^right, halves away from zero, is floor((v + 2^(right-1) - [v < 0]) / 2^right).
+ * Nested floors merge: floor((P + 2^30 + 2^(30+right) - 2^31 [X < 0]) / 2^(31+right)) for right >= 1,
+ * where [v < 0] may be replaced by [X < 0] (a negative X with v = 0 gives 0 either way). With
+ * A = P + 2^30 for X >= 0 and P - 2^30 for X < 0 (one multiply-accumulate), that is the high word of
+ * A + 2^31 for right 1, and (high word of A + 2^(right-2)) >> (right-1) from 2 on.
+ * tests/test_requantize.py compares the two on millions of cases. */
+/* The high word of x * multiplier + 2^30 (x >= 0) or - 2^30 (x < 0): one multiply-accumulate. */
+static inline int32_t hwb_rounded_high(int32_t x, int32_t multiplier) {
+#if defined(__ARM_FEATURE_DSP)
+    int32_t low, high;
+    __asm__("asr %[high], %[x], #31\n\t"
+            "lsl %[low], %[high], #31\n\t"
+            "orr %[low], %[low], #0x40000000\n\t"
+            "smlal %[low], %[high], %[x], %[m]"
+            : [low] "=&r"(low), [high] "=&r"(high)
+            : [x] "r"(x), [m] "r"(multiplier));
+    return high;
+#else
+    return (int32_t)(((int64_t)x * multiplier + (x < 0 ? -(1LL << 30) : (1LL << 30))) >> 32);
+#endif
+}
+
+#if defined(__GNUC__)
+#define HWB_LIKELY(condition) __builtin_expect(!!(condition), 1)
+#else
+#define HWB_LIKELY(condition) (condition)
+#endif
+
+static inline int32_t hwb_requantize(int32_t x, int32_t multiplier, int32_t shift) {
+    if (HWB_LIKELY(shift <= -2)) /* the usual case: |a| < 2^62, so the high word plus the rounding cannot overflow */
+        return (hwb_rounded_high(x, multiplier) + (1 << (-shift - 2))) >> (-shift - 1);
+    if (shift >= 0) {
+        const int64_t product = (int64_t)hwb_shift_left_wrap(x, shift) * multiplier; /* |.| < 2^62 */
+        return (int32_t)((product + (1LL << 30)) >> 31); /* >> of a negative is arithmetic on gcc */
+    }
+    const int64_t a = (int64_t)x * multiplier + (x < 0 ? -(1LL << 30) : (1LL << 30));
+    return (int32_t)((a + (1LL << 31)) >> 32);
+}
+
+/* Bit length of a nonzero x: the index of its highest set bit plus one. */
+static inline int32_t hwb_bit_length(uint64_t x) {
+#if defined(__GNUC__)
+    return 64 - __builtin_clzll(x);
+#else
+    int32_t n = 0;
+    while (x) {
+        n++;
+        x >>= 1;
+    }
+    return n;
+#endif
+}
+
+/* A double-precision scale as the plan carries it: scale = mantissa * 2^exponent, mantissa 0 or in
+ * [2^52, 2^53) (the double's 53 significant bits), split in two 32-bit words. */
+typedef struct {
+    uint32_t mantissa_low, mantissa_high;
+    int32_t exponent;
+} hwb_double_scale;
+
+/* The exponents a plan's double scale may have: every product of float32 scales lies far inside. */
+static inline int hwb_valid_double_scale(const hwb_double_scale *s) {
+    if (s->mantissa_low == 0 && s->mantissa_high == 0) return 1;
+    return s->mantissa_high >> 20 == 1 && s->exponent >= -1200 && s->exponent <= 1200;
+}
+
+/* static_cast<int32_t>(std::round(double(acc) * scale)) as LiteRT's reference FULLY_CONNECTED computes
+ * it (x86, SSE2), in 64-bit integer arithmetic: no double-precision hardware needed. The exact product
+ * |acc| * mantissa (< 2^84) is rounded to 53 significant bits, to nearest with ties to even, as the
+ * double multiplication rounds; that value times 2^exponent is rounded to an integer, halves away
+ * from zero, as std::round does; a result outside int32 becomes INT32_MIN, as the x86 conversion gives.
+ * Proved equal to the double formula on millions of cases by tests/test_requantize.py. */
+static inline int32_t hwb_round_scaled(int32_t acc, const hwb_double_scale *s) {
+    if (acc == 0 || (s->mantissa_low == 0 && s->mantissa_high == 0)) return 0;
+    uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc; /* |acc| <= 2^31 */
+    uint64_t low = (uint64_t)a * s->mantissa_low;                 /* < 2^63 */
+    uint64_t high = (uint64_t)a * s->mantissa_high + (low >> 32); /* product >> 32: in [2^20, 2^52) */
+    int32_t drop = hwb_bit_length(high) - 21;                     /* bits below the 53 kept: 0..31 */
+    uint32_t below = (uint32_t)low & ((1u << drop) - 1u);
+    uint64_t kept = (high << (32 - drop)) | ((uint32_t)low >> drop); /* in [2^52, 2^53) */
+    if (drop > 0) {
+        uint32_t half = 1u << (drop - 1);
+        if (below > half || (below == half && (kept & 1u))) kept++; /* may reach 2^53: still exact */
+    }
+    /* |value| = kept * 2^(drop + exponent), with kept >= 2^52: only a negative power stays in int32. */
+    int32_t right = -(drop + s->exponent);
+    if (right <= 0) return INT32_MIN;
+    uint64_t magnitude;
+    if (right > 54) {
+        magnitude = 0; /* kept / 2^right < 1/2 */
+    } else {
+        uint64_t fraction = kept & ((1ull << right) - 1u);
+        magnitude = (kept >> right) + (fraction >= 1ull << (right - 1) ? 1u : 0u);
+    }
+    if (acc > 0) return magnitude <= (uint64_t)INT32_MAX ? (int32_t)magnitude : INT32_MIN;
+    return magnitude < 2147483648ull ? -(int32_t)magnitude : INT32_MIN;
+}
+
 #endif

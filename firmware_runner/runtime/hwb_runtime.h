@@ -2,7 +2,7 @@
  * caller-provided arena. C99, no dynamic allocation, no globals: all state is in hwb_context.
  *
  *   hwb_context ctx;
- *   if (hwb_load(&ctx, plan, plan_size, arena, arena_size) != HWB_OK) ...   validates the whole plan
+ *   if (hwb_load(&ctx, plan, plan_size, arena, arena_size) != HWB_OK) ...   checks the whole plan, once
  *   hwb_io(&ctx, HWB_INPUT, 0, &t);  fill t.data
  *   for (i = 0; i < ctx.op_count; i++) hwb_invoke_op(&ctx, i);            or hwb_invoke(&ctx)
  *   hwb_io(&ctx, HWB_OUTPUT, 0, &t); read t.data
@@ -13,10 +13,8 @@
 #include <stdint.h>
 
 #define HWB_PLAN_MAGIC 0x50425748u /* "HWBP" little-endian */
-#define HWB_PLAN_VERSION 1u
+#define HWB_PLAN_VERSION 3u
 #define HWB_HEADER_SIZE 48u
-#define HWB_TENSOR_RECORD_SIZE 36u
-#define HWB_OP_RECORD_SIZE 20u
 #define HWB_MAX_RANK 4
 #define HWB_MAX_INPUTS 16
 #define HWB_MAX_OUTPUTS 4
@@ -25,7 +23,7 @@
 typedef enum {
     HWB_OK = 0,
     HWB_ERR_PLAN_SIZE,     /* the plan is shorter than its header or than it says */
-    HWB_ERR_MAGIC,         /* not a plan */
+    HWB_ERR_MAGIC,         /* not a plan (or a big-endian machine, which the format does not serve) */
     HWB_ERR_VERSION,       /* a plan of another format version */
     HWB_ERR_CRC,           /* damaged: the CRC32 does not match */
     HWB_ERR_LAYOUT,        /* a section, offset or size reaches outside the plan, or is misaligned */
@@ -39,20 +37,44 @@ typedef enum {
 
 typedef enum { HWB_INT8 = 1, HWB_INT32 = 2, HWB_FLOAT32 = 3 } hwb_dtype;
 
-/* A tensor as a kernel sees it. Constants point into the plan: kernels never write inputs. */
+/* A tensor as a kernel sees it. Constants point into the plan: kernels never write inputs. The
+ * fields before `data` are the first bytes of the plan's tensor record, in the same order. */
 typedef struct {
-    void *data; /* NULL for an absent optional input */
-    uint32_t nbytes;
-    int32_t dims[HWB_MAX_RANK]; /* the first `rank` entries are used */
+    int32_t dims[HWB_MAX_RANK]; /* the first `rank` entries are used, the others are 0 */
     int32_t rank;
     int32_t dtype;
     int32_t zero_point;
     float scale;
+    uint32_t nbytes;
+    void *data; /* NULL for an absent optional input */
 } hwb_tensor;
 
-/* What the interpreter hands a kernel: operands in the order the plan compiler emitted them,
- * and the op's parameter struct (4-byte aligned, `params_size` bytes inside the plan). Each
- * kernel checks the counts, dtypes, shapes and parameter size before touching any data. */
+/* The plan's records, read in place once hwb_load has checked them (the plan is 4-byte aligned and
+ * little-endian, as the machines the runtime serves are). */
+typedef struct {
+    int32_t dims[HWB_MAX_RANK];
+    int32_t rank, dtype, zero_point;
+    float scale;
+    uint32_t nbytes;
+    uint32_t offset;   /* in the arena, or from the plan's start */
+    uint32_t location; /* 0 arena, 1 plan */
+} hwb_tensor_record;
+
+typedef struct {
+    uint16_t code;
+    uint8_t input_count, output_count;
+    uint16_t graph_index, reserved;
+    uint32_t operands; /* plan offset of input_count + output_count u16 tensor indices */
+    uint32_t params, params_size;
+    uint32_t scratch_offset, scratch_size; /* the op's scratch buffer in the arena (size 0: none) */
+} hwb_op_record;
+
+/* What the interpreter hands a kernel: operands in the order the plan compiler emitted them, the
+ * op's parameter struct (4-byte aligned, `params_size` bytes inside the plan) and its scratch
+ * buffer in the arena (4-byte aligned; NULL when scratch_size is 0). A kernel has a check, which
+ * hwb_load calls once with everything the plan fixes (counts, dtypes, shapes, parameters,
+ * per-channel constants, the scratch size), and a run, which hwb_invoke calls and which checks
+ * nothing the check has seen. */
 typedef struct {
     const hwb_tensor *inputs;
     const hwb_tensor *outputs;
@@ -60,11 +82,16 @@ typedef struct {
     uint32_t output_count;
     const void *params;
     uint32_t params_size;
+    void *scratch;
+    uint32_t scratch_size;
 } hwb_op_args;
 
 typedef struct {
     const uint8_t *plan;
     uint8_t *arena;
+    const hwb_tensor_record *tensors;
+    const hwb_op_record *ops;
+    const uint16_t *io; /* input then output tensor indices */
     uint32_t plan_size;
     uint32_t arena_size;
     uint32_t tensor_count;
@@ -84,6 +111,9 @@ hwb_status hwb_op_info(const hwb_context *ctx, uint32_t index, uint32_t *code, u
 uint32_t hwb_crc32(const uint8_t *data, uint32_t size);
 const char *hwb_status_name(hwb_status status);
 uint32_t hwb_context_size(void);
+
+/* The check of a kernel that still checks its operands itself each time it runs. */
+hwb_status hwb_checks_when_run(const hwb_op_args *args);
 
 /* Helpers for kernels. */
 int32_t hwb_flat_size(const hwb_tensor *t);

@@ -73,13 +73,15 @@ def random_inputs(graph: Graph, rng: np.random.Generator) -> list[np.ndarray]:
     return values
 
 
-def verify_model(model: str | Path | bytes, samples: int = 3, seed: int = 0, plan: Plan | None = None) -> Verification:
-    """Compile `model`, run it on `samples` random inputs through the host runtime and through
-    TFLite's reference kernels, and report the first difference (None when bit-exact)."""
+def verify_model(model: str | Path | bytes, samples: int = 3, seed: int = 0, plan: Plan | None = None,
+                 fast: bool | None = None) -> Verification:
+    """Compile `model` (its kernels' fast paths with `fast=True`, see hwbench.kernel_paths), run it on
+    `samples` random inputs through the host runtime and through TFLite's reference kernels, and
+    report the first difference (None when bit-exact)."""
     data = model if isinstance(model, bytes) else Path(model).read_bytes()
     name = "model" if isinstance(model, bytes) else str(model)
     graph = parse_tflite(data, name)
-    plan = plan or compile_plan(graph)
+    plan = plan or compile_plan(graph, fast=fast)
     runtime = HostRuntime(plan)
     rng = np.random.default_rng(seed)
     output_bytes = sum(graph.tensors[t].nbytes for t in graph.outputs)

@@ -1,5 +1,9 @@
 """Arena layout: an offset for every buffer so that buffers alive at the same step never overlap.
 
+The buffers are the activation buffers (`buffers`) and the scratch buffers of the kernel paths that
+need one (hwbench.kernel_paths: an im2col buffer, alive while its op runs), so the arena is all the
+memory the runtime uses.
+
 The arena can be no smaller than the peak of the (alignment-rounded) buffer sizes, so the planner
 aims at exactly that. It places buffers one by one at the lowest offset that is free for the whole
 of their lifetime (first fit), for several orderings of the buffers (by size, lifetime, area,
@@ -10,12 +14,13 @@ of the best ordering, and keeps the smallest layout; it stops as soon as a layou
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Mapping, Sequence
 
 from hwbench.errors import HwbenchError
 from hwbench.graph import Graph
-from hwbench.memory.buffers import Buffer, buffers, timeline
+from hwbench.kernel_paths import scratch_sizes
+from hwbench.memory.buffers import Buffer, buffers, scratch_buffers, timeline
 
 DEFAULT_ALIGNMENT = 16  # bytes; TFLM aligns its arena buffers to 16 as well
 
@@ -39,24 +44,36 @@ class Arena:
         """Tensor index -> byte offset in the arena (tensors sharing a buffer share the offset)."""
         return {t: p.offset for p in self.placed for t in p.buffer.tensors}
 
+    @property
+    def scratch(self) -> dict[int, tuple[int, int]]:
+        """Op index -> (offset, bytes) of its scratch buffer, for the ops that have one."""
+        return {p.buffer.scratch_of: (p.offset, p.buffer.size) for p in self.placed if p.buffer.scratch_of is not None}
+
+    @property
+    def scratch_bytes(self) -> int:
+        """The largest scratch buffer of any op (0: none)."""
+        return max((size for _, size in self.scratch.values()), default=0)
+
 
 def align(size: int, alignment: int) -> int:
     return -(-size // alignment) * alignment
 
 
 def plan_arena(graph: Graph, order: Sequence[int], alignment: int = DEFAULT_ALIGNMENT, inplace: bool = True,
-               tries: int = 200, seed: int = 0) -> Arena:
-    """Lay out the activation buffers of `graph` executed in `order`."""
+               tries: int = 200, seed: int = 0, scratch: Mapping[int, int] | None = None) -> Arena:
+    """Lay out the activation buffers of `graph` executed in `order` and its ops' scratch buffers
+    (`scratch`: op index -> bytes; by default what each op's kernel path needs)."""
     if alignment < 1:
         raise HwbenchError(f"the arena alignment must be a positive number of bytes, got {alignment}")
-    return layout(buffers(graph, order, inplace), len(order), alignment, tries, seed)
+    scratch = scratch_sizes(graph) if scratch is None else scratch
+    return layout(buffers(graph, order, inplace) + scratch_buffers(order, scratch), len(order), alignment, tries, seed)
 
 
 def layout(bufs: Sequence[Buffer], steps: int, alignment: int = DEFAULT_ALIGNMENT, tries: int = 200,
            seed: int = 0) -> Arena:
     """Offsets for `bufs` (lifetimes over `steps` steps) with the smallest arena found."""
     sizes = [align(b.size, alignment) for b in bufs]
-    aligned = [Buffer(b.tensors, s, b.first, b.last) for b, s in zip(bufs, sizes)]
+    aligned = [replace(b, size=s) for b, s in zip(bufs, sizes)]
     bound = max(timeline(aligned, steps), default=0)
     n = len(bufs)
     keys = [

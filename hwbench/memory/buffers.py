@@ -12,7 +12,7 @@ The in-place rule, `reuse_rule`, is the contract between this planner and the ru
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from hwbench.errors import HwbenchError
 from hwbench.graph import NO_TENSOR, Graph, Op
@@ -238,12 +238,14 @@ class Problem:
 @dataclass(frozen=True)
 class Buffer:
     """One region of the arena: the tensors that share it, its size, and the steps it is alive
-    (first and last inclusive, as indices into the execution order)."""
+    (first and last inclusive, as indices into the execution order). A scratch buffer holds no
+    tensor: it belongs to op `scratch_of` and lives during that op's step only."""
 
     tensors: tuple[int, ...]
     size: int
     first: int
     last: int
+    scratch_of: int | None = None
 
     def overlaps_in_time(self, other: Buffer) -> bool:
         return self.first <= other.last and other.first <= self.last
@@ -292,6 +294,11 @@ def buffers(graph: Graph, order: Sequence[int], inplace: bool = True) -> list[Bu
         result.append(Buffer(tensors=tensors, size=max(problem.size[b] for b in group),
                              first=min(first[b] for b in group), last=max(last.get(b, first[b]) for b in group)))
     return sorted(result, key=lambda b: (b.first, b.tensors))
+
+
+def scratch_buffers(order: Sequence[int], scratch: Mapping[int, int]) -> list[Buffer]:
+    """The scratch buffers of the ops in `order` that need one (`scratch`: op index -> bytes)."""
+    return [Buffer((), scratch[v], t, t, scratch_of=v) for t, v in enumerate(order) if scratch.get(v, 0) > 0]
 
 
 def _root(region: list[int], b: int) -> int:

@@ -1,7 +1,9 @@
 """What a lowering returns, and the tools every lowering shares.
 
 A lowering turns one graph op into one plan op: the runtime kernel to call (a name from
-runtime/hwb_ops.h), its operands and its parameter struct packed as bytes. Operands are graph
+runtime/hwb_ops.h), its operands and its parameter struct packed as bytes. The lowering of an op
+whose kernel has fast paths also takes the hwbench.kernel_paths.KernelPath chosen for it, as a
+third argument, when that path is not the reference one. Operands are graph
 tensor indices, NO_TENSOR for an absent optional input, or numpy arrays: constants the compiler
 derives (per-channel multipliers and shifts), which the plan stores like weights.
 """

@@ -7,12 +7,17 @@ fully_connected.cc, kernel_util.cc) is computed here, on the host, in the same p
   PopulateConvolutionQuantizationParams: double(input scale) * double(filter scale) / double(output
   scale). A per-tensor filter scale is broadcast to every channel.
 - FULLY_CONNECTED's reference kernel requantizes in double precision instead:
-  round(double(acc) * (double(input scale) * double(filter scale) / double(output scale))), once,
-  per-tensor and per-channel alike. The plan carries the float32 filter scales per output unit
-  and the kernel does that arithmetic itself (fixed-point multipliers differ by 1 LSB on some
-  inputs, as TFLM's kernel does).
+  round(double(acc) * (double(input scale) * double(filter scale) / double(output scale))),
+  per-tensor and per-channel alike. The plan carries each unit's double scale, computed here in
+  double precision as the reference does, as an integer mantissa and exponent; the kernel
+  reproduces the product and both roundings in integers (fixed-point multipliers differ by 1 LSB
+  on some inputs, as TFLM's kernel does).
 - Padding is ComputePaddingHeightWidth's: only the top/left padding reaches the kernel.
 - Fused activations are clamps (CalculateActivationRangeQuantized).
+
+On a fast path (hwbench.kernel_paths) the filter is packed as the kernel reads it (pack_rows) and the
+bias carries the input zero point's contribution (folded_bias), so the kernel multiplies raw int8
+values.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from __future__ import annotations
 import numpy as np
 
 from hwbench.graph import NO_TENSOR, Graph, Op, Tensor
+from hwbench.kernel_paths import REFERENCE, KernelPath, round_up4
+from firmware_runner.compiler.codes import path_codes
 from firmware_runner.compiler.lowering.base import Lowered, Unsupported, int32_array, pack, require_dtypes
-from firmware_runner.compiler.quantization import activation_range, quantize_multiplier, scale
+from firmware_runner.compiler.quantization import activation_range, double_scale, quantize_multiplier, scale, zero_point
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -120,7 +127,34 @@ def _spatial(graph: Graph, op: Op, input_: Tensor, filter_: Tensor, output: Tens
     return stride_h, stride_w, compute_padding(stride_h, in_h, f_h, out_h), compute_padding(stride_w, in_w, f_w, out_w)
 
 
-def lower_conv2d(graph: Graph, op: Op) -> Lowered:
+def pack_rows(rows: np.ndarray, block: int) -> np.ndarray:
+    """A [channels, K] int8 filter as the fast paths read it, [channels, Kp]: each row padded with zeros
+    to Kp (K rounded up to 4), then blocks of `block` channels interleaved 4 bytes at a time (channel
+    0's bytes 0-3, channel 1's bytes 0-3, ..., channel 0's bytes 4-7, ...); the channels past the last
+    whole block follow row by row."""
+    channels, k = rows.shape
+    kp = round_up4(k)
+    padded = np.zeros((channels, kp), np.int8)
+    padded[:, :k] = rows
+    whole = channels // block * block
+    blocks = padded[:whole].reshape(whole // block, block, kp // 4, 4).transpose(0, 2, 1, 3)
+    return np.concatenate([blocks.reshape(-1), padded[whole:].reshape(-1)]).reshape(channels, kp)
+
+
+def folded_bias(bias: Tensor | None, rows: np.ndarray, input_zero_point: int) -> np.ndarray:
+    """bias - input_zero_point * (the sum of each row), modulo 2^32 as the kernels' int32 sums wrap:
+    sum(w * (x - zp)) + bias == sum(w * x) + folded bias."""
+    total = (0 if bias is None else bias.data.astype(np.int64)) - input_zero_point * rows.astype(np.int64).sum(axis=1)
+    return ((total + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
+
+
+def channel_records(bias: np.ndarray, multipliers: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """The fast paths' per-channel requantization, [channels, 3] int32 (hwb_channel_quant in
+    runtime/kernels/conv.h): bias, multiplier, shift."""
+    return np.stack([bias, multipliers, shifts], axis=1).astype(np.int32)
+
+
+def lower_conv2d(graph: Graph, op: Op, path: KernelPath = REFERENCE) -> Lowered:
     input_, filter_, output = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     bias = _operand(graph, op, 2)
     _check_activations(graph, op, [input_, output])
@@ -135,12 +169,31 @@ def lower_conv2d(graph: Graph, op: Op) -> Lowered:
     multipliers, shifts = per_channel_multipliers(input_, filter_scales, output)
     act_min, act_max = activation_range(_activation(op), output)
     # Field order: struct conv2d_params in runtime/kernels/conv2d.c.
-    params = pack(stride_h, stride_w, pad_top, pad_left, act_min, act_max)
-    return Lowered("CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
-                               multipliers, shifts], params)
+    params = pack(stride_h, stride_w, pad_top, pad_left, act_min, act_max, path_codes()[path.name],
+                  filter_.shape[1], filter_.shape[2])
+    if path == REFERENCE:
+        return Lowered("CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
+                                   multipliers, shifts], params)
+    rows = filter_.data.reshape(channels, -1)
+    return Lowered("CONV_2D", [op.inputs[0], pack_rows(rows, 2),
+                               channel_records(folded_bias(bias, rows, zero_point(input_)), multipliers, shifts)],
+                   params)
 
 
-def lower_depthwise_conv2d(graph: Graph, op: Op) -> Lowered:
+def pack_depthwise(filter_: np.ndarray) -> np.ndarray:
+    """A [1, FH, FW, C] depthwise filter as the fast paths read it, [ceil(C / 4), FH * FW, 2] int32: for
+    each group of four channels and each tap, the weights of channels 0 and 2, then of 1 and 3, as int16
+    pairs (the halves SXTB16 gives of a word of four input channels); zeros past C."""
+    taps = filter_.reshape(-1, filter_.shape[3]).astype(np.int32)  # [FH * FW, C]
+    padded = np.zeros((taps.shape[0], round_up4(taps.shape[1])), np.int32)
+    padded[:, :taps.shape[1]] = taps
+    lanes = padded.reshape(taps.shape[0], -1, 4).transpose(1, 0, 2)  # [groups, taps, 4 channels]
+    words = np.stack([(lanes[..., 0] & 0xFFFF) | (lanes[..., 2] << 16), (lanes[..., 1] & 0xFFFF) | (lanes[..., 3] << 16)],
+                     axis=2)
+    return words.astype(np.uint32).view(np.int32)
+
+
+def lower_depthwise_conv2d(graph: Graph, op: Op, path: KernelPath = REFERENCE) -> Lowered:
     input_, filter_, output = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     bias = _operand(graph, op, 2)
     _check_activations(graph, op, [input_, output])
@@ -161,12 +214,18 @@ def lower_depthwise_conv2d(graph: Graph, op: Op) -> Lowered:
     multipliers, shifts = per_channel_multipliers(input_, filter_scales, output)
     act_min, act_max = activation_range(_activation(op), output)
     # Field order: struct depthwise_conv2d_params in runtime/kernels/depthwise_conv2d.c.
-    params = pack(stride_h, stride_w, pad_top, pad_left, multiplier, act_min, act_max)
-    return Lowered("DEPTHWISE_CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
-                                         multipliers, shifts], params)
+    params = pack(stride_h, stride_w, pad_top, pad_left, multiplier, act_min, act_max, path_codes()[path.name],
+                  filter_.shape[1], filter_.shape[2])
+    if path == REFERENCE:
+        return Lowered("DEPTHWISE_CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
+                                             multipliers, shifts], params)
+    rows = filter_.data.reshape(-1, channels).T  # [C, FH * FW]: each output channel's taps
+    return Lowered("DEPTHWISE_CONV_2D", [op.inputs[0], pack_depthwise(filter_.data),
+                                         channel_records(folded_bias(bias, rows, zero_point(input_)), multipliers,
+                                                         shifts)], params)
 
 
-def lower_fully_connected(graph: Graph, op: Op) -> Lowered:
+def lower_fully_connected(graph: Graph, op: Op, path: KernelPath = REFERENCE) -> Lowered:
     input_, filter_, output = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     bias = _operand(graph, op, 2)
     _check_activations(graph, op, [input_, output])
@@ -181,10 +240,17 @@ def lower_fully_connected(graph: Graph, op: Op) -> Lowered:
     filter_scales = _check_filter(filter_, units, axis=0)
     _check_bias(bias, units)
     act_min, act_max = activation_range(_activation(op), output)
+    s_in, s_out = float(scale(input_)), float(scale(output))
+    # The reference's double arithmetic, operation for operation: (s_in * s_filter) / s_out.
+    # As int32 words (the mantissa's low word wraps; the struct reads it as uint32).
+    scales = np.array([double_scale(s_in * float(s) / s_out) for s in filter_scales], dtype=np.int64).astype(np.int32)
     # Field order: struct fully_connected_params in runtime/kernels/fully_connected.c.
-    params = pack(act_min, act_max)
-    return Lowered("FULLY_CONNECTED", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
-                                       filter_scales], params)
+    params = pack(act_min, act_max, path_codes()[path.name])
+    if path == REFERENCE:
+        return Lowered("FULLY_CONNECTED", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
+                                           scales], params)
+    records = np.concatenate([folded_bias(bias, filter_.data, zero_point(input_))[:, None], scales], axis=1)
+    return Lowered("FULLY_CONNECTED", [op.inputs[0], pack_rows(filter_.data, 4), records], params)
 
 
 LOWERINGS = {"CONV_2D": lower_conv2d, "DEPTHWISE_CONV_2D": lower_depthwise_conv2d,

@@ -16,11 +16,11 @@ static int32_t average(const int8_t *window, int32_t rows, int32_t cols, int32_t
     return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
 }
 
-hwb_status hwb_average_pool_s8(const hwb_op_args *args) {
-    int32_t pad_h, pad_w;
-    hwb_status status = hwb_pool_check(args, &pad_h, &pad_w);
+hwb_status hwb_average_pool_s8_check(const hwb_op_args *args) {
+    hwb_status status = hwb_pool_check(args);
     if (status != HWB_OK) return status;
     const hwb_tensor *in = &args->inputs[0];
-    if ((int64_t)in->dims[1] * in->dims[2] > (1 << 24)) return HWB_ERR_SHAPE; /* a window's int8 sum fits in int32 */
-    return hwb_pool_s8(args, pad_h, pad_w, average);
+    return (int64_t)in->dims[1] * in->dims[2] > (1 << 24) ? HWB_ERR_SHAPE : HWB_OK; /* a window's int8 sum fits in int32 */
 }
+
+hwb_status hwb_average_pool_s8(const hwb_op_args *args) { return hwb_pool_s8(args, average); }

@@ -11,7 +11,7 @@ typedef struct {
     int32_t axis; /* 0..rank-1 (the compiler resolves a negative axis) */
 } hwb_concatenation_params;
 
-hwb_status hwb_concatenation_s8(const hwb_op_args *args) {
+hwb_status hwb_concatenation_s8_check(const hwb_op_args *args) {
     if (args->input_count < 1 || args->input_count > HWB_MAX_INPUTS || args->output_count != 1 ||
         args->params == 0 || args->params_size != sizeof(hwb_concatenation_params))
         return HWB_ERR_PARAMS;
@@ -31,7 +31,14 @@ hwb_status hwb_concatenation_s8(const hwb_op_args *args) {
             if (d != p.axis && in->dims[d] != out->dims[d]) return HWB_ERR_SHAPE;
         axis_total += in->dims[p.axis];
     }
-    if (axis_total != out->dims[p.axis]) return HWB_ERR_SHAPE;
+    return axis_total == out->dims[p.axis] ? HWB_OK : HWB_ERR_SHAPE;
+}
+
+hwb_status hwb_concatenation_s8(const hwb_op_args *args) {
+    hwb_concatenation_params p;
+    memcpy(&p, args->params, sizeof p);
+    const hwb_tensor *out = &args->outputs[0];
+    const int32_t rank = out->rank;
 
     /* Each input contributes dims[axis] * inner contiguous bytes to each of `outer` output slices. */
     int32_t outer = 1, inner = 1;

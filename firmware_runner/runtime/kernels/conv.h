@@ -7,14 +7,28 @@
 #include "../hwb_ops.h"
 #include "../hwb_quant.h"
 
-/* CONV_2D and DEPTHWISE_CONV_2D operands: input, filter, bias (or absent), multipliers, shifts;
- * output. Input, filter and output are int8 of rank 4; a parameter struct of params_size bytes. */
+/* n rounded up to a multiple of 4 (n < 2^31 - 3): the row length of a packed filter. */
+static inline int32_t hwb_round_up4(int32_t n) { return (n + 3) & ~3; }
+
+/* The reference paths' CONV_2D and DEPTHWISE_CONV_2D operands: input, filter, bias (or absent),
+ * multipliers, shifts; output. Input, filter and output are int8 of rank 4; a parameter struct of
+ * params_size bytes. */
 static inline hwb_status hwb_conv_operands_s8(const hwb_op_args *args, uint32_t params_size) {
     if (!hwb_args_match(args, 5, 1, params_size)) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *out = &args->outputs[0];
     if (!hwb_is_s8(in) || !hwb_is_s8(filter) || !hwb_is_s8(out)) return HWB_ERR_SHAPE;
     if (in->rank != 4 || filter->rank != 4 || out->rank != 4) return HWB_ERR_SHAPE;
     return HWB_OK;
+}
+
+/* The fast paths' operands: input (int8, rank 4), packed filter (4-byte aligned, for word loads),
+ * per-channel records (hwb_channel_quant_check); output (int8, rank 4). */
+static inline hwb_status hwb_fast_conv_operands_s8(const hwb_op_args *args, uint32_t params_size) {
+    if (!hwb_args_match(args, 3, 1, params_size)) return HWB_ERR_PARAMS;
+    const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *out = &args->outputs[0];
+    if (!hwb_is_s8(in) || !hwb_is_s8(out) || in->rank != 4 || out->rank != 4 || filter->data == 0)
+        return HWB_ERR_SHAPE;
+    return ((uintptr_t)filter->data & 3u) == 0 ? HWB_OK : HWB_ERR_PARAMS;
 }
 
 /* Output positions along one axis fit the input: every window overlaps it and no index
@@ -51,13 +65,43 @@ static inline hwb_status hwb_per_channel_check(const hwb_op_args *args, int32_t 
     return HWB_OK;
 }
 
+/* A fast path's requantization of one output channel (an int32 [channels, 3] operand): the bias with
+ * the input zero point folded in, TFLite's multiplier and shift. */
+typedef struct {
+    int32_t bias, multiplier, shift;
+} hwb_channel_quant;
+
+/* `records` holds one hwb_channel_quant for each of `channels` channels, multipliers >= 0. */
+static inline hwb_status hwb_channel_quant_check(const hwb_tensor *records, int32_t channels) {
+    if (records->data == 0 || records->dtype != HWB_INT32 || records->rank != 2 || records->dims[0] != channels ||
+        records->dims[1] != 3)
+        return HWB_ERR_SHAPE;
+    const hwb_channel_quant *q = (const hwb_channel_quant *)records->data;
+    for (int32_t c = 0; c < channels; c++)
+        if (q[c].multiplier < 0 || !hwb_valid_shift(q[c].shift)) return HWB_ERR_PARAMS;
+    return HWB_OK;
+}
+
 /* One output of ConvPerChannel or DepthwiseConvPerChannel from its accumulator (bias included,
- * wrapped to int32): times the channel's multiplier, plus the output zero point, clamped. */
+ * wrapped to int32): times the channel's multiplier (checked >= 0), plus the output zero point, clamped. */
 static inline int8_t hwb_conv_requantize(uint32_t acc, int32_t multiplier, int32_t shift, int32_t out_offset,
                                          int32_t act_min, int32_t act_max) {
-    int32_t v = hwb_multiply_by_quantized_multiplier(hwb_wrap_i32(acc), multiplier, shift);
+    int32_t v = hwb_requantize(hwb_wrap_i32(acc), multiplier, shift);
     v = hwb_wrap_i32((uint32_t)v + (uint32_t)out_offset);
     return (int8_t)hwb_clamp_i32(v, act_min, act_max);
+}
+
+/* The output side of a fast path's requantization, copied into locals so that int8 stores (which may
+ * alias anything) do not force them to be read again. */
+typedef struct {
+    int32_t offset, min, max;
+} hwb_output_quant;
+
+/* One output of a fast path from its sum of products (bias not included) and its channel's record. */
+static inline int8_t hwb_fast_requantize(int32_t sum, hwb_channel_quant q, hwb_output_quant o) {
+    int32_t v = hwb_requantize(hwb_wrap_i32((uint32_t)sum + (uint32_t)q.bias), q.multiplier, q.shift);
+    v = hwb_wrap_i32((uint32_t)v + (uint32_t)o.offset);
+    return (int8_t)(v < o.min ? o.min : (v > o.max ? o.max : v));
 }
 
 #endif

@@ -1,12 +1,22 @@
 /* DEPTHWISE_CONV_2D, int8: TFLite's reference_integer_ops::DepthwiseConvPerChannel (any depth
- * multiplier, dilation 1), bit for bit.
+ * multiplier, dilation 1), bit for bit, on one of three paths the plan records
+ * (hwbench/kernel_paths.py):
  *
- * Operands: input [N, H, W, C] int8, filter [1, FH, FW, C * M] int8 (zero point 0), bias [C * M]
- * int32 or absent, multipliers [C * M] int32, shifts [C * M] int32 (TFLite's per-channel
- * requantization, computed by the plan compiler); output [N, OH, OW, C * M] int8. Output channel
- * c * M + m reads input channel c. Accumulation wraps modulo 2^32 as TFLite's int32 arithmetic
- * does in practice. */
+ * - reference: TFLite's loops. Operands: input [N, H, W, C] int8, filter [1, FH, FW, C * M] int8 (zero
+ *   point 0), bias [C * M] int32 or absent, multipliers [C * M] int32, shifts [C * M] int32 (TFLite's
+ *   per-channel requantization, computed by the plan compiler); output [N, OH, OW, C * M] int8. Output
+ *   channel c * M + m reads input channel c.
+ * - dw_3x3 and dw_general (depth multiplier 1): four channels at a time, one word of input per tap, its
+ *   even and odd bytes widened (SXTB16) and multiplied into four accumulators (SMLABB, SMLATT); the 3 x 3
+ *   filter unrolled. Operands: input; filter packed [ceil(C / 4), FH * FW, 2] int32 (for each group of
+ *   four channels and each tap, the weights of channels 0 and 2, then 1 and 3, as int16 pairs; zeros
+ *   past C); per-channel records [C, 3] (hwb_channel_quant) whose bias is folded, bias -
+ *   input_zero_point * sum(filter), so that a tap outside the input reads the input zero point and adds
+ *   nothing, as TFLite's skipped tap; output.
+ *
+ * Accumulation wraps modulo 2^32 as TFLite's int32 arithmetic does in practice. */
 #include "conv.h"
+#include "simd.h"
 
 /* Packed by lower_depthwise_conv2d in firmware_runner/compiler/lowering/conv.py, field for field. */
 struct depthwise_conv2d_params {
@@ -14,27 +24,46 @@ struct depthwise_conv2d_params {
     int32_t pad_top, pad_left; /* ComputePaddingHeightWidth's, >= 0 */
     int32_t depth_multiplier;  /* output channels per input channel */
     int32_t act_min, act_max;  /* the fused activation's clamp */
+    int32_t path;              /* HWB_PATH_reference, _dw_3x3 or _dw_general */
+    int32_t filter_h, filter_w;
 };
 
-hwb_status hwb_depthwise_conv2d_s8(const hwb_op_args *args) {
-    hwb_status status = hwb_conv_operands_s8(args, sizeof(struct depthwise_conv2d_params));
+hwb_status hwb_depthwise_conv2d_s8_check(const hwb_op_args *args) {
+    const struct depthwise_conv2d_params *p = (const struct depthwise_conv2d_params *)args->params;
+    const int sized = args->params_size == sizeof *p && args->params != 0;
+    const int fast = sized && (p->path == HWB_PATH_dw_3x3 || p->path == HWB_PATH_dw_general);
+    if (sized && !fast && p->path != HWB_PATH_reference) return HWB_ERR_PARAMS;
+    hwb_status status = fast ? hwb_fast_conv_operands_s8(args, sizeof *p) : hwb_conv_operands_s8(args, sizeof *p);
     if (status != HWB_OK) return status;
+    const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *out = &args->outputs[0];
+    const int32_t out_c = out->dims[3];
+    if (p->depth_multiplier < 1 || p->filter_h < 1 || p->filter_w < 1 || (fast && p->depth_multiplier != 1) ||
+        (p->path == HWB_PATH_dw_3x3 && (p->filter_h != 3 || p->filter_w != 3)))
+        return HWB_ERR_PARAMS;
+    if (out->dims[0] != in->dims[0] || (int64_t)in->dims[3] * p->depth_multiplier != (int64_t)out_c) return HWB_ERR_SHAPE;
+    if (fast) {
+        if ((uint64_t)p->filter_h * (uint64_t)p->filter_w > (1u << 24)) return HWB_ERR_PARAMS;
+        if (filter->dtype != HWB_INT32 || filter->rank != 3 || filter->dims[0] != (out_c + 3) / 4 ||
+            filter->dims[1] != p->filter_h * p->filter_w || filter->dims[2] != 2)
+            return HWB_ERR_SHAPE;
+    } else if (filter->dims[0] != 1 || filter->dims[1] != p->filter_h || filter->dims[2] != p->filter_w ||
+               filter->dims[3] != out_c) {
+        return HWB_ERR_SHAPE;
+    }
+    if (!hwb_conv_window_ok(in->dims[1], p->filter_h, out->dims[1], p->stride_h, p->pad_top) ||
+        !hwb_conv_window_ok(in->dims[2], p->filter_w, out->dims[2], p->stride_w, p->pad_left) ||
+        !hwb_conv_quant_ok(in, filter, out, p->act_min, p->act_max))
+        return HWB_ERR_PARAMS;
+    return fast ? hwb_channel_quant_check(&args->inputs[2], out_c) : hwb_per_channel_check(args, out_c);
+}
+
+static void reference(const hwb_op_args *args) {
     const struct depthwise_conv2d_params *p = (const struct depthwise_conv2d_params *)args->params;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *bias = &args->inputs[2];
     const hwb_tensor *out = &args->outputs[0];
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], in_c = in->dims[3];
     const int32_t f_h = filter->dims[1], f_w = filter->dims[2], out_c = filter->dims[3];
     const int32_t out_h = out->dims[1], out_w = out->dims[2], mult_c = p->depth_multiplier;
-    if (p->depth_multiplier < 1) return HWB_ERR_PARAMS;
-    if (filter->dims[0] != 1 || out->dims[0] != batches || out->dims[3] != out_c ||
-        (int64_t)in_c * mult_c != (int64_t)out_c)
-        return HWB_ERR_SHAPE;
-    if (!hwb_conv_window_ok(in_h, f_h, out_h, p->stride_h, p->pad_top) ||
-        !hwb_conv_window_ok(in_w, f_w, out_w, p->stride_w, p->pad_left) ||
-        !hwb_conv_quant_ok(in, filter, out, p->act_min, p->act_max))
-        return HWB_ERR_PARAMS;
-    status = hwb_per_channel_check(args, out_c);
-    if (status != HWB_OK) return status;
 
     const int8_t *input = (const int8_t *)in->data, *weights = (const int8_t *)filter->data;
     const int32_t *biases = (const int32_t *)bias->data;
@@ -68,5 +97,85 @@ hwb_status hwb_depthwise_conv2d_s8(const hwb_op_args *args) {
             }
         }
     }
+}
+
+
+
+/* Four channels' input values at one tap as a word: `count` (1..4) bytes from `x`, zeros after. */
+static inline uint32_t load_channels(const int8_t *x, int32_t count) {
+    if (count == 4) return hwb_load_u32(x);
+    uint32_t v = 0;
+    for (int32_t k = 0; k < count; k++) v |= (uint32_t)(uint8_t)x[k] << (8 * k);
+    return v;
+}
+
+/* One tap of four channels: the input word times the tap's packed weights (channels 0 and 2, then
+ * 1 and 3, as int16 pairs) into the four accumulators. */
+static inline void tap(uint32_t x, const uint32_t *w, int32_t acc[4]) {
+    const uint32_t even = hwb_sxtb16(x), odd = hwb_sxtb16_ror8(x);
+    acc[0] = hwb_smlabb(even, w[0], acc[0]);
+    acc[2] = hwb_smlatt(even, w[0], acc[2]);
+    acc[1] = hwb_smlabb(odd, w[1], acc[1]);
+    acc[3] = hwb_smlatt(odd, w[1], acc[3]);
+}
+
+static void fast(const hwb_op_args *args) {
+    const struct depthwise_conv2d_params *p = (const struct depthwise_conv2d_params *)args->params;
+    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
+    const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], channels = in->dims[3];
+    const int32_t out_h = out->dims[1], out_w = out->dims[2], f_h = p->filter_h, f_w = p->filter_w;
+    const int32_t taps = f_h * f_w, row = in_w * channels;
+    const int8_t *input = (const int8_t *)in->data;
+    const uint32_t *weights = (const uint32_t *)args->inputs[1].data;
+    const hwb_channel_quant *q = (const hwb_channel_quant *)args->inputs[2].data;
+    const hwb_output_quant o = {out->zero_point, p->act_min, p->act_max};
+    const uint32_t padding = (uint32_t)(uint8_t)in->zero_point * 0x01010101u; /* a tap outside the input */
+    const int is_3x3 = p->path == HWB_PATH_dw_3x3;
+    int8_t *output = (int8_t *)out->data;
+    for (int32_t b = 0; b < batches; b++)
+        for (int32_t oy = 0; oy < out_h; oy++)
+            for (int32_t ox = 0; ox < out_w; ox++, output += channels) {
+                const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;
+                const int inside = y0 >= 0 && x0 >= 0 && y0 + f_h <= in_h && x0 + f_w <= in_w;
+                const int8_t *corner = inside ? input + ((b * in_h + y0) * in_w + x0) * channels : input;
+                for (int32_t c = 0; c < channels; c += 4) {
+                    const int32_t count = channels - c < 4 ? channels - c : 4;
+                    const uint32_t *w = weights + (c / 4) * taps * 2;
+                    int32_t acc[4] = {0, 0, 0, 0};
+                    if (inside && count == 4 && is_3x3) {
+                        const int8_t *r0 = corner + c, *r1 = r0 + row, *r2 = r1 + row;
+                        tap(hwb_load_u32(r0), w, acc);
+                        tap(hwb_load_u32(r0 + channels), w + 2, acc);
+                        tap(hwb_load_u32(r0 + 2 * channels), w + 4, acc);
+                        tap(hwb_load_u32(r1), w + 6, acc);
+                        tap(hwb_load_u32(r1 + channels), w + 8, acc);
+                        tap(hwb_load_u32(r1 + 2 * channels), w + 10, acc);
+                        tap(hwb_load_u32(r2), w + 12, acc);
+                        tap(hwb_load_u32(r2 + channels), w + 14, acc);
+                        tap(hwb_load_u32(r2 + 2 * channels), w + 16, acc);
+                    } else if (inside) {
+                        for (int32_t fy = 0; fy < f_h; fy++)
+                            for (int32_t fx = 0; fx < f_w; fx++, w += 2)
+                                tap(load_channels(corner + fy * row + fx * channels + c, count), w, acc);
+                    } else {
+                        for (int32_t fy = 0; fy < f_h; fy++)
+                            for (int32_t fx = 0; fx < f_w; fx++, w += 2) {
+                                const int32_t y = y0 + fy, x = x0 + fx;
+                                const uint32_t v = y < 0 || y >= in_h || x < 0 || x >= in_w
+                                                       ? padding
+                                                       : load_channels(input + ((b * in_h + y) * in_w + x) * channels + c, count);
+                                tap(v, w, acc);
+                            }
+                    }
+                    for (int32_t k = 0; k < count; k++) output[c + k] = hwb_fast_requantize(acc[k], q[c + k], o);
+                }
+            }
+}
+
+hwb_status hwb_depthwise_conv2d_s8(const hwb_op_args *args) {
+    if (((const struct depthwise_conv2d_params *)args->params)->path == HWB_PATH_reference)
+        reference(args);
+    else
+        fast(args);
     return HWB_OK;
 }

@@ -9,7 +9,7 @@
 
 #define FLOAT32_MAX 3.40282347e38f
 
-hwb_status hwb_dequantize_s8(const hwb_op_args *args) {
+hwb_status hwb_dequantize_s8_check(const hwb_op_args *args) {
     if (args->input_count != 1 || args->output_count != 1 || args->params_size != 0) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     if (in->data == 0 || out->data == 0 || in->dtype != HWB_INT8 || out->dtype != HWB_FLOAT32 ||
@@ -18,6 +18,13 @@ hwb_status hwb_dequantize_s8(const hwb_op_args *args) {
     const float scale = in->scale;
     if (!(scale > 0.0f && scale <= FLOAT32_MAX) || in->zero_point < -128 || in->zero_point > 127)
         return HWB_ERR_PARAMS;
+
+    return HWB_OK;
+}
+
+hwb_status hwb_dequantize_s8(const hwb_op_args *args) {
+    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
+    const float scale = in->scale;
 
     const int8_t *x = (const int8_t *)in->data;
     float *y = (float *)out->data;

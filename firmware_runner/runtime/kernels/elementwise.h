@@ -68,14 +68,21 @@ static inline int hwb_broadcast_shapes(const hwb_tensor *a, const hwb_tensor *b,
 /* The operands of ADD, SUB and MUL: input 1, input 2, output, all int8 with int8 zero points, the
  * inputs broadcastable to the output; and a parameter struct of params_size bytes (its values are
  * the kernel's to check). */
-static inline hwb_status hwb_broadcast_operands_s8(const hwb_op_args *args, uint32_t params_size,
-                                                   struct hwb_broadcast *bc) {
+static inline hwb_status hwb_broadcast_operands_s8(const hwb_op_args *args, uint32_t params_size) {
     if (!hwb_args_match(args, 2, 1, params_size)) return HWB_ERR_PARAMS;
     const hwb_tensor *in1 = &args->inputs[0], *in2 = &args->inputs[1], *out = &args->outputs[0];
     if (!hwb_is_s8(in1) || !hwb_is_s8(in2) || !hwb_is_s8(out)) return HWB_ERR_SHAPE;
     if (!hwb_is_int8(in1->zero_point) || !hwb_is_int8(in2->zero_point) || !hwb_is_int8(out->zero_point))
         return HWB_ERR_PARAMS;
-    return hwb_broadcast_shapes(in1, in2, out, bc) ? HWB_OK : HWB_ERR_SHAPE;
+    struct hwb_broadcast bc;
+    return hwb_broadcast_shapes(in1, in2, out, &bc) ? HWB_OK : HWB_ERR_SHAPE;
+}
+
+/* ADD's and SUB's check: their operands and parameters. */
+static inline hwb_status hwb_add_sub_check(const hwb_op_args *args) {
+    hwb_status status = hwb_broadcast_operands_s8(args, sizeof(struct add_sub_params));
+    if (status != HWB_OK) return status;
+    return hwb_add_sub_params_ok((const struct add_sub_params *)args->params) ? HWB_OK : HWB_ERR_PARAMS;
 }
 
 /* One output element from the two inputs less their zero points (x - zp1, y - zp2), the output
@@ -85,7 +92,7 @@ typedef int8_t (*hwb_binary_s8)(int32_t x, int32_t y, int32_t output_offset, con
 /* Writes every output element, in order, once the operands are checked. The output may be planned
  * on top of input 1 or input 2 (same size, no broadcast): element i of both inputs is read before
  * element i is written. */
-static inline void hwb_broadcast_s8(const hwb_op_args *args, const struct hwb_broadcast *bc, hwb_binary_s8 op) {
+static inline hwb_status hwb_broadcast_s8(const hwb_op_args *args, hwb_binary_s8 op) {
     const hwb_tensor *in1 = &args->inputs[0], *in2 = &args->inputs[1], *out = &args->outputs[0];
     const int8_t *a = (const int8_t *)in1->data, *b = (const int8_t *)in2->data;
     int8_t *o = (int8_t *)out->data;
@@ -93,8 +100,10 @@ static inline void hwb_broadcast_s8(const hwb_op_args *args, const struct hwb_br
     int32_t n = hwb_flat_size(out);
     if (hwb_flat_size(in1) == n && hwb_flat_size(in2) == n) { /* no broadcast: one flat loop */
         for (int32_t i = 0; i < n; i++) o[i] = op(a[i] + off1, b[i] + off2, off_out, args->params);
-        return;
+        return HWB_OK;
     }
+    struct hwb_broadcast broadcast, *bc = &broadcast;
+    hwb_broadcast_shapes(in1, in2, out, bc); /* the check has seen them broadcast */
     int32_t i = 0;
     for (int32_t i0 = 0; i0 < bc->dims[0]; i0++)
         for (int32_t i1 = 0; i1 < bc->dims[1]; i1++)
@@ -104,6 +113,7 @@ static inline void hwb_broadcast_s8(const hwb_op_args *args, const struct hwb_br
                 for (int32_t i3 = 0; i3 < bc->dims[3]; i3++, i++)
                     o[i] = op(ra[i3 * bc->stride1[3]] + off1, rb[i3 * bc->stride2[3]] + off2, off_out, args->params);
             }
+    return HWB_OK;
 }
 
 #endif

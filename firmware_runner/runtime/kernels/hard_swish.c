@@ -52,7 +52,7 @@ static int32_t rounding_divide_by_pot16(int32_t x, int32_t exponent) {
     return wrap16((x >> exponent) + (remainder > threshold ? 1 : 0)); /* >> of a negative is arithmetic on gcc */
 }
 
-hwb_status hwb_hard_swish_s8(const hwb_op_args *args) {
+hwb_status hwb_hard_swish_s8_check(const hwb_op_args *args) {
     if (!hwb_args_match(args, 1, 1, sizeof(hard_swish_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     if (!hwb_same_s8(in, out)) return HWB_ERR_SHAPE;
@@ -62,6 +62,13 @@ hwb_status hwb_hard_swish_s8(const hwb_op_args *args) {
         p->output_exponent < -31 || p->output_exponent > 0 || !hwb_is_int8(in->zero_point) ||
         !hwb_is_int8(out->zero_point))
         return HWB_ERR_PARAMS;
+
+    return HWB_OK;
+}
+
+hwb_status hwb_hard_swish_s8(const hwb_op_args *args) {
+    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
+    const hard_swish_params *p = (const hard_swish_params *)args->params;
 
     const int8_t *x = (const int8_t *)in->data;
     int8_t *y = (int8_t *)out->data;

@@ -16,7 +16,7 @@ typedef struct {
     int32_t identity_shift;
 } leaky_relu_params;
 
-hwb_status hwb_leaky_relu_s8(const hwb_op_args *args) {
+hwb_status hwb_leaky_relu_s8_check(const hwb_op_args *args) {
     if (!hwb_args_match(args, 1, 1, sizeof(leaky_relu_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     if (!hwb_same_s8(in, out)) return HWB_ERR_SHAPE;
@@ -24,6 +24,13 @@ hwb_status hwb_leaky_relu_s8(const hwb_op_args *args) {
     if (!hwb_valid_shift(p->alpha_shift) || !hwb_valid_shift(p->identity_shift) ||
         !hwb_is_int8(in->zero_point) || !hwb_is_int8(out->zero_point))
         return HWB_ERR_PARAMS;
+
+    return HWB_OK;
+}
+
+hwb_status hwb_leaky_relu_s8(const hwb_op_args *args) {
+    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
+    const leaky_relu_params *p = (const leaky_relu_params *)args->params;
 
     const int8_t *x = (const int8_t *)in->data;
     int8_t *y = (int8_t *)out->data;

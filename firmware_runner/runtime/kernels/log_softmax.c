@@ -93,7 +93,7 @@ static void log_softmax_row(const int8_t *x, int8_t *y, int32_t depth, int32_t m
     }
 }
 
-hwb_status hwb_log_softmax_s8(const hwb_op_args *args) {
+hwb_status hwb_log_softmax_s8_check(const hwb_op_args *args) {
     if (!hwb_args_match(args, 1, 1, sizeof(hwb_log_softmax_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     if (!hwb_same_s8(in, out) || in->rank < 1 || in->dims[in->rank - 1] > MAX_DEPTH) return HWB_ERR_SHAPE;
@@ -102,7 +102,10 @@ hwb_status hwb_log_softmax_s8(const hwb_op_args *args) {
         p->reverse_scaling_divisor < (1 << 30) || p->reverse_scaling_right_shift < 0 ||
         p->reverse_scaling_right_shift > 31 || p->diff_min > 0)
         return HWB_ERR_PARAMS;
+    return HWB_OK;
+}
 
+hwb_status hwb_log_softmax_s8(const hwb_op_args *args) {
     hwb_softmax_rows_s8(args, log_softmax_row);
     return HWB_OK;
 }

@@ -17,8 +17,6 @@ static int32_t maximum(const int8_t *window, int32_t rows, int32_t cols, int32_t
     return max;
 }
 
-hwb_status hwb_max_pool_s8(const hwb_op_args *args) {
-    int32_t pad_h, pad_w;
-    hwb_status status = hwb_pool_check(args, &pad_h, &pad_w);
-    return status != HWB_OK ? status : hwb_pool_s8(args, pad_h, pad_w, maximum);
-}
+hwb_status hwb_max_pool_s8_check(const hwb_op_args *args) { return hwb_pool_check(args); }
+
+hwb_status hwb_max_pool_s8(const hwb_op_args *args) { return hwb_pool_s8(args, maximum); }

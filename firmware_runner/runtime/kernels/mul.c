@@ -24,14 +24,14 @@ static int8_t mul_one(int32_t x, int32_t y, int32_t output_offset, const void *p
     return (int8_t)(raw < p->activation_min ? p->activation_min : (raw > p->activation_max ? p->activation_max : raw));
 }
 
-hwb_status hwb_mul_s8(const hwb_op_args *args) {
-    struct hwb_broadcast bc;
-    hwb_status status = hwb_broadcast_operands_s8(args, sizeof(struct mul_params), &bc);
+hwb_status hwb_mul_s8_check(const hwb_op_args *args) {
+    hwb_status status = hwb_broadcast_operands_s8(args, sizeof(struct mul_params));
     if (status != HWB_OK) return status;
     const struct mul_params *p = (const struct mul_params *)args->params;
     if (!hwb_valid_shift(p->output_shift) || p->output_multiplier < 0 ||
         !hwb_valid_act_s8(p->activation_min, p->activation_max))
         return HWB_ERR_PARAMS;
-    hwb_broadcast_s8(args, &bc, mul_one);
     return HWB_OK;
 }
+
+hwb_status hwb_mul_s8(const hwb_op_args *args) { return hwb_broadcast_s8(args, mul_one); }

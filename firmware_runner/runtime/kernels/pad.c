@@ -15,17 +15,13 @@ typedef struct {
     int32_t after[HWB_MAX_RANK];  /* cells added after each dimension */
 } hwb_pad_params;
 
-hwb_status hwb_pad_s8(const hwb_op_args *args) {
+hwb_status hwb_pad_s8_check(const hwb_op_args *args) {
     if (!hwb_args_match(args, 1, 1, sizeof(hwb_pad_params))) return HWB_ERR_PARAMS;
     hwb_pad_params p;
     memcpy(&p, args->params, sizeof p);
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     if (!hwb_valid_s8(in) || !hwb_valid_s8(out) || in->rank != out->rank) return HWB_ERR_SHAPE;
     if (!hwb_is_int8(p.pad_value)) return HWB_ERR_PARAMS;
-
-    /* Work in 4D: a rank-r tensor gets 4 - r leading dims of 1 with no padding. */
-    const int32_t lead = HWB_MAX_RANK - in->rank;
-    int32_t in_dims[HWB_MAX_RANK], before[HWB_MAX_RANK], after[HWB_MAX_RANK];
     for (int32_t d = 0; d < HWB_MAX_RANK; d++) {
         if (d >= in->rank) {
             if (p.before[d] != 0 || p.after[d] != 0) return HWB_ERR_PARAMS;
@@ -34,6 +30,17 @@ hwb_status hwb_pad_s8(const hwb_op_args *args) {
             if ((int64_t)in->dims[d] + p.before[d] + p.after[d] != (int64_t)out->dims[d]) return HWB_ERR_SHAPE;
         }
     }
+    return HWB_OK;
+}
+
+hwb_status hwb_pad_s8(const hwb_op_args *args) {
+    hwb_pad_params p;
+    memcpy(&p, args->params, sizeof p);
+    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
+
+    /* Work in 4D: a rank-r tensor gets 4 - r leading dims of 1 with no padding. */
+    const int32_t lead = HWB_MAX_RANK - in->rank;
+    int32_t in_dims[HWB_MAX_RANK], before[HWB_MAX_RANK], after[HWB_MAX_RANK];
     for (int32_t d = 0; d < HWB_MAX_RANK; d++) {
         int32_t src = d - lead; /* this 4D dim's index in the tensor's own dims, < 0 for a leading 1 */
         in_dims[d] = src < 0 ? 1 : in->dims[src];
@@ -41,7 +48,7 @@ hwb_status hwb_pad_s8(const hwb_op_args *args) {
         after[d] = src < 0 ? 0 : p.after[src];
     }
 
-    /* Output dims are the input's plus padding (checked above), so every index below is in bounds
+    /* Output dims are the input's plus padding (checked), so every index below is in bounds
      * and every product fits: both tensors hold fewer than 2^31 bytes. */
     const int8_t *x = (const int8_t *)in->data;
     int8_t *y = (int8_t *)out->data;

@@ -18,14 +18,18 @@ struct pool_params {
     int32_t activation_max;
 };
 
-/* One spatial axis as TFLite's ComputePaddingHeightWidth sees it; 0 if `out` is not the output
- * size the padding gives (64-bit: a plan's strides and filters may be anything). */
-static inline int hwb_pool_axis(int32_t in, int32_t out, int32_t stride, int32_t filter, int32_t padding, int32_t *pad) {
+/* `out` is the output size `padding` gives along one axis (64-bit: a plan's strides and filters may
+ * be anything). */
+static inline int hwb_pool_size_ok(int32_t in, int32_t out, int32_t stride, int32_t filter, int32_t padding) {
     int64_t expected = padding == 1 ? ((int64_t)in + stride - 1) / stride : ((int64_t)in + stride - filter) / stride;
-    if (expected != out) return 0;
+    return expected == out;
+}
+
+/* The padding before the first element along one axis, as TFLite's ComputePaddingHeightWidth
+ * computes it; below `filter` when the output size is right. */
+static inline int32_t hwb_pool_pad(int32_t in, int32_t out, int32_t stride, int32_t filter) {
     int64_t total = ((int64_t)out - 1) * stride + filter - in;
-    *pad = (int32_t)(total > 0 ? total / 2 : 0); /* total < filter here */
-    return 1;
+    return (int32_t)(total > 0 ? total / 2 : 0);
 }
 
 /* The window rows (or columns) [*start, *end) that lie inside the input, for output position o. */
@@ -39,8 +43,8 @@ static inline void hwb_pool_window(int32_t o, int32_t stride, int32_t pad, int32
 }
 
 /* Operands: input, output (both rank 4, int8, the same batches and channels), and the output size
- * the padding gives; pad_h and pad_w are set. */
-static inline hwb_status hwb_pool_check(const hwb_op_args *args, int32_t *pad_h, int32_t *pad_w) {
+ * the padding gives. */
+static inline hwb_status hwb_pool_check(const hwb_op_args *args) {
     if (!hwb_args_match(args, 1, 1, sizeof(struct pool_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     const struct pool_params *p = (const struct pool_params *)args->params;
@@ -50,8 +54,8 @@ static inline hwb_status hwb_pool_check(const hwb_op_args *args, int32_t *pad_h,
     if (!hwb_is_s8(in) || !hwb_is_s8(out) || in->rank != 4 || out->rank != 4 || in->dims[0] != out->dims[0] ||
         in->dims[3] != out->dims[3])
         return HWB_ERR_SHAPE;
-    if (!hwb_pool_axis(in->dims[1], out->dims[1], p->stride_h, p->filter_h, p->padding, pad_h) ||
-        !hwb_pool_axis(in->dims[2], out->dims[2], p->stride_w, p->filter_w, p->padding, pad_w))
+    if (!hwb_pool_size_ok(in->dims[1], out->dims[1], p->stride_h, p->filter_h, p->padding) ||
+        !hwb_pool_size_ok(in->dims[2], out->dims[2], p->stride_w, p->filter_w, p->padding))
         return HWB_ERR_SHAPE;
     return HWB_OK;
 }
@@ -60,10 +64,12 @@ static inline hwb_status hwb_pool_check(const hwb_op_args *args, int32_t *pad_h,
  * (all of one channel): window[r * row_stride + k * step]. */
 typedef int32_t (*hwb_pool_reduce)(const int8_t *window, int32_t rows, int32_t cols, int32_t row_stride, int32_t step);
 
-/* Writes every output once the operands are checked (pad_h, pad_w from hwb_pool_check). */
-static inline hwb_status hwb_pool_s8(const hwb_op_args *args, int32_t pad_h, int32_t pad_w, hwb_pool_reduce reduce) {
+/* Writes every output once the operands are checked (hwb_pool_check). */
+static inline hwb_status hwb_pool_s8(const hwb_op_args *args, hwb_pool_reduce reduce) {
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     const struct pool_params *p = (const struct pool_params *)args->params;
+    const int32_t pad_h = hwb_pool_pad(in->dims[1], out->dims[1], p->stride_h, p->filter_h);
+    const int32_t pad_w = hwb_pool_pad(in->dims[2], out->dims[2], p->stride_w, p->filter_w);
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], depth = in->dims[3];
     const int32_t out_h = out->dims[1], out_w = out->dims[2];
     /* With the geometry checked, every index below is in [0, flat size): int32 arithmetic. */
@@ -78,9 +84,7 @@ static inline hwb_status hwb_pool_s8(const hwb_op_args *args, int32_t pad_h, int
                 int32_t x0, x1;
                 hwb_pool_window(ox, p->stride_w, pad_w, p->filter_w, in_w, &x0, &x1);
                 int32_t ix = ox * p->stride_w - pad_w + x0;
-                int32_t rows = y1 - y0, cols = x1 - x0;
-                /* A window wholly in the padding (TFLite fails too); cannot happen with the geometry checked. */
-                if (rows == 0 || cols == 0) return HWB_ERR_SHAPE;
+                int32_t rows = y1 - y0, cols = x1 - x0; /* >= 1: the check has seen every window overlap the input */
                 const int8_t *corner = x + ((b * in_h + iy) * in_w + ix) * depth;
                 int8_t *dst = y + ((b * out_h + oy) * out_w + ox) * depth;
                 for (int32_t c = 0; c < depth; c++)

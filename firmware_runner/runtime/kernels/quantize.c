@@ -49,7 +49,7 @@ static int8_t affine_quantize(float value, float scale, int32_t zero_point) {
     return (int8_t)(r > 127 ? 127 : (r < -128 ? -128 : r));
 }
 
-hwb_status hwb_quantize_s8(const hwb_op_args *args) {
+hwb_status hwb_quantize_s8_check(const hwb_op_args *args) {
     if (args->input_count != 1 || args->output_count != 1 || args->params_size != sizeof(quantize_params))
         return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
@@ -59,17 +59,21 @@ hwb_status hwb_quantize_s8(const hwb_op_args *args) {
         return HWB_ERR_SHAPE;
     const quantize_params *p = (const quantize_params *)args->params;
     if (!hwb_valid_shift(p->shift) || !int8_zero_point(out->zero_point)) return HWB_ERR_PARAMS;
+    if (in->dtype == HWB_FLOAT32)
+        return out->scale > 0.0f && out->scale <= FLOAT32_MAX ? HWB_OK : HWB_ERR_PARAMS; /* also refuses NaN */
+    return int8_zero_point(in->zero_point) ? HWB_OK : HWB_ERR_PARAMS;
+}
 
+hwb_status hwb_quantize_s8(const hwb_op_args *args) {
+    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
+    const quantize_params *p = (const quantize_params *)args->params;
     int8_t *y = (int8_t *)out->data;
     const int32_t count = hwb_flat_size(out);
     if (in->dtype == HWB_FLOAT32) {
-        const float scale = out->scale;
-        if (!(scale > 0.0f && scale <= FLOAT32_MAX)) return HWB_ERR_PARAMS; /* also refuses NaN */
         const float *x = (const float *)in->data;
-        for (int32_t i = 0; i < count; i++) y[i] = affine_quantize(x[i], scale, out->zero_point);
+        for (int32_t i = 0; i < count; i++) y[i] = affine_quantize(x[i], out->scale, out->zero_point);
         return HWB_OK;
     }
-    if (!int8_zero_point(in->zero_point)) return HWB_ERR_PARAMS;
     const int8_t *x = (const int8_t *)in->data;
     for (int32_t i = 0; i < count; i++) {
         int64_t r = (int64_t)out->zero_point + /* int64: the product may be near INT32_MAX */

@@ -18,7 +18,7 @@ typedef struct {
     int32_t act_max;
 } relu_params;
 
-hwb_status hwb_relu_s8(const hwb_op_args *args) {
+hwb_status hwb_relu_s8_check(const hwb_op_args *args) {
     if (!hwb_args_match(args, 1, 1, sizeof(relu_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     if (!hwb_same_s8(in, out)) return HWB_ERR_SHAPE;
@@ -26,6 +26,13 @@ hwb_status hwb_relu_s8(const hwb_op_args *args) {
     if (!hwb_valid_shift(p->shift) || !hwb_valid_act_s8(p->act_min, p->act_max) ||
         !hwb_is_int8(in->zero_point) || !hwb_is_int8(out->zero_point))
         return HWB_ERR_PARAMS;
+
+    return HWB_OK;
+}
+
+hwb_status hwb_relu_s8(const hwb_op_args *args) {
+    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
+    const relu_params *p = (const relu_params *)args->params;
 
     const int8_t *x = (const int8_t *)in->data;
     int8_t *y = (int8_t *)out->data;

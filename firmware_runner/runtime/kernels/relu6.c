@@ -4,4 +4,6 @@
  * the RELU kernel (relu.c, same parameter struct) does the work. */
 #include "../hwb_ops.h"
 
+hwb_status hwb_relu6_s8_check(const hwb_op_args *args) { return hwb_relu_s8_check(args); }
+
 hwb_status hwb_relu6_s8(const hwb_op_args *args) { return hwb_relu_s8(args); }

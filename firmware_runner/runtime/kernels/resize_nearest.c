@@ -37,7 +37,7 @@ static int32_t nearest(int32_t i, int32_t in_size, int32_t out_size, int align_c
     return index;
 }
 
-hwb_status hwb_resize_nearest_s8(const hwb_op_args *args) {
+hwb_status hwb_resize_nearest_s8_check(const hwb_op_args *args) {
     if (!hwb_args_match(args, 1, 1, sizeof(hwb_resize_nearest_params))) return HWB_ERR_PARAMS;
     hwb_resize_nearest_params p;
     memcpy(&p, args->params, sizeof p);
@@ -47,6 +47,14 @@ hwb_status hwb_resize_nearest_s8(const hwb_op_args *args) {
     if (!hwb_valid_s8(in) || !hwb_valid_s8(out) || in->rank != 4 || out->rank != 4 || in->dims[0] != out->dims[0] ||
         in->dims[3] != out->dims[3])
         return HWB_ERR_SHAPE;
+
+    return HWB_OK;
+}
+
+hwb_status hwb_resize_nearest_s8(const hwb_op_args *args) {
+    hwb_resize_nearest_params p;
+    memcpy(&p, args->params, sizeof p);
+    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
 
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], depth = in->dims[3];
     const int32_t out_h = out->dims[1], out_w = out->dims[2];

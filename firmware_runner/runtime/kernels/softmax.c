@@ -60,14 +60,17 @@ static void softmax_row(const int8_t *x, int8_t *y, int32_t depth, int32_t max_i
     }
 }
 
-hwb_status hwb_softmax_s8(const hwb_op_args *args) {
+hwb_status hwb_softmax_s8_check(const hwb_op_args *args) {
     if (!hwb_args_match(args, 1, 1, sizeof(hwb_softmax_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     if (!hwb_same_s8(in, out) || in->rank < 1) return HWB_ERR_SHAPE;
     const hwb_softmax_params *p = (const hwb_softmax_params *)args->params;
     if (p->input_multiplier < (1 << 30) || p->input_left_shift < 0 || p->input_left_shift > 31 || p->diff_min > 0)
         return HWB_ERR_PARAMS;
+    return HWB_OK;
+}
 
+hwb_status hwb_softmax_s8(const hwb_op_args *args) {
     hwb_softmax_rows_s8(args, softmax_row);
     return HWB_OK;
 }

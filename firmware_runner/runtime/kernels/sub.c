@@ -19,11 +19,6 @@ static int8_t sub_one(int32_t x, int32_t y, int32_t output_offset, const void *p
     return (int8_t)hwb_clamp_i32(raw, p->activation_min, p->activation_max);
 }
 
-hwb_status hwb_sub_s8(const hwb_op_args *args) {
-    struct hwb_broadcast bc;
-    hwb_status status = hwb_broadcast_operands_s8(args, sizeof(struct add_sub_params), &bc);
-    if (status != HWB_OK) return status;
-    if (!hwb_add_sub_params_ok((const struct add_sub_params *)args->params)) return HWB_ERR_PARAMS;
-    hwb_broadcast_s8(args, &bc, sub_one);
-    return HWB_OK;
-}
+hwb_status hwb_sub_s8_check(const hwb_op_args *args) { return hwb_add_sub_check(args); }
+
+hwb_status hwb_sub_s8(const hwb_op_args *args) { return hwb_broadcast_s8(args, sub_one); }

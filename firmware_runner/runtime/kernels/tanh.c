@@ -10,4 +10,6 @@
  * is written. */
 #include "../hwb_ops.h"
 
+hwb_status hwb_tanh_s8_check(const hwb_op_args *args) { return hwb_logistic_s8_check(args); }
+
 hwb_status hwb_tanh_s8(const hwb_op_args *args) { return hwb_logistic_s8(args); }

@@ -9,7 +9,7 @@ typedef struct {
     int32_t perm[HWB_MAX_RANK]; /* a permutation of 0..rank-1 in the first `rank` entries; perm[d] == d past it */
 } hwb_transpose_params;
 
-hwb_status hwb_transpose_s8(const hwb_op_args *args) {
+hwb_status hwb_transpose_s8_check(const hwb_op_args *args) {
     if (!hwb_args_match(args, 1, 1, sizeof(hwb_transpose_params))) return HWB_ERR_PARAMS;
     hwb_transpose_params p;
     memcpy(&p, args->params, sizeof p);
@@ -28,6 +28,14 @@ hwb_status hwb_transpose_s8(const hwb_op_args *args) {
     }
     for (int32_t d = 0; d < rank; d++)
         if (out->dims[d] != in->dims[p.perm[d]]) return HWB_ERR_SHAPE;
+    return HWB_OK;
+}
+
+hwb_status hwb_transpose_s8(const hwb_op_args *args) {
+    hwb_transpose_params p;
+    memcpy(&p, args->params, sizeof p);
+    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
+    const int32_t rank = in->rank;
 
     /* In 4D (leading dims of 1): the input stride of each output dim, walked in output order. */
     const int32_t lead = HWB_MAX_RANK - rank;

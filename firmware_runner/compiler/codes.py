@@ -1,0 +1,23 @@
+"""The op and kernel-path codes of the plan format, read from the runtime's own lists
+(runtime/hwb_ops.h: HWB_OPS and HWB_PATHS), so the compiler never keeps a copy of its own."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+OPS_HEADER = Path(__file__).resolve().parents[1] / "runtime" / "hwb_ops.h"
+
+
+@cache
+def op_codes() -> dict[str, int]:
+    """Kernel name -> op code."""
+    return {name: int(code) for code, name in re.findall(r"X\((\d+), (\w+), \w+, \w+\)", OPS_HEADER.read_text())}
+
+
+@cache
+def path_codes() -> dict[str, int]:
+    """Kernel path name (hwbench.kernel_paths) -> the code a kernel's parameter struct carries."""
+    paths = OPS_HEADER.read_text().split("#define HWB_PATHS(X)")[1].split("\n\n")[0]
+    return {name: int(code) for code, name in re.findall(r"X\((\d+), (\w+)\)", paths)}
