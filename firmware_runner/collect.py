@@ -62,13 +62,13 @@ def measure(path: Path, board: Board, firmware: Firmware, backend: Backend, repe
     base = dict(model=path.name, sha256=hashlib.sha256(data).hexdigest(), board=board.name,
                 runtime_hash=firmware.runtime_hash, unit=backend.unit, tflite=data, macs=0, weight_bytes=0)
     try:
-        return _measure(data, base, firmware, backend, repeats, timeout)
+        return _measure(data, base, firmware, backend, repeats, timeout, fast)
     except Exception as e:  # noqa: BLE001 (one model's failure, whatever its cause, must not end the collection)
         return Measurement(**base, status="failed", reason=f"{type(e).__name__}: {e}")
 
 
 def _measure(data: bytes, base: dict, firmware: Firmware, backend: Backend, repeats: int,
-             timeout: float | None) -> Measurement:
+             timeout: float | None, fast: bool | None) -> Measurement:
     """`measure` without its safety net; fills `base` as it learns the model's sizes, so that a
     failure still records them."""
     try:
