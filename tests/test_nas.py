@@ -3,6 +3,8 @@ real Keras training, real TFLite conversion and the real host runtime."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -166,3 +168,147 @@ def test_evaluation_is_deterministic_for_a_seed(evaluated, digits):
 
     again = evaluate(DIGITS_SPEC, digits, epochs=2, seed=0)
     assert again.tflite == evaluated.tflite and again.val_accuracy == evaluated.val_accuracy
+
+
+# ------------------------------------------------------------------------------ selection and the front
+
+
+def test_score_is_the_largest_objective_over_bound_over_lambda():
+    from nas.evaluate import Evaluation
+    from nas.search import SearchSettings, score
+
+    settings = SearchSettings("mps2-an386", "digits", Bounds(max_peak_bytes=1000, max_flash_bytes=4000),
+                              max_error=0.05)
+    e = Evaluation("ok", val_accuracy=0.9, peak_bytes=500, flash_bytes=3000, macs=10**6)
+    # error 0.1 / 0.05 = 2; peak 0.5; flash 0.75; MACs and latency unbounded: off
+    assert score(e, settings, np.array([1.0, 1.0, 1.0, 1.0, 1.0])) == pytest.approx(2.0)
+    assert score(e, settings, np.array([1.0, 0.1, 1.0, 1.0, 1.0])) == pytest.approx(5.0)
+    assert score(e, settings, np.array([4.0, 1.0, 0.5, 1.0, 1.0])) == pytest.approx(1.5)
+    assert score(Evaluation("diverged"), settings, np.ones(5)) == float("inf")
+
+
+def test_the_front_keeps_the_feasible_undominated_candidates():
+    from nas.evaluate import Evaluation
+    from nas.report import pareto_front, table
+    from nas.store import Candidate
+
+    def c(r, acc, peak, flash, status="ok"):
+        return Candidate(r, None, {}, Evaluation(status, val_accuracy=acc, peak_bytes=peak, flash_bytes=flash, macs=1))
+
+    candidates = {0: c(0, 0.9, 500, 2000), 1: c(1, 0.8, 400, 2000), 2: c(2, 0.8, 500, 2000),  # 2: dominated by 0 and 1
+                  3: c(3, 0.99, 2000, 2000),  # over the peak bound
+                  4: c(4, None, None, None, "diverged"), 5: c(5, 0.7, 300, 1000)}
+    front = pareto_front(table(candidates, Bounds(max_peak_bytes=1000)))
+    assert list(front["round"]) == [0, 1, 5]
+
+
+# ------------------------------------------------------------------------------ the search
+
+
+SEARCH = dict(board="mps2-an386", dataset="digits", bounds=Bounds(max_peak_bytes=1024, max_flash_bytes=8000),
+              rounds=6, epochs=1, population=3, sample=2, in_flight=2, seed=4)
+
+
+def _search_settings(**changes):
+    from nas.search import SearchSettings
+
+    return SearchSettings(**{**SEARCH, **changes})
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    from nas.search import run_search
+
+    folder = tmp_path_factory.mktemp("search")
+    return folder, run_search(_search_settings(), folder)
+
+
+def test_aging_evolution_mutates_parents_from_the_aged_population(searched):
+    from nas.spaces import CnnSpace
+
+    _, done = searched
+    assert sorted(done) == list(range(6))
+    assert all(done[r].parent is None for r in range(3))  # the initial population is sampled
+    for r in range(3, 6):
+        parent = done[r].parent
+        assert parent is not None and r - 3 - 1 <= parent < r - 1  # among the 3 newest it could see
+        assert done[r].spec != done[parent].spec
+    for c in done.values():
+        assert c.evaluation.status == "ok" and c.evaluation.peak_bytes <= 1024
+        assert len(CnnSpace((8, 8, 1), 10).parts(c.spec)[0]) >= 1
+
+
+def test_a_resumed_complete_search_evaluates_nothing_and_outputs_the_front(searched):
+    from nas.report import write_outputs
+    from nas.search import run_search
+
+    folder, done = searched
+    seen = []
+    again = run_search(_search_settings(), folder, resume=True, progress=lambda c, d: seen.append(c))
+    assert not seen and {r: c.spec for r, c in again.items()} == {r: c.spec for r, c in done.items()}
+    summary = write_outputs(folder, again, SEARCH["bounds"])
+    best = max((c for c in done.values()), key=lambda c: c.evaluation.val_accuracy)
+    assert summary["best"]["round"] == best.round
+    assert (folder / "best.tflite").read_bytes() == best.evaluation.tflite
+    assert len(json.loads((folder / "pareto.json").read_text())) == summary["pareto_size"] >= 1
+
+
+def test_the_store_refuses_another_search_or_a_damaged_file(searched, tmp_path):
+    from nas.search import run_search
+
+    folder, _ = searched
+    with pytest.raises(HwbenchError, match="already holds a search: continue it with --resume"):
+        run_search(_search_settings(), folder)
+    with pytest.raises(HwbenchError, match=r"other settings \(epochs differ\)"):
+        run_search(_search_settings(epochs=2), folder, resume=True)
+    (tmp_path / "search.db").write_bytes(b"garbage " * 200)
+    with pytest.raises(HwbenchError, match="damaged search store"):
+        run_search(_search_settings(), tmp_path, resume=True)
+
+
+def test_two_workers_and_a_killed_search_give_the_same_candidates(searched, tmp_path):
+    """A search killed mid-way and resumed, run by two worker processes, evaluates exactly the candidates
+    of the uninterrupted one-worker search (deterministic training), and loses nothing it stored."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from nas.search import run_search
+    from nas.store import SearchStore
+
+    _, reference = searched
+    code = (f"from nas.search import SearchSettings, run_search; from nas.objectives import Bounds; "
+            f"run_search(SearchSettings(**{SEARCH!r}), {str(tmp_path)!r})")
+    child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": os.getcwd()},
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while _stored(tmp_path) < 2 and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    before = _stored(tmp_path)
+    assert 2 <= before < 6, "the search should have been killed part-way"
+    store = SearchStore(tmp_path, _search_settings().as_json(), resume=True)
+    kept = {r: c.evaluation.tflite for r, c in store.candidates().items()}
+    store.close()
+    resumed = run_search(_search_settings(), tmp_path, workers=2, resume=True)
+    assert all(resumed[r].evaluation.tflite == data for r, data in kept.items())
+    assert {r: (c.parent, c.spec, c.evaluation.val_accuracy) for r, c in resumed.items()} == \
+        {r: (c.parent, c.spec, c.evaluation.val_accuracy) for r, c in reference.items()}
+
+
+def _stored(folder) -> int:
+    import sqlite3
+
+    path = folder / "search.db"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0

@@ -1,0 +1,61 @@
+"""A search's results: which candidates are feasible, their Pareto front over validation error,
+latency, peak memory and flash, and the files written for the user (pareto.csv, pareto.json,
+best.tflite: the feasible candidate of highest validation accuracy)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from nas.objectives import Bounds, SpecCost
+from nas.store import Candidate
+
+FRONT_OBJECTIVES = ("val_error", "latency_ms", "peak_bytes", "flash_bytes")  # all minimised
+
+
+def feasible(candidate: Candidate, bounds: Bounds) -> bool:
+    """Trained, and within every bound by its measured numbers (flash now the plan's exact bytes)."""
+    e = candidate.evaluation
+    return e.status == "ok" and not bounds.violations(
+        SpecCost(e.macs, 0, e.peak_bytes, e.flash_bytes, e.latency_ms))
+
+
+def table(candidates: dict[int, Candidate], bounds: Bounds) -> pd.DataFrame:
+    """One row per candidate: round, parent, status, feasible, the metrics and val_error."""
+    rows = [{"round": c.round, "parent": c.parent, "feasible": feasible(c, bounds), **c.evaluation.metrics()}
+            for c in candidates.values()]
+    frame = pd.DataFrame(rows)
+    frame["val_error"] = 1 - frame["val_accuracy"]
+    return frame
+
+
+def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
+    """The feasible rows no other feasible row dominates (as good in every objective, better in one);
+    objectives without values (latency without a latency model) are left out."""
+    pool = frame[frame["feasible"]]
+    objectives = [o for o in FRONT_OBJECTIVES if pool[o].notna().all()] if len(pool) else []
+    values = pool[objectives].to_numpy(float)
+    keep = [i for i, v in enumerate(values)
+            if not any((w <= v).all() and (w < v).any() for w in values)]
+    return pool.iloc[keep].sort_values("val_error")
+
+
+def write_outputs(out_dir: str | Path, candidates: dict[int, Candidate], bounds: Bounds) -> dict:
+    """Write the front and the best model; return a JSON-ready summary."""
+    out_dir = Path(out_dir)
+    frame = table(candidates, bounds)
+    front = pareto_front(frame)
+    front.to_csv(out_dir / "pareto.csv", index=False)
+    records = json.loads(front.to_json(orient="records"))
+    for record in records:
+        record["spec"] = candidates[record["round"]].spec
+    (out_dir / "pareto.json").write_text(json.dumps(records, indent=1))
+    summary = {"candidates": len(frame), "feasible": int(frame["feasible"].sum()),
+               "failed": int((frame["status"] != "ok").sum()), "pareto_size": len(front), "best": None}
+    if len(front):
+        best = candidates[int(front.iloc[0]["round"])]
+        (out_dir / "best.tflite").write_bytes(best.evaluation.tflite)
+        summary["best"] = {"round": best.round, "spec": best.spec, **best.evaluation.metrics()}
+    return summary
