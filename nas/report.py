@@ -22,11 +22,18 @@ def feasible(candidate: Candidate, bounds: Bounds) -> bool:
         SpecCost(e.macs, 0, e.peak_bytes, e.flash_bytes, e.latency_ms))
 
 
+def best(candidates: dict[int, Candidate], bounds: Bounds) -> Candidate | None:
+    """The feasible candidate of highest validation accuracy (the earliest of equals)."""
+    fit = [c for c in candidates.values() if feasible(c, bounds)]
+    return max(fit, key=lambda c: (c.evaluation.val_accuracy, -c.round), default=None)
+
+
 def table(candidates: dict[int, Candidate], bounds: Bounds) -> pd.DataFrame:
     """One row per candidate: round, parent, status, feasible, the metrics and val_error."""
     rows = [{"round": c.round, "parent": c.parent, "feasible": feasible(c, bounds), **c.evaluation.metrics()}
             for c in candidates.values()]
     frame = pd.DataFrame(rows)
+    frame["parent"] = frame["parent"].astype("Int64")  # an integer column with gaps (sampled candidates)
     frame["val_error"] = 1 - frame["val_accuracy"]
     return frame
 
@@ -54,8 +61,8 @@ def write_outputs(out_dir: str | Path, candidates: dict[int, Candidate], bounds:
     (out_dir / "pareto.json").write_text(json.dumps(records, indent=1))
     summary = {"candidates": len(frame), "feasible": int(frame["feasible"].sum()),
                "failed": int((frame["status"] != "ok").sum()), "pareto_size": len(front), "best": None}
-    if len(front):
-        best = candidates[int(front.iloc[0]["round"])]
-        (out_dir / "best.tflite").write_bytes(best.evaluation.tflite)
-        summary["best"] = {"round": best.round, "spec": best.spec, **best.evaluation.metrics()}
+    winner = best(candidates, bounds)  # on the front: nothing feasible is more accurate
+    if winner is not None:
+        (out_dir / "best.tflite").write_bytes(winner.evaluation.tflite)
+        summary["best"] = {"round": winner.round, "spec": winner.spec, **winner.evaluation.metrics()}
     return summary

@@ -1,8 +1,8 @@
 """The search loop: aging evolution with μNAS's selection, or random search, under one evaluation
 budget (`rounds` candidates), stored candidate by candidate so that a killed search resumes.
 
-Aging evolution (Real et al.; μNAS's defaults): the first `population` rounds sample the space; each
-later round draws `sample` candidates from the `population` most recent ones, takes as parent the one
+Aging evolution (Real et al.; μNAS's defaults): the space is sampled until `population` candidates
+are finished (the first population + in_flight - 1 rounds); each later round draws `sample` candidates from the `population` most recent ones, takes as parent the one
 with the lowest score max_i(objective_i / bound_i / λ_i) — the objectives being the validation error and
 each bounded resource, λ_i ~ U(0, 1) drawn anew per selection (random scalarisation) — and mutates it.
 
@@ -68,7 +68,7 @@ class SearchSettings:
 
 
 @cache
-def _context(settings: SearchSettings) -> tuple:
+def search_context(settings: SearchSettings) -> tuple:
     """(dataset, space, latency estimator) of a search, loaded once per process."""
     dataset = load_dataset(settings.dataset, seed=settings.seed)
     latency = LatencyEstimator(settings.latency_model, get_board(settings.board)) if settings.latency_model else None
@@ -76,7 +76,7 @@ def _context(settings: SearchSettings) -> tuple:
 
 
 def _evaluate(settings: SearchSettings, spec: dict, seed: int) -> Evaluation:
-    dataset, _, latency = _context(settings)
+    dataset, _, latency = search_context(settings)
     return evaluate(spec, dataset, settings.epochs, seed, latency)
 
 
@@ -94,12 +94,12 @@ def score(evaluation: Evaluation, settings: SearchSettings, lambdas: np.ndarray)
 
 def propose_round(settings: SearchSettings, r: int, done: dict[int, Candidate]) -> tuple[dict, int | None, int]:
     """Round r's spec, its parent's round (None: sampled) and its training seed."""
-    _, space, latency = _context(settings)
+    _, space, latency = search_context(settings)
     rng = np.random.default_rng([settings.seed, r])
     parent = None
-    if settings.algorithm == "aging" and r >= settings.population:
-        seen = [done[i] for i in range(r - settings.in_flight + 1)]
-        population = seen[-settings.population:]
+    seen = range(r - settings.in_flight + 1)  # the rounds finished for certain when round r is proposed
+    if settings.algorithm == "aging" and len(seen) >= settings.population:
+        population = [done[i] for i in seen[-settings.population:]]
         lambdas = rng.uniform(0, 1, size=5)
         drawn = rng.choice(len(population), size=settings.sample, replace=False)
         scores = [score(population[i].evaluation, settings, lambdas) for i in drawn]
@@ -121,26 +121,46 @@ class _InProcess:
         pass
 
 
-def run_search(settings: SearchSettings, out_dir: str | Path, workers: int = 1, resume: bool = False,
-               progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None) -> dict[int, Candidate]:
-    """Evaluate `settings.rounds` candidates (those not stored yet), storing each as it finishes;
-    return every candidate by round. `progress` is called after each one is stored."""
-    if workers < 1:
-        raise HwbenchError(f"--workers must be at least 1, got {workers}")
-    store = SearchStore(out_dir, settings.as_json(), resume)
-    try:
-        done = store.candidates()
-        _context(settings)  # a bad dataset or latency model fails here, before any worker starts
+class Search:
+    """A search opened in `out_dir`: a bad dataset, latency model or store fails here, before anything runs.
+
+        with Search(settings, "out", resume=True) as search:
+            search.run(workers=2)
+            search.candidates  # every candidate by round
+    """
+
+    def __init__(self, settings: SearchSettings, out_dir: str | Path, resume: bool = False):
+        self.settings = settings
+        search_context(settings)
+        self.store = SearchStore(out_dir, settings.as_json(), resume)
+        self.candidates = self.store.candidates()
+
+    def __enter__(self) -> "Search":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.store.close()
+
+    def run(self, workers: int = 1, progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None) -> None:
+        """Evaluate the rounds not stored yet, storing each candidate as it finishes; `progress` is
+        called after each one is stored."""
+        if workers < 1:
+            raise HwbenchError(f"--workers must be at least 1, got {workers}")
         # spawn, not fork: TensorFlow's threads do not survive a fork.
         pool = _InProcess() if workers == 1 else \
             ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         try:
-            _loop(settings, store, done, pool, workers, progress)
+            _loop(self.settings, self.store, self.candidates, pool, workers, progress)
         finally:
             pool.shutdown(cancel_futures=True)
-        return done
-    finally:
-        store.close()
+
+
+def run_search(settings: SearchSettings, out_dir: str | Path, workers: int = 1, resume: bool = False,
+               progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None) -> dict[int, Candidate]:
+    """Run (or continue) a search to its budget; every candidate by round."""
+    with Search(settings, out_dir, resume) as search:
+        search.run(workers, progress)
+        return search.candidates
 
 
 def _loop(settings, store, done, pool, workers, progress) -> None:

@@ -111,14 +111,17 @@ def propose(space: CnnSpace, rng: np.random.Generator, bounds: Bounds, latency: 
     """A spec sampled from `space` (or a mutation of `parent`) that meets `bounds`, and its costs.
 
     After `max_tries` misses, raises HwbenchError with the smallest peak and flash seen."""
-    smallest_peak = smallest_flash = None
+    smallest: dict[str, float] = {}
     for _ in range(max_tries):
         spec = space.mutate(parent, rng) if parent is not None else space.sample(rng)
         cost = spec_cost(spec, latency)
         if not bounds.violations(cost):
             return spec, cost
-        smallest_peak = min(cost.peak_bytes, smallest_peak or cost.peak_bytes)
-        smallest_flash = min(cost.flash_bytes, smallest_flash or cost.flash_bytes)
+        for name in ("peak_bytes", "flash_bytes", "latency_ms"):
+            if getattr(cost, name) is not None:
+                smallest[name] = min(smallest.get(name, getattr(cost, name)), getattr(cost, name))
     what = "mutation of the parent" if parent is not None else "sampled architecture"
+    latency_seen = f", the lowest latency {smallest['latency_ms']:.3f} ms" if "latency_ms" in smallest else ""
     raise HwbenchError(f"no {what} met the bounds ({bounds}) in {max_tries} tries; the smallest peak seen was "
-                       f"{smallest_peak:,} B and the smallest weights {smallest_flash:,} B: widen the bounds")
+                       f"{smallest['peak_bytes']:,} B, the smallest weights {smallest['flash_bytes']:,} B"
+                       f"{latency_seen}: widen the bounds")

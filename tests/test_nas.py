@@ -228,8 +228,9 @@ def test_aging_evolution_mutates_parents_from_the_aged_population(searched):
 
     _, done = searched
     assert sorted(done) == list(range(6))
-    assert all(done[r].parent is None for r in range(3))  # the initial population is sampled
-    for r in range(3, 6):
+    # the initial population is sampled: 3 rounds, and 1 more trained while they are (in flight: 2)
+    assert all(done[r].parent is None for r in range(4))
+    for r in range(4, 6):
         parent = done[r].parent
         assert parent is not None and r - 3 - 1 <= parent < r - 1  # among the 3 newest it could see
         assert done[r].spec != done[parent].spec
@@ -312,3 +313,72 @@ def _stored(folder) -> int:
             return db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+
+
+# ------------------------------------------------------------------------------ the command, with a latency model
+
+BOARD = "mps2-an386"
+
+
+@pytest.fixture(scope="module")
+def latency_file(tmp_path_factory):
+    """A latency model of mps2-an386 fitted on 16 models of the search space itself, measured in QEMU."""
+    from firmware_runner.collect import collect
+    from hwbench.boards import get_board
+    from hwbench.generate.build import build_tflite
+    from hwbench.results import ResultsDB
+    from latency_models.dataset import load_dataset as load_counts
+    from latency_models.model import LatencyModel
+    from latency_models.training import fit_dataset
+
+    folder = tmp_path_factory.mktemp("latency")
+    space, rng = CnnSpace((8, 8, 1), 10), np.random.default_rng(7)
+    files = []
+    for i in range(16):
+        files.append(folder / f"m{i:02d}.tflite")
+        files[-1].write_bytes(build_tflite(space.sample(rng), rng))
+    measured = collect(get_board(BOARD), files, ResultsDB(folder / "results.db"), repeats=1, jobs=2)
+    assert all(m.status == "measured" for m in measured), [m.reason for m in measured]
+    fitted = fit_dataset(load_counts(folder / "results.db", BOARD), clock_hz=get_board(BOARD).clock_hz,
+                         model=LatencyModel(min_layers=5, cv_folds=2))
+    fitted.save(folder / "an386.latmodel")
+    return folder / "an386.latmodel"
+
+
+def test_the_command_searches_under_a_latency_bound(latency_file, tmp_path, capsys):
+    from conftest import run_cli
+    from latency_models.artifact import load_artifact
+    from latency_models.prediction import predict_report
+    from hwbench.tflite_reader import read_tflite
+
+    args = ["search", "--board", BOARD, "--dataset", "digits", "--out", str(tmp_path / "s"), "--max-peak", "1024",
+            "--latency-model", str(latency_file), "--max-latency-ms", "5", "--rounds", "4", "--epochs", "1",
+            "--population", "2", "--sample", "1", "--seed", "2", "--json"]
+    code, stdout, stderr = run_cli(capsys, *args)
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["candidates"] == 4 and summary["best"] is not None
+    front = json.loads((tmp_path / "s" / "pareto.json").read_text())
+    assert front and all(row["latency_ms"] <= 5 and row["peak_bytes"] <= 1024 for row in front)
+    # the latency is what `hwbench predict` says of the converted model
+    report = predict_report(load_artifact(latency_file), read_tflite(tmp_path / "s" / "best.tflite"), "best")
+    assert summary["best"]["latency_ms"] == pytest.approx(report["ms"], rel=1e-9)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "cifar"], "unknown dataset 'cifar'"),
+    (["--board", "mps2-an500"], "a latency model of board mps2-an386, not mps2-an500"),
+    (["--max-latency-ms", "1", "--no-latency"], "a latency bound needs the board's latency model"),
+    (["--algorithm", "grid"], "unknown search algorithm 'grid'"),
+])
+def test_bad_search_input_is_one_line(latency_file, tmp_path, capsys, args, message):
+    from conftest import run_cli
+
+    base = {"--board": BOARD, "--dataset": "digits", "--out": str(tmp_path / "s"), "--latency-model": str(latency_file),
+            "--rounds": "1"}
+    if "--no-latency" in args:
+        args, base = [a for a in args if a != "--no-latency"], {k: v for k, v in base.items() if k != "--latency-model"}
+    given = dict(zip(args[::2], args[1::2]))
+    code, stdout, stderr = run_cli(capsys, "search", *[x for k, v in {**base, **given}.items() for x in (k, v)])
+    assert code == 1 and message in stderr and "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
