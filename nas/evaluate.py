@@ -42,7 +42,8 @@ class Evaluation:
         return {k: v for k, v in asdict(self).items() if k != "tflite"}
 
 
-def evaluate(spec: dict, dataset: Dataset, epochs: int, seed: int, latency: LatencyEstimator | None = None) -> Evaluation:
+def evaluate(spec: dict, dataset: Dataset, epochs: int, seed: int, latency: LatencyEstimator | None = None,
+             learning_rate: float = LEARNING_RATE) -> Evaluation:
     """Train, convert and measure `spec` on `dataset`."""
     from hwbench.generate.build import _quiet_tensorflow, convert_int8, keras_model
 
@@ -52,7 +53,7 @@ def evaluate(spec: dict, dataset: Dataset, epochs: int, seed: int, latency: Late
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
     model = keras_model(spec, rng, batch_size=None)
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     for _ in range(epochs):
         order = rng.permutation(len(dataset.x_train))

@@ -170,6 +170,17 @@ def test_evaluation_is_deterministic_for_a_seed(evaluated, digits):
     assert again.tflite == evaluated.tflite and again.val_accuracy == evaluated.val_accuracy
 
 
+@pytest.mark.parametrize("learning_rate, status, reason", [
+    (1e30, "diverged", "training loss became nan"),
+    (1e6, "failed", "not supported by the hwbench runtime"),  # training killed the net: no usable int8 scales
+])
+def test_a_candidate_that_training_breaks_is_recorded_not_raised(digits, learning_rate, status, reason):
+    from nas.evaluate import evaluate
+
+    broken = evaluate(DIGITS_SPEC, digits, epochs=1, seed=0, learning_rate=learning_rate)
+    assert broken.status == status and reason in broken.reason and broken.tflite is None
+
+
 # ------------------------------------------------------------------------------ selection and the front
 
 
