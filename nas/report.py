@@ -1,6 +1,7 @@
 """A search's results: which candidates are feasible, their Pareto front over validation error,
 latency, peak memory and flash, and the files written for the user (pareto.csv, pareto.json,
-best.tflite: the feasible candidate of highest validation accuracy)."""
+best.tflite, and best.h and best.c: its plan as a C array for the hwbench runtime — the feasible
+candidate of highest validation accuracy)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from firmware_runner.runtime.export import c_array
 from nas.objectives import Bounds, SpecCost
 from nas.store import Candidate
 
@@ -64,5 +66,16 @@ def write_outputs(out_dir: str | Path, candidates: dict[int, Candidate], bounds:
     winner = best(candidates, bounds)  # on the front: nothing feasible is more accurate
     if winner is not None:
         (out_dir / "best.tflite").write_bytes(winner.evaluation.tflite)
+        header, source = c_array(_plan(winner.evaluation.tflite), "best")
+        (out_dir / "best.h").write_text(header)
+        (out_dir / "best.c").write_text(source)
         summary["best"] = {"round": winner.round, "spec": winner.spec, **winner.evaluation.metrics()}
     return summary
+
+
+def _plan(data: bytes):
+    """The plan the runtime executes: the minimum-peak order, laid out by the arena planner."""
+    from firmware_runner.compiler.plan import compile_plan
+    from hwbench.tflite_reader import parse_tflite
+
+    return compile_plan(parse_tflite(data, source="best.tflite"))

@@ -265,6 +265,44 @@ def test_a_resumed_complete_search_evaluates_nothing_and_outputs_the_front(searc
     assert len(json.loads((folder / "pareto.json").read_text())) == summary["pareto_size"] >= 1
 
 
+def test_the_best_model_as_c_runs_as_the_host_runtime_does(searched, tmp_path):
+    """best.c and best.h, built with the runtime's sources into a program, give the host runtime's output."""
+    import subprocess
+
+    from firmware_runner.compiler.plan import compile_plan
+    from firmware_runner.runtime.host import RUNTIME_DIR, HostRuntime, c_compiler, runtime_sources
+    from hwbench.tflite_reader import parse_tflite
+
+    from nas.report import write_outputs
+
+    folder, done = searched
+    write_outputs(folder, done, SEARCH["bounds"])
+    (tmp_path / "main.c").write_text("""
+#include <stdio.h>
+#include "best.h"
+#include "hwb_runtime.h"
+static uint8_t arena[BEST_ARENA_SIZE + 1] __attribute__((aligned(16)));
+int main(void) {
+    hwb_context ctx; hwb_tensor t;
+    if (hwb_load(&ctx, best_plan, BEST_PLAN_SIZE, arena, BEST_ARENA_SIZE) != HWB_OK) return 2;
+    hwb_io(&ctx, HWB_INPUT, 0, &t);
+    if (fread(t.data, 1, t.nbytes, stdin) != t.nbytes) return 3;
+    if (hwb_invoke(&ctx) != HWB_OK) return 4;
+    hwb_io(&ctx, HWB_OUTPUT, 0, &t);
+    fwrite(t.data, 1, t.nbytes, stdout);
+    return 0;
+}
+""")
+    program = tmp_path / "best"
+    subprocess.run([c_compiler(), "-std=c99", "-O1", "-I", str(RUNTIME_DIR), "-I", str(folder), str(tmp_path / "main.c"),
+                    str(folder / "best.c"), *map(str, runtime_sources()), "-o", str(program), "-lm"], check=True)
+    graph = parse_tflite((folder / "best.tflite").read_bytes())
+    image = np.random.default_rng(0).integers(-128, 128, graph.tensors[graph.inputs[0]].shape, dtype=np.int8)
+    ran = subprocess.run([str(program)], input=image.tobytes(), capture_output=True, check=True)
+    expected = HostRuntime(compile_plan(graph)).run([image])[0]
+    assert np.frombuffer(ran.stdout, np.int8).tolist() == expected.ravel().tolist()
+
+
 def test_the_store_refuses_another_search_or_a_damaged_file(searched, tmp_path):
     from nas.search import run_search
 
