@@ -1,6 +1,6 @@
 """A search's results: which candidates are feasible, their Pareto front over validation error,
 latency, peak memory and flash, and the files written for the user (pareto.csv, pareto.json,
-best.tflite, and best.h and best.c: its plan as a C array for the hwbench runtime — the feasible
+search.png (accuracy against latency), best.tflite, and best.h and best.c: its plan as a C array for the hwbench runtime — the feasible
 candidate of highest validation accuracy)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pandas as pd
 
 from firmware_runner.runtime.export import c_array
 from nas.objectives import Bounds, SpecCost
+from nas.plot import plot_search
 from nas.store import Candidate
 
 FRONT_OBJECTIVES = ("val_error", "latency_ms", "peak_bytes", "flash_bytes")  # all minimised
@@ -61,6 +62,7 @@ def write_outputs(out_dir: str | Path, candidates: dict[int, Candidate], bounds:
     for record in records:
         record["spec"] = candidates[record["round"]].spec
     (out_dir / "pareto.json").write_text(json.dumps(records, indent=1))
+    plot_search(frame, front, bounds, out_dir / "search.png")
     summary = {"candidates": len(frame), "feasible": int(frame["feasible"].sum()),
                "failed": int((frame["status"] != "ok").sum()), "pareto_size": len(front), "best": None}
     winner = best(candidates, bounds)  # on the front: nothing feasible is more accurate

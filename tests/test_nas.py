@@ -263,6 +263,7 @@ def test_a_resumed_complete_search_evaluates_nothing_and_outputs_the_front(searc
     assert summary["best"]["round"] == best.round
     assert (folder / "best.tflite").read_bytes() == best.evaluation.tflite
     assert len(json.loads((folder / "pareto.json").read_text())) == summary["pareto_size"] >= 1
+    assert (folder / "search.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_the_best_model_as_c_runs_as_the_host_runtime_does(searched, tmp_path):
