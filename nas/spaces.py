@@ -1,7 +1,8 @@
 """Search spaces: ways to sample and mutate architecture specs (the format of hwbench/generate/space.py).
 
 `CnnSpace` is μNAS's CNN space: a chain of blocks — convolution, depthwise convolution, 1×1
-convolution, pooling — then a dense head (flatten or global average, at most one hidden dense layer,
+convolution, pooling, and a branch joined to its input by ADD (a residual convolution keeping the
+channels) — then a dense head (flatten or global average, at most one hidden dense layer,
 the class logits). Its morphisms change a kernel, a channel count or a stride, add or remove a block,
 and change the head. Every convolution pads SAME, so no mutation can shrink a map to nothing.
 
@@ -15,6 +16,7 @@ import copy
 import numpy as np
 
 from hwbench.errors import HwbenchError
+from hwbench.generate.spec_graph import GraphBuilder
 from nas.objectives import Bounds, LatencyEstimator, SpecCost, spec_cost
 
 KERNELS = (1, 3, 5, 7)
@@ -40,10 +42,14 @@ class CnnSpace:
 
     def spec(self, body: list[dict], pooling: str, hidden: list[dict]) -> dict:
         head = [{"op": pooling}, *hidden, {"op": "dense", "units": self.classes, "activation": None}]
-        return {"input": self.input_shape, "layers": body + head}
+        return _fit_branches({"input": self.input_shape, "layers": body + head})
 
     def block(self, rng: np.random.Generator) -> dict:
-        kind = rng.choice(["conv", "dwconv", "pointwise", "pool"], p=[0.45, 0.2, 0.2, 0.15])
+        kind = rng.choice(["conv", "dwconv", "pointwise", "pool", "branch"], p=[0.4, 0.2, 0.15, 0.15, 0.1])
+        if kind == "branch":  # its width is the input's, set by _fit_branches
+            conv = {"op": "conv", "filters": 0, "kernel": int(rng.choice(KERNELS[1:])), "stride": 1,
+                    "padding": "same", "activation": "relu"}
+            return {"op": "residual", "body": [conv], "preact": None, "activation": "relu"}
         if kind == "pool":
             return {"op": str(rng.choice(["maxpool", "avgpool"])), "size": 2, "stride": 2, "padding": "same"}
         stride = 2 if rng.random() < 0.3 else 1
@@ -104,6 +110,17 @@ class CnnSpace:
         layers = spec["layers"]
         start = next(i for i, layer in enumerate(layers) if layer["op"] in ("flatten", "global_avg"))
         return layers[:start], layers[start]["op"], layers[start + 1:-1]
+
+
+def _fit_branches(spec: dict) -> dict:
+    """`spec` with each branch's convolution as wide as the branch's input (which a mutation upstream
+    may have changed), so that the ADD joins equal shapes."""
+    builder = GraphBuilder(spec["input"])
+    for layer in spec["layers"]:
+        if layer["op"] == "residual":
+            layer["body"][-1]["filters"] = int(builder.shape()[-1])
+        builder.add(layer)
+    return spec
 
 
 def propose(space: CnnSpace, rng: np.random.Generator, bounds: Bounds, latency: LatencyEstimator | None = None,

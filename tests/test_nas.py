@@ -118,6 +118,26 @@ def test_proposals_meet_the_bounds_and_mutations_stay_in_the_space():
         spec = child
 
 
+def test_a_branch_follows_the_width_before_it_and_converts_to_its_spec_graph(digits):
+    from hwbench.generate.spec_graph import spec_graph
+    from hwbench.tflite_reader import parse_tflite
+    from nas.evaluate import evaluate
+
+    space = CnnSpace((8, 8, 1), 10)
+    branch = next(b for b in (space.block(np.random.default_rng(i)) for i in range(200)) if b["op"] == "residual")
+    conv = dict(DIGITS_SPEC["layers"][0])
+    spec = space.spec([conv, branch], "flatten", [])
+    assert spec["layers"][1]["body"][-1]["filters"] == 8
+    conv["filters"] = 12  # a channel morphism upstream
+    spec = space.spec([conv, spec["layers"][1]], "flatten", [])
+    assert spec["layers"][1]["body"][-1]["filters"] == 12
+    evaluated = evaluate(spec, digits, epochs=1, seed=0)
+    assert evaluated.status == "ok", evaluated.reason
+    graph, expected = parse_tflite(evaluated.tflite), spec_graph(spec)
+    assert [op.type for op in graph.ops] == [op.type for op in expected.ops] and "ADD" in graph.op_counts()
+    assert evaluated.peak_bytes == generator_spec_cost(spec).peak_bytes
+
+
 def test_bounds_no_architecture_meets_name_the_smallest_seen():
     with pytest.raises(HwbenchError, match=r"smallest peak seen was [\d,]+ B") as error:
         propose(CnnSpace((8, 8, 1), 10), np.random.default_rng(0), Bounds(max_peak_bytes=10), max_tries=30)
