@@ -477,6 +477,78 @@ def _generate(count: int, seed: int, out_dir: Path, jobs: int, bounds) -> list[d
         return generate_models(count, seed, out_dir, jobs=jobs, bounds=bounds, progress=lambda e: progress.advance(task))
 
 
+@app.command()
+def search(
+    board: Annotated[str, typer.Option(help="The target board: its SRAM and flash bound the models (a name or a "
+                                       "board file).")],
+    dataset: Annotated[str, typer.Option(help="digits, mnist5k, or a .npz with x_train, y_train, x_test, y_test.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the search store and its results.")],
+    latency_model: Annotated[Optional[Path], typer.Option("--latency-model", "-m", help="The board's latency-model "
+                                                          "file (hwbench fit); needed for --max-latency-ms.")] = None,
+    max_peak: Annotated[Optional[int], typer.Option("--max-peak", min=1, help="Peak activation bytes.")] = None,
+    max_flash: Annotated[Optional[int], typer.Option("--max-flash", min=1, help="Plan bytes (weights and op "
+                                                     "records).")] = None,
+    max_macs: Annotated[Optional[int], typer.Option("--max-macs", min=1, help="MACs per inference.")] = None,
+    max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", min=0.0, help="Predicted "
+                                                            "milliseconds per inference.")] = None,
+    max_error: Annotated[float, typer.Option(min=0.0, max=1.0, help="The validation error the selection aims at "
+                                             "(μNAS's MNIST bound by default).")] = 0.035,
+    algorithm: Annotated[str, typer.Option(help="aging (aging evolution) or random.")] = "aging",
+    rounds: Annotated[int, typer.Option(min=1, help="Candidates to evaluate (the budget).")] = 2000,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs per candidate.")] = 10,
+    population: Annotated[int, typer.Option(min=1, help="Aging evolution's population.")] = 100,
+    sample: Annotated[int, typer.Option(min=1, help="Candidates drawn per parent selection.")] = 25,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Candidates trained at once (processes; "
+                                         "up to 4 keep the results of one worker).")] = 1,
+    seed: Annotated[int, typer.Option(help="The search's seed: the same seed gives the same candidates.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the search stored in --out.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary instead of a table.")] = False,
+) -> None:
+    """Search for the most accurate int8 model that fits the board: candidates are bounded before training
+    (exact peak memory, weights, MACs, predicted latency), trained, converted to int8 and scored on the
+    hwbench runtime. Writes pareto.csv, pareto.json and best.tflite to --out."""
+    from nas.objectives import LatencyEstimator, board_bounds
+    from nas.report import best, write_outputs
+    from nas.search import Search, SearchSettings
+
+    target = _board(board)
+    bounds = board_bounds(target, max_peak, max_flash, max_macs, max_latency_ms)
+    if latency_model is not None:
+        notice = LatencyEstimator(latency_model, target).runtime_warning()  # refuses another board's model
+        if notice:
+            err.print(Text.assemble(("warning: ", "bold yellow"), notice), highlight=False)
+    settings = SearchSettings(target.name, dataset, bounds, str(latency_model) if latency_model else None, algorithm,
+                              rounds, epochs, seed, population, sample, max_error, in_flight=max(4, workers))
+    with Search(settings, out_dir, resume) as opened, _progress() as progress:
+        task = progress.add_task(f"{algorithm} search on {target.name}", total=rounds,
+                                 completed=len(opened.candidates))
+
+        def advance(candidate, done) -> None:
+            leader = best(done, bounds)
+            lead = "" if leader is None else (
+                f" best {leader.evaluation.val_accuracy:.1%} val, {leader.evaluation.peak_bytes:,} B peak"
+                + (f", {leader.evaluation.latency_ms:.2f} ms" if leader.evaluation.latency_ms is not None else ""))
+            progress.update(task, completed=len(done), description=f"{algorithm} search on {target.name}{lead}",
+                            failed=sum(c.evaluation.status != "ok" for c in done.values()))
+
+        opened.run(workers, progress=advance)
+        done = opened.candidates
+    summary = write_outputs(out_dir, done, bounds)
+    if as_json:
+        print(json.dumps({"out": str(out_dir), "settings": settings.as_json(), **summary}))
+        return
+    out.print(f"{summary['candidates']} candidates, {summary['feasible']} feasible, {summary['failed']} failed to "
+              f"train; Pareto front of {summary['pareto_size']} in {out_dir / 'pareto.csv'}")
+    top = summary["best"]
+    if top is None:
+        out.print("no feasible candidate: widen the bounds or search longer")
+        return
+    latency = f", {top['latency_ms']:.3f} ms predicted" if top["latency_ms"] is not None else ""
+    out.print(f"best: round {top['round']}, int8 accuracy {top['val_accuracy']:.2%} validation, "
+              f"{top['test_accuracy']:.2%} test; peak {top['peak_bytes']:,} B (arena {top['arena_bytes']:,} B), "
+              f"plan {top['flash_bytes']:,} B, {top['macs']:,} MACs{latency}; wrote {out_dir / 'best.tflite'}")
+
+
 def _board(name_or_path: str):
     from hwbench.boards import get_board
 

@@ -50,11 +50,12 @@ def _stderr_captured():
             os.close(saved)
 
 
-def keras_model(arch: dict, rng: np.random.Generator):
-    """The Keras model of an architecture, with weights drawn from `rng`."""
+def keras_model(arch: dict, rng: np.random.Generator, batch_size: int | None = 1):
+    """The Keras model of an architecture, with weights drawn from `rng`; `batch_size=None` for one to
+    train (the converter still sees batch 1: convert_int8 traces it so)."""
     import keras
 
-    inputs = keras.Input(shape=tuple(arch["input"]), batch_size=1, name="input")
+    inputs = keras.Input(shape=tuple(arch["input"]), batch_size=batch_size, name="input")
     # Weights are drawn as each layer is built (cheaper than initializing, then setting them).
     weights = (lambda shape, dtype=None: _random_weights(tuple(shape), rng, is_bias=False),
                lambda shape, dtype=None: _random_weights(tuple(shape), rng, is_bias=True))
@@ -140,14 +141,19 @@ def _random_weights(shape: tuple[int, ...], rng: np.random.Generator, is_bias: b
     return rng.normal(0.0, np.sqrt(2.0 / max(fan_in, 1)), size=shape).astype(np.float32)
 
 
-def convert_int8(model, input_shape: tuple[int, ...], rng: np.random.Generator, io: str = "int8") -> bytes:
-    """Full-integer conversion calibrated on random inputs from `rng`, with int8 input and output, or
-    float32 ones (`io`) that the converter quantizes and dequantizes at the model's edges."""
+def convert_int8(model, input_shape: tuple[int, ...], rng: np.random.Generator, io: str = "int8",
+                 calibration: np.ndarray | None = None) -> bytes:
+    """Full-integer conversion with int8 input and output, or float32 ones (`io`) that the converter
+    quantizes and dequantizes at the model's edges. Calibrated on `calibration` (inputs, stacked along
+    the first axis: a trained model's real data), else on random inputs from `rng`."""
     tf = _quiet_tensorflow()
     signature = tf.TensorSpec((1, *input_shape), tf.float32, name="input")
     function = tf.function(lambda x: model(x, training=False), input_signature=[signature], autograph=False)
-    samples = [rng.uniform(-1.0, 1.0, size=(1, *input_shape)).astype(np.float32)
-               for _ in range(CALIBRATION_SAMPLES)]
+    if calibration is None:
+        samples = [rng.uniform(-1.0, 1.0, size=(1, *input_shape)).astype(np.float32)
+                   for _ in range(CALIBRATION_SAMPLES)]
+    else:
+        samples = [np.asarray(x, np.float32)[None] for x in calibration]
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([s] for s in samples)

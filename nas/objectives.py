@@ -1,0 +1,88 @@
+"""What a search minimises and the hard bounds it never crosses, known from a spec before training.
+
+From a spec's graph IR (hwbench.generate.spec_graph, no TensorFlow): MACs, weight bytes, the exact
+minimum peak of activation memory, and the latency a board's latency model predicts. Flash is the
+plan the runtime executes; before conversion its weights are a lower bound of it, so a spec whose
+weights already break the flash bound is rejected and none that could fit is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from hwbench.boards import Board
+from hwbench.errors import HwbenchError
+from hwbench.generate.spec_graph import graph_spec_cost, spec_graph
+from hwbench.graph import Graph
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Hard bounds (None: unbounded). A candidate breaking one is never trained."""
+
+    max_peak_bytes: int | None = None
+    max_flash_bytes: int | None = None
+    max_macs: int | None = None
+    max_latency_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value <= 0:
+                raise HwbenchError(f"bound {f.name} must be positive, got {value}")
+
+    def violations(self, cost: "SpecCost") -> list[str]:
+        """The bounds `cost` breaks, as 'name value > bound' phrases."""
+        return [f"{name} {value:,} > {bound:,}" for name, value, bound in (
+            ("peak bytes", cost.peak_bytes, self.max_peak_bytes),
+            ("flash bytes", cost.flash_bytes, self.max_flash_bytes),
+            ("MACs", cost.macs, self.max_macs),
+            ("latency ms", cost.latency_ms, self.max_latency_ms),
+        ) if bound is not None and value is not None and value > bound]
+
+
+def board_bounds(board: Board, max_peak_bytes: int | None = None, max_flash_bytes: int | None = None,
+                 max_macs: int | None = None, max_latency_ms: float | None = None) -> Bounds:
+    """The flags' bounds, each no looser than the board allows.
+
+    The board's SRAM and flash hold the firmware too; until its footprint is measured per board,
+    half of each is left to it (as `hwbench generate --board` does)."""
+    peak = min(x for x in (max_peak_bytes, board.sram.size // 2) if x is not None)
+    flash = min(x for x in (max_flash_bytes, board.flash.size // 2) if x is not None)
+    return Bounds(peak, flash, max_macs, max_latency_ms)
+
+
+class LatencyEstimator:
+    """Milliseconds per inference on a board, predicted by its latency model (`hwbench fit`)."""
+
+    def __init__(self, path: str | Path, board: Board):
+        from latency_models.artifact import load_artifact
+
+        self.artifact = load_artifact(path, board=board.name)  # refuses another board's model
+        self.clock_hz = board.clock_hz
+
+    def runtime_warning(self) -> str | None:
+        from latency_models.prediction import current_runtime_hash
+
+        return self.artifact.runtime_warning(current_runtime_hash(self.artifact.board))
+
+    def ms(self, graph: Graph) -> float:
+        # Emulated boards count instructions: read as cycles at the board's clock (one per cycle).
+        return float(self.artifact.model.predict(graph)) / self.clock_hz * 1e3
+
+
+@dataclass(frozen=True)
+class SpecCost:
+    macs: int
+    weight_bytes: int
+    peak_bytes: int
+    flash_bytes: int  # before conversion: the weights (a lower bound of the plan); after: the plan
+    latency_ms: float | None  # None without a latency model
+
+
+def spec_cost(spec: dict, latency: LatencyEstimator | None = None) -> SpecCost:
+    graph = spec_graph(spec)
+    cost = graph_spec_cost(graph)
+    return SpecCost(cost.macs, cost.weight_bytes, cost.peak_bytes, cost.weight_bytes,
+                    latency.ms(graph) if latency else None)

@@ -1,0 +1,188 @@
+"""The search loop: aging evolution with μNAS's selection, or random search, under one evaluation
+budget (`rounds` candidates), stored candidate by candidate so that a killed search resumes.
+
+Aging evolution (Real et al.; μNAS's defaults): the space is sampled until `population` candidates
+are finished (the first population + in_flight - 1 rounds); each later round draws `sample` candidates from the `population` most recent ones, takes as parent the one
+with the lowest score max_i(objective_i / bound_i / λ_i) — the objectives being the validation error and
+each bounded resource, λ_i ~ U(0, 1) drawn anew per selection (random scalarisation) — and mutates it.
+
+Seeds: everything round r does (the proposal and the candidate's training) comes from the generator
+of (seed, r). Round r sees only the rounds before r - in_flight + 1, so up to `in_flight` candidates
+train at once and the search is the same for a seed whatever the number of workers (up to in_flight)
+and however often it was killed and resumed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from hwbench.boards import get_board
+from hwbench.errors import HwbenchError
+from nas.datasets import load_dataset
+from nas.evaluate import Evaluation, evaluate
+from nas.objectives import Bounds, LatencyEstimator
+from nas.spaces import CnnSpace, propose
+from nas.store import Candidate, SearchStore
+
+ALGORITHMS = ("aging", "random")
+MUNAS_ERROR_BOUND = 0.035  # μNAS's MNIST error bound: where the error objective's scale is set
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What determines a search's results (stored with it: a resumed search must use the same)."""
+
+    board: str
+    dataset: str
+    bounds: Bounds = field(default_factory=Bounds)
+    latency_model: str | None = None
+    algorithm: str = "aging"
+    rounds: int = 2000
+    epochs: int = 10
+    seed: int = 0
+    population: int = 100
+    sample: int = 25
+    max_error: float = MUNAS_ERROR_BOUND
+    in_flight: int = 4
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise HwbenchError(f"unknown search algorithm {self.algorithm!r}: use {' or '.join(ALGORITHMS)}")
+        for name in ("rounds", "epochs", "population", "sample", "in_flight"):
+            if getattr(self, name) < 1:
+                raise HwbenchError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.sample > self.population:
+            raise HwbenchError(f"the sample ({self.sample}) must not exceed the population ({self.population})")
+        if self.bounds.max_latency_ms is not None and self.latency_model is None:
+            raise HwbenchError("a latency bound needs the board's latency model: give --latency-model FILE")
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@cache
+def search_context(settings: SearchSettings) -> tuple:
+    """(dataset, space, latency estimator) of a search, loaded once per process."""
+    dataset = load_dataset(settings.dataset, seed=settings.seed)
+    latency = LatencyEstimator(settings.latency_model, get_board(settings.board)) if settings.latency_model else None
+    return dataset, CnnSpace(dataset.input_shape, dataset.classes), latency
+
+
+def _evaluate(settings: SearchSettings, spec: dict, seed: int) -> Evaluation:
+    dataset, _, latency = search_context(settings)
+    return evaluate(spec, dataset, settings.epochs, seed, latency)
+
+
+def score(evaluation: Evaluation, settings: SearchSettings, lambdas: np.ndarray) -> float:
+    """μNAS's random scalarisation: the largest objective / bound / λ (lower is better)."""
+    if evaluation.status != "ok":
+        return float("inf")
+    b = settings.bounds
+    ratios = [(1 - evaluation.val_accuracy) / settings.max_error]
+    for value, bound in ((evaluation.peak_bytes, b.max_peak_bytes), (evaluation.flash_bytes, b.max_flash_bytes),
+                         (evaluation.macs, b.max_macs), (evaluation.latency_ms, b.max_latency_ms)):
+        ratios.append(value / bound if bound is not None and value is not None else 0.0)
+    return float(np.max(np.asarray(ratios) / lambdas))
+
+
+def propose_round(settings: SearchSettings, r: int, done: dict[int, Candidate]) -> tuple[dict, int | None, int]:
+    """Round r's spec, its parent's round (None: sampled) and its training seed."""
+    _, space, latency = search_context(settings)
+    rng = np.random.default_rng([settings.seed, r])
+    parent = None
+    seen = range(r - settings.in_flight + 1)  # the rounds finished for certain when round r is proposed
+    if settings.algorithm == "aging" and len(seen) >= settings.population:
+        population = [done[i] for i in seen[-settings.population:]]
+        lambdas = rng.uniform(0, 1, size=5)
+        drawn = rng.choice(len(population), size=settings.sample, replace=False)
+        scores = [score(population[i].evaluation, settings, lambdas) for i in drawn]
+        if np.isfinite(min(scores)):
+            parent = population[int(drawn[int(np.argmin(scores))])]
+    spec, _ = propose(space, rng, settings.bounds, latency, parent=parent.spec if parent else None)
+    return spec, parent.round if parent else None, int(rng.integers(2**31))
+
+
+class _InProcess:
+    """One worker: evaluate in this process (no start-up cost, and tracebacks stay readable)."""
+
+    def submit(self, fn, *args) -> Future:
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, cancel_futures: bool = False) -> None:
+        pass
+
+
+class Search:
+    """A search opened in `out_dir`: a bad dataset, latency model or store fails here, before anything runs.
+
+        with Search(settings, "out", resume=True) as search:
+            search.run(workers=2)
+            search.candidates  # every candidate by round
+    """
+
+    def __init__(self, settings: SearchSettings, out_dir: str | Path, resume: bool = False):
+        self.settings = settings
+        search_context(settings)
+        self.store = SearchStore(out_dir, settings.as_json(), resume)
+        self.candidates = self.store.candidates()
+
+    def __enter__(self) -> "Search":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.store.close()
+
+    def run(self, workers: int = 1, progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None) -> None:
+        """Evaluate the rounds not stored yet, storing each candidate as it finishes; `progress` is
+        called after each one is stored."""
+        if workers < 1:
+            raise HwbenchError(f"--workers must be at least 1, got {workers}")
+        # spawn, not fork: TensorFlow's threads do not survive a fork.
+        pool = _InProcess() if workers == 1 else \
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            _loop(self.settings, self.store, self.candidates, pool, workers, progress)
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+def run_search(settings: SearchSettings, out_dir: str | Path, workers: int = 1, resume: bool = False,
+               progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None) -> dict[int, Candidate]:
+    """Run (or continue) a search to its budget; every candidate by round."""
+    with Search(settings, out_dir, resume) as search:
+        search.run(workers, progress)
+        return search.candidates
+
+
+def _loop(settings, store, done, pool, workers, progress) -> None:
+    pending: dict[Future, tuple[int, int | None, dict]] = {}
+    next_round = 0
+    while True:
+        while next_round < settings.rounds and len(pending) < workers:
+            if next_round in done:
+                next_round += 1
+                continue
+            if any(i not in done for i in range(next_round - settings.in_flight + 1)):
+                break  # its parent's population is still training
+            spec, parent, seed = propose_round(settings, next_round, done)
+            pending[pool.submit(_evaluate, settings, spec, seed)] = (next_round, parent, spec)
+            next_round += 1
+        if not pending:
+            return
+        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in finished:
+            r, parent, spec = pending.pop(future)
+            candidate = Candidate(r, parent, spec, future.result())
+            store.add(candidate)
+            done[r] = candidate
+            if progress:
+                progress(candidate, done)

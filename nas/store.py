@@ -1,0 +1,110 @@
+"""The search store: SQLite in the search's output folder, one transaction per evaluated candidate
+(its spec, metrics and .tflite), so a killed search resumes losing only the candidates in training.
+
+Schema (version 1, in PRAGMA user_version):
+
+    settings    one row: the search's settings as JSON (a resumed search must use the same ones)
+    candidates  round PK, parent (round or NULL), spec (JSON), status ('ok' | 'diverged' | 'failed'),
+                reason, val_accuracy, test_accuracy, macs, peak_bytes, arena_bytes, flash_bytes,
+                latency_ms, train_seconds, tflite, created
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwbench.errors import HwbenchError
+from nas.evaluate import Evaluation
+
+SCHEMA_VERSION = 1
+STORE_FILE = "search.db"
+METRICS = ("val_accuracy", "test_accuracy", "macs", "peak_bytes", "arena_bytes", "flash_bytes", "latency_ms",
+           "train_seconds")
+SCHEMA = (
+    "CREATE TABLE settings (id INTEGER PRIMARY KEY CHECK (id = 0), json TEXT NOT NULL)",
+    f"""CREATE TABLE candidates (
+    round INTEGER PRIMARY KEY, parent INTEGER, spec TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'diverged', 'failed')), reason TEXT,
+    {', '.join(f'{m} REAL' for m in METRICS)}, tflite BLOB, created TEXT NOT NULL DEFAULT (datetime('now')))""",
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    round: int
+    parent: int | None
+    spec: dict
+    evaluation: Evaluation
+
+
+class SearchStore:
+    """The store of one search in `folder`. A new search refuses a folder that already holds one; a
+    resumed one refuses a store of other settings."""
+
+    def __init__(self, folder: str | Path, settings: dict, resume: bool = False):
+        self.path = Path(folder) / STORE_FILE
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise HwbenchError(f"{self.path.parent}: cannot create the output folder: {e.strerror}") from None
+        existed = self.path.exists()
+        if existed and not resume:
+            raise HwbenchError(f"{self.path.parent} already holds a search: continue it with --resume, or choose "
+                               f"another --out")
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            self._open(settings, existed)
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            raise HwbenchError(f"{self.path}: damaged search store ({e}); move it away to start afresh") from None
+
+    def _open(self, settings: dict, existed: bool) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            if existed and self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+                raise sqlite3.DatabaseError("tables but no schema version")
+            self.db.execute("BEGIN IMMEDIATE")
+            for statement in SCHEMA:
+                self.db.execute(statement)
+            self.db.execute("INSERT INTO settings VALUES (0, ?)", (json.dumps(settings, sort_keys=True),))
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+            return
+        if version != SCHEMA_VERSION:
+            raise HwbenchError(f"{self.path}: search store schema {version}, this hwbench reads {SCHEMA_VERSION}")
+        stored = json.loads(self.db.execute("SELECT json FROM settings").fetchone()[0])
+        if stored != json.loads(json.dumps(settings, sort_keys=True)):
+            changed = sorted(k for k in stored.keys() | settings.keys() if stored.get(k) != settings.get(k))
+            raise HwbenchError(f"{self.path.parent} holds a search with other settings ({', '.join(changed)} "
+                               f"differ): resume it with the same ones, or choose another --out")
+
+    def add(self, candidate: Candidate) -> None:
+        """Store one evaluated candidate, in one transaction."""
+        e = candidate.evaluation
+        self.db.execute(
+            f"INSERT INTO candidates (round, parent, spec, status, reason, {', '.join(METRICS)}, tflite) "
+            f"VALUES ({', '.join('?' * (6 + len(METRICS)))})",
+            (candidate.round, candidate.parent, json.dumps(candidate.spec), e.status, e.reason,
+             *(getattr(e, m) for m in METRICS), e.tflite))
+
+    def candidates(self) -> dict[int, Candidate]:
+        """Every stored candidate, by round."""
+        try:
+            rows = self.db.execute(f"SELECT round, parent, spec, status, reason, {', '.join(METRICS)}, tflite "
+                                   f"FROM candidates ORDER BY round").fetchall()
+        except sqlite3.DatabaseError as e:
+            raise HwbenchError(f"{self.path}: damaged search store ({e}); move it away to start afresh") from None
+        found = {}
+        for row in rows:
+            values = dict(zip(METRICS, row[5:-1]))
+            for whole in ("macs", "peak_bytes", "arena_bytes", "flash_bytes"):
+                values[whole] = None if values[whole] is None else int(values[whole])
+            found[row[0]] = Candidate(row[0], row[1], json.loads(row[2]),
+                                      Evaluation(row[3], row[4], **values, tflite=row[-1]))
+        return found
+
+    def close(self) -> None:
+        self.db.close()
