@@ -175,16 +175,19 @@ class ScaledRegressor(RegressorMixin, BaseEstimator):
     latency model (transfer.py) keeps of the prior board's regressor for a kind.
 
     The prior's prediction is a sum of loop costs times a multiplier (`loop_terms`); this board
-    runs the same loops, each body built for another core. With `ridge` None, one factor scales the
-    whole prediction; with a number, each loop gets its own factor, pulled toward that one factor
-    (a factor's squared deviation from it costs `ridge` times a layer's squared relative error).
-    Fitted on relative error, factors non-negative."""
+    runs the same loops, each body built for another core. With `ridge` None, one factor (fitted on
+    relative error) scales every loop the training layers run; with a number, each loop gets its own
+    non-negative factor, pulled toward that one factor (a factor's squared deviation from it costs
+    `ridge` times a layer's squared relative error). A loop the training layers never run (a float
+    input's conversion, say, when they all took int8) says nothing of its cost here: it takes
+    `unseen` (None: the one factor too)."""
 
     name = "scaled-prior"
 
-    def __init__(self, prior: BaseEstimator | None = None, ridge: float | None = None):
+    def __init__(self, prior: BaseEstimator | None = None, ridge: float | None = None, unseen: float | None = None):
         self.prior = prior
         self.ridge = ridge
+        self.unseen = unseen
 
     @classmethod
     def fixed(cls, prior: BaseEstimator, scale: float) -> "ScaledRegressor":
@@ -196,13 +199,15 @@ class ScaledRegressor(RegressorMixin, BaseEstimator):
         y = np.maximum(np.asarray(y, dtype=np.float64), _FLOOR)
         columns = terms * multiplier[:, None]
         one = relative_scale(columns.sum(axis=1), y)
-        if self.ridge is None:
-            return self._with(np.array([one]))
-        # Relative residuals, plus one row per factor pulling it toward `one`.
-        k, weight = columns.shape[1], np.sqrt(self.ridge)
-        design = np.vstack([columns / y[:, None], weight * np.eye(k)])
-        target = np.concatenate([np.ones(len(y)), np.full(k, weight * one)])
-        return self._with(LinearRegression(fit_intercept=False, positive=True).fit(design, target).coef_)
+        seen = (columns > 0).any(axis=0)
+        factors = np.where(seen, one, one if self.unseen is None else self.unseen)
+        if self.ridge is not None and seen.any():
+            # Relative residuals, plus one row per seen loop pulling its factor toward the one factor.
+            k, weight = int(seen.sum()), np.sqrt(self.ridge)
+            design = np.vstack([columns[:, seen] / y[:, None], weight * np.eye(k)])
+            target = np.concatenate([np.ones(len(y)), np.full(k, weight * one)])
+            factors[seen] = LinearRegression(fit_intercept=False, positive=True).fit(design, target).coef_
+        return self._with(factors)
 
     def _with(self, factors: np.ndarray) -> "ScaledRegressor":
         self.factors_, self.n_features_in_ = factors.astype(np.float64), self.prior.n_features_in_
@@ -218,7 +223,7 @@ class ScaledRegressor(RegressorMixin, BaseEstimator):
 
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         prior, prior_arrays = self.prior.to_state()
-        return ({"regressor": self.name, "hyperparameters": {"ridge": self.ridge},
+        return ({"regressor": self.name, "hyperparameters": {"ridge": self.ridge, "unseen": self.unseen},
                  "n_features_in": self.n_features_in_, "prior": prior},
                 {"factors": self.factors_, **nested("prior", prior_arrays)})
 

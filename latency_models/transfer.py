@@ -16,6 +16,8 @@ the new measurements support (ScaledRegressor):
   from-scratch fit needs (`min_layers`, `cv_folds`), the from-scratch candidates; a near-tie goes to
   the first, the most constrained;
 - a kind with new layers in one model: one factor, fitted on them;
+- a loop that no new layer runs (e.g. a QUANTIZE's float input path, when the new layers all took
+  int8: on a core without an FPU the two paths scale very differently) takes the global factor;
 - a kind the prior has but the new models lack: the prior's regressor times the global factor (one
   factor fitted on every new layer against the prior's prediction of it); the GENERIC fallback too;
 - a kind the new models have but the prior lacks: its own from-scratch regressor when it
@@ -92,14 +94,15 @@ class TransferredLatencyModel(LatencyModel):
             return KindReport(kind, 0, 0, ONE_FACTOR, {}), ScaledRegressor.fixed(prior, self.scale_)
         X, y, groups, model_totals = rows
         candidates = {} if prior is None else {
-            ONE_FACTOR: partial(ScaledRegressor, prior),
-            **{f"{PER_LOOP} (ridge {ridge:g})": partial(ScaledRegressor, prior, ridge) for ridge in self.ridges}}
+            ONE_FACTOR: partial(ScaledRegressor, prior, unseen=self.scale_),
+            **{f"{PER_LOOP} (ridge {ridge:g})": partial(ScaledRegressor, prior, ridge, self.scale_)
+               for ridge in self.ridges}}
         if self._cross_validates(y, groups):
             candidates.update(self._from_scratch(kind))
         elif prior is None:
             return None
         elif len(np.unique(groups)) < 2:  # one model: nothing to cross-validate with
-            return KindReport(kind, len(y), 1, ONE_FACTOR, {}), ScaledRegressor(prior).fit(X, y)
+            return KindReport(kind, len(y), 1, ONE_FACTOR, {}), candidates[ONE_FACTOR]().fit(X, y)
         return self._choose(kind, X, y, groups, model_totals, candidates)
 
     def summary(self) -> dict:
