@@ -420,7 +420,7 @@ def fit(
         out.print(f"transferred from {prior} ({start.board}, {start.metadata['n_models']} models): {factors} "
                   f"(×{transfer['global_scale']:.3f} for kinds without new layers)"
                   + (f"; refitted from scratch: {', '.join(transfer['refitted'])}" if transfer["refitted"] else "")
-                  + ("" if transfer["overhead_refitted"] else "; overhead: the prior's, scaled"))
+                  + ("" if transfer["overhead_refitted"] else "; overhead: the prior's, scaled"), soft_wrap=True)
     a, b = model.overhead_
     out.print(f"per-inference overhead: {a:,.0f} + {b:,.1f} × ops {train.unit}; wrote {out_file}"
               + (f"; plot: {plot}" if plot else ""))

@@ -254,7 +254,10 @@ def test_generated_models_run_bit_exact_and_deterministic(name, small_models, tm
         [(m.model, m.status, m.reason) for m in first.values() if not m.verified]
     assert len(first) == len(models)
     for m in first.values():
-        assert m.unit == "instructions" and len(set(m.totals)) == 1  # identical repeats
+        # A counter ticking a whole number of times per instruction counts repeats identically; otherwise
+        # (microbit: 2.048) the tick phase at each repeat's start rounds its count by one instruction.
+        whole = QemuBackend(board).ticks_per_instruction.is_integer()
+        assert m.unit == "instructions" and max(m.totals) - min(m.totals) <= (0 if whole else 1)
     again = collect(board, models[:2], ResultsDB(tmp_path / "b.db"), repeats=2)  # the same runs, tick for tick
     for m in again:
         assert [l.count for l in m.layers] == [l.count for l in first[m.model].layers]
