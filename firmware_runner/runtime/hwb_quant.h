@@ -5,6 +5,17 @@
 
 #include <stdint.h>
 
+/* Compiler hints for hot loops (no effect on results): a branch usually taken, and a shared loop a
+ * kernel calls with its per-element function, inlined so that the function is known and inlined too
+ * rather than called for each element. */
+#if defined(__GNUC__)
+#define HWB_LIKELY(condition) __builtin_expect(!!(condition), 1)
+#define HWB_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define HWB_LIKELY(condition) (condition)
+#define HWB_ALWAYS_INLINE inline
+#endif
+
 /* Shifts a plan may carry: TFLite's multipliers stay within these. */
 static inline int hwb_valid_shift(int32_t shift) { return shift >= -31 && shift <= 30; }
 
@@ -76,11 +87,6 @@ static inline int32_t hwb_rounded_high(int32_t x, int32_t multiplier) {
 #endif
 }
 
-#if defined(__GNUC__)
-#define HWB_LIKELY(condition) __builtin_expect(!!(condition), 1)
-#else
-#define HWB_LIKELY(condition) (condition)
-#endif
 
 static inline int32_t hwb_requantize(int32_t x, int32_t multiplier, int32_t shift) {
     if (HWB_LIKELY(shift <= -2)) /* the usual case: |a| < 2^62, so the high word plus the rounding cannot overflow */
