@@ -5,15 +5,17 @@
 
 #include <stdint.h>
 
-/* Compiler hints for hot loops (no effect on results): a branch usually taken, and a shared loop a
- * kernel calls with its per-element function, inlined so that the function is known and inlined too
- * rather than called for each element. */
+/* Compiler hints for hot loops (no effect on results): a branch usually taken; a shared loop a kernel
+ * calls with its per-element function, inlined so that the function is known and inlined too rather
+ * than called for each element; a loop kept out of line so that it gets registers of its own. */
 #if defined(__GNUC__)
 #define HWB_LIKELY(condition) __builtin_expect(!!(condition), 1)
 #define HWB_ALWAYS_INLINE __attribute__((always_inline)) inline
+#define HWB_NOINLINE __attribute__((noinline))
 #else
 #define HWB_LIKELY(condition) (condition)
 #define HWB_ALWAYS_INLINE inline
+#define HWB_NOINLINE
 #endif
 
 /* Shifts a plan may carry: TFLite's multipliers stay within these. */
@@ -69,7 +71,8 @@ static inline int32_t hwb_multiply_by_quantized_multiplier(int32_t x, int32_t mu
  * Nested floors merge: floor((P + 2^30 + 2^(30+right) - 2^31 [X < 0]) / 2^(31+right)) for right >= 1,
  * where [v < 0] may be replaced by [X < 0] (a negative X with v = 0 gives 0 either way). With
  * A = P + 2^30 for X >= 0 and P - 2^30 for X < 0 (one multiply-accumulate), that is the high word of
- * A + 2^31 for right 1, and (high word of A + 2^(right-2)) >> (right-1) from 2 on.
+ * A + 2^31 for right 1, and (high word of A + 2^(right-2)) >> (right-1) from 2 on, which equals
+ * ((high word >> (right-2)) + 1) >> 1.
  * tests/test_requantize.py compares the two on millions of cases. */
 /* The high word of x * multiplier + 2^30 (x >= 0) or - 2^30 (x < 0): one multiply-accumulate. */
 static inline int32_t hwb_rounded_high(int32_t x, int32_t multiplier) {
@@ -89,8 +92,8 @@ static inline int32_t hwb_rounded_high(int32_t x, int32_t multiplier) {
 
 
 static inline int32_t hwb_requantize(int32_t x, int32_t multiplier, int32_t shift) {
-    if (HWB_LIKELY(shift <= -2)) /* the usual case: |a| < 2^62, so the high word plus the rounding cannot overflow */
-        return (hwb_rounded_high(x, multiplier) + (1 << (-shift - 2))) >> (-shift - 1);
+    if (HWB_LIKELY(shift <= -2)) /* the usual case: (h + 2^(k-1)) >> k, as ((h >> (k-1)) + 1) >> 1 */
+        return ((hwb_rounded_high(x, multiplier) >> (-shift - 2)) + 1) >> 1;
     if (shift >= 0) {
         const int64_t product = (int64_t)hwb_shift_left_wrap(x, shift) * multiplier; /* |.| < 2^62 */
         return (int32_t)((product + (1LL << 30)) >> 31); /* >> of a negative is arithmetic on gcc */

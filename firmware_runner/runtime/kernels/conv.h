@@ -104,4 +104,10 @@ static inline int8_t hwb_fast_requantize(int32_t sum, hwb_channel_quant q, hwb_o
     return (int8_t)(v < o.min ? o.min : (v > o.max ? o.max : v));
 }
 
+/* `count` outputs of consecutive channels from their sums (bias not included) and their records. */
+static inline void hwb_fast_requantize_channels(const int32_t *sums, const hwb_channel_quant *q, int32_t count,
+                                                hwb_output_quant o, int8_t *out) {
+    for (int32_t k = 0; k < count; k++) out[k] = hwb_fast_requantize(sums[k], q[k], o);
+}
+
 #endif

@@ -110,13 +110,87 @@ static inline uint32_t load_channels(const int8_t *x, int32_t count) {
 }
 
 /* One tap of four channels: the input word times the tap's packed weights (channels 0 and 2, then
- * 1 and 3, as int16 pairs) into the four accumulators. */
-static inline void tap(uint32_t x, const uint32_t *w, int32_t acc[4]) {
+ * 1 and 3, as int16 pairs) into the four sums. */
+static inline void tap(uint32_t x, const uint32_t *w, int32_t sums[4]) {
     const uint32_t even = hwb_sxtb16(x), odd = hwb_sxtb16_ror8(x);
-    acc[0] = hwb_smlabb(even, w[0], acc[0]);
-    acc[2] = hwb_smlatt(even, w[0], acc[2]);
-    acc[1] = hwb_smlabb(odd, w[1], acc[1]);
-    acc[3] = hwb_smlatt(odd, w[1], acc[3]);
+    sums[0] = hwb_smlabb(even, w[0], sums[0]);
+    sums[2] = hwb_smlatt(even, w[0], sums[2]);
+    sums[1] = hwb_smlabb(odd, w[1], sums[1]);
+    sums[3] = hwb_smlatt(odd, w[1], sums[3]);
+}
+
+/* The sums of four whole channels over a 3 x 3 window inside the input: x points at the window's
+ * first tap, `channels` apart along a row, `row` apart between rows; w at the group's 18 words. */
+static void group_3x3(const int8_t *x, int32_t channels, int32_t row, const uint32_t *w, int32_t sums[4]) {
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#if defined(__ARM_FEATURE_DSP)
+    /* 8 instructions a tap (4 multiply-accumulates), 3 a row. */
+    const int32_t channels2 = 2 * channels;
+    uint32_t t, odd, w0, w1;
+#define HWB_DW_TAP(address)                              \
+    "ldr %[t], " address "\n\t"                          \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                  \
+    "sxtb16 %[odd], %[t], ror #8\n\t"                    \
+    "sxtb16 %[t], %[t]\n\t"                              \
+    "smlabb %[s0], %[t], %[w0], %[s0]\n\t"               \
+    "smlatt %[s2], %[t], %[w0], %[s2]\n\t"               \
+    "smlabb %[s1], %[odd], %[w1], %[s1]\n\t"             \
+    "smlatt %[s3], %[odd], %[w1], %[s3]\n\t"
+#define HWB_DW_ROW                                       \
+    HWB_DW_TAP("[%[x]]")                                 \
+    HWB_DW_TAP("[%[x], %[c1]]")                          \
+    HWB_DW_TAP("[%[x], %[c2]]")
+    __asm__(HWB_DW_ROW "add %[x], %[x], %[row]\n\t" HWB_DW_ROW "add %[x], %[x], %[row]\n\t" HWB_DW_ROW
+            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [x] "+r"(x), [w] "+r"(w), [t] "=&r"(t),
+              [odd] "=&r"(odd), [w0] "=&r"(w0), [w1] "=&r"(w1)
+            : [c1] "r"(channels), [c2] "r"(channels2), [row] "r"(row)
+            : "memory");
+#undef HWB_DW_ROW
+#undef HWB_DW_TAP
+#else
+    int32_t s[4] = {0, 0, 0, 0};
+    for (int32_t fy = 0; fy < 3; fy++, x += row, w += 6) {
+        tap(hwb_load_u32(x), w, s);
+        tap(hwb_load_u32(x + channels), w + 2, s);
+        tap(hwb_load_u32(x + 2 * channels), w + 4, s);
+    }
+    s0 = s[0];
+    s1 = s[1];
+    s2 = s[2];
+    s3 = s[3];
+#endif
+    sums[0] = s0;
+    sums[1] = s1;
+    sums[2] = s2;
+    sums[3] = s3;
+}
+
+/* Where a window lies: its first input row and column, and the input's extent. */
+typedef struct {
+    const int8_t *input; /* the batch's image */
+    int32_t y0, x0, in_h, in_w, channels;
+} window;
+
+/* The sums of `count` (1..4) channels from c over any window; taps outside the input read the zero
+ * point (`padding`, four copies). */
+static void group_any(const window *win, int32_t f_h, int32_t f_w, int32_t c, int32_t count, uint32_t padding,
+                      const uint32_t *w, int32_t sums[4]) {
+    int32_t s[4] = {0, 0, 0, 0};
+    for (int32_t fy = 0; fy < f_h; fy++) {
+        const int32_t y = win->y0 + fy;
+        const int row_inside = y >= 0 && y < win->in_h;
+        for (int32_t fx = 0; fx < f_w; fx++, w += 2) {
+            const int32_t x = win->x0 + fx;
+            const uint32_t v = row_inside && x >= 0 && x < win->in_w
+                                   ? load_channels(win->input + (y * win->in_w + x) * win->channels + c, count)
+                                   : padding;
+            tap(v, w, s);
+        }
+    }
+    sums[0] = s[0];
+    sums[1] = s[1];
+    sums[2] = s[2];
+    sums[3] = s[3];
 }
 
 static void fast(const hwb_op_args *args) {
@@ -124,52 +198,41 @@ static void fast(const hwb_op_args *args) {
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], channels = in->dims[3];
     const int32_t out_h = out->dims[1], out_w = out->dims[2], f_h = p->filter_h, f_w = p->filter_w;
-    const int32_t taps = f_h * f_w, row = in_w * channels;
-    const int8_t *input = (const int8_t *)in->data;
+    const int32_t taps = f_h * f_w, row = in_w * channels, whole = channels & ~3;
     const uint32_t *weights = (const uint32_t *)args->inputs[1].data;
     const hwb_channel_quant *q = (const hwb_channel_quant *)args->inputs[2].data;
     const hwb_output_quant o = {out->zero_point, p->act_min, p->act_max};
-    const uint32_t padding = (uint32_t)(uint8_t)in->zero_point * 0x01010101u; /* a tap outside the input */
+    const uint32_t padding = (uint32_t)(uint8_t)in->zero_point * 0x01010101u;
     const int is_3x3 = p->path == HWB_PATH_dw_3x3;
     int8_t *output = (int8_t *)out->data;
-    for (int32_t b = 0; b < batches; b++)
+    int32_t sums[4];
+    for (int32_t b = 0; b < batches; b++) {
+        window win = {(const int8_t *)in->data + b * in_h * row, 0, 0, in_h, in_w, channels};
         for (int32_t oy = 0; oy < out_h; oy++)
             for (int32_t ox = 0; ox < out_w; ox++, output += channels) {
-                const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;
-                const int inside = y0 >= 0 && x0 >= 0 && y0 + f_h <= in_h && x0 + f_w <= in_w;
-                const int8_t *corner = inside ? input + ((b * in_h + y0) * in_w + x0) * channels : input;
-                for (int32_t c = 0; c < channels; c += 4) {
-                    const int32_t count = channels - c < 4 ? channels - c : 4;
-                    const uint32_t *w = weights + (c / 4) * taps * 2;
-                    int32_t acc[4] = {0, 0, 0, 0};
-                    if (inside && count == 4 && is_3x3) {
-                        const int8_t *r0 = corner + c, *r1 = r0 + row, *r2 = r1 + row;
-                        tap(hwb_load_u32(r0), w, acc);
-                        tap(hwb_load_u32(r0 + channels), w + 2, acc);
-                        tap(hwb_load_u32(r0 + 2 * channels), w + 4, acc);
-                        tap(hwb_load_u32(r1), w + 6, acc);
-                        tap(hwb_load_u32(r1 + channels), w + 8, acc);
-                        tap(hwb_load_u32(r1 + 2 * channels), w + 10, acc);
-                        tap(hwb_load_u32(r2), w + 12, acc);
-                        tap(hwb_load_u32(r2 + channels), w + 14, acc);
-                        tap(hwb_load_u32(r2 + 2 * channels), w + 16, acc);
-                    } else if (inside) {
-                        for (int32_t fy = 0; fy < f_h; fy++)
-                            for (int32_t fx = 0; fx < f_w; fx++, w += 2)
-                                tap(load_channels(corner + fy * row + fx * channels + c, count), w, acc);
-                    } else {
-                        for (int32_t fy = 0; fy < f_h; fy++)
-                            for (int32_t fx = 0; fx < f_w; fx++, w += 2) {
-                                const int32_t y = y0 + fy, x = x0 + fx;
-                                const uint32_t v = y < 0 || y >= in_h || x < 0 || x >= in_w
-                                                       ? padding
-                                                       : load_channels(input + ((b * in_h + y) * in_w + x) * channels + c, count);
-                                tap(v, w, acc);
-                            }
+                win.y0 = oy * p->stride_h - p->pad_top;
+                win.x0 = ox * p->stride_w - p->pad_left;
+                const int inside = win.y0 >= 0 && win.x0 >= 0 && win.y0 + f_h <= in_h && win.x0 + f_w <= in_w;
+                const uint32_t *w = weights;
+                int32_t c = 0;
+                if (inside && is_3x3) {
+                    const int8_t *corner = win.input + (win.y0 * in_w + win.x0) * channels;
+                    for (; c < whole; c += 4, w += 2 * taps) {
+                        group_3x3(corner + c, channels, row, w, sums);
+                        hwb_fast_requantize_channels(sums, &q[c], 4, o, output + c);
                     }
-                    for (int32_t k = 0; k < count; k++) output[c + k] = hwb_fast_requantize(acc[k], q[c + k], o);
+                } else {
+                    for (; c < whole; c += 4, w += 2 * taps) {
+                        group_any(&win, f_h, f_w, c, 4, padding, w, sums);
+                        hwb_fast_requantize_channels(sums, &q[c], 4, o, output + c);
+                    }
+                }
+                if (c < channels) { /* the last, partial group */
+                    group_any(&win, f_h, f_w, c, channels - c, padding, w, sums);
+                    hwb_fast_requantize_channels(sums, &q[c], channels - c, o, output + c);
                 }
             }
+    }
 }
 
 hwb_status hwb_depthwise_conv2d_s8(const hwb_op_args *args) {
