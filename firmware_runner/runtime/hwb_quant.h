@@ -131,31 +131,46 @@ static inline int hwb_valid_double_scale(const hwb_double_scale *s) {
 
 /* static_cast<int32_t>(std::round(double(acc) * scale)) as LiteRT's reference FULLY_CONNECTED computes
  * it (x86, SSE2), in 64-bit integer arithmetic: no double-precision hardware needed. The exact product
- * |acc| * mantissa (< 2^84) is rounded to 53 significant bits, to nearest with ties to even, as the
+ * P = |acc| * mantissa (< 2^84) is rounded to 53 significant bits, to nearest with ties to even, as the
  * double multiplication rounds; that value times 2^exponent is rounded to an integer, halves away
  * from zero, as std::round does; a result outside int32 becomes INT32_MIN, as the x86 conversion gives.
- * Proved equal to the double formula on millions of cases by tests/test_requantize.py. */
+ *
+ * With `drop` the bits below the 53 kept and t = -exponent, the two roundings fold into one: nested
+ * floors give |result| = floor((P + 2^(drop-1) + 2^(t-1)) / 2^t) for every result within int32 (ties to
+ * even never matter there: the integer rounding's halfway points are then even multiples of the 53-bit
+ * step, so a tie rounded down or up falls on the same side of them). Scales of 2^-33 to 2^-85 times
+ * the mantissa (every FULLY_CONNECTED of an int8 model) take that short way; any other goes the long
+ * way. tests/test_requantize.py compares both with the double formula on millions of cases, ties
+ * included. */
 static inline int32_t hwb_round_scaled(int32_t acc, const hwb_double_scale *s) {
     if (acc == 0 || (s->mantissa_low == 0 && s->mantissa_high == 0)) return 0;
     uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc; /* |acc| <= 2^31 */
     uint64_t low = (uint64_t)a * s->mantissa_low;                 /* < 2^63 */
-    uint64_t high = (uint64_t)a * s->mantissa_high + (low >> 32); /* product >> 32: in [2^20, 2^52) */
-    int32_t drop = hwb_bit_length(high) - 21;                     /* bits below the 53 kept: 0..31 */
-    uint32_t below = (uint32_t)low & ((1u << drop) - 1u);
-    uint64_t kept = (high << (32 - drop)) | ((uint32_t)low >> drop); /* in [2^52, 2^53) */
-    if (drop > 0) {
-        uint32_t half = 1u << (drop - 1);
-        if (below > half || (below == half && (kept & 1u))) kept++; /* may reach 2^53: still exact */
-    }
-    /* |value| = kept * 2^(drop + exponent), with kept >= 2^52: only a negative power stays in int32. */
-    int32_t right = -(drop + s->exponent);
-    if (right <= 0) return INT32_MIN;
+    uint64_t high = (uint64_t)a * s->mantissa_high + (low >> 32); /* P >> 32: in [2^20, 2^52) */
+    const uint32_t low_word = (uint32_t)low;
+    const int32_t drop = hwb_bit_length(high) - 21;                /* bits below the 53 kept: 0..31 */
+    const int32_t t = -s->exponent;
     uint64_t magnitude;
-    if (right > 54) {
-        magnitude = 0; /* kept / 2^right < 1/2 */
+    if (t >= 33 && t <= 85) {
+        /* (P + 2^(drop-1) + 2^(t-1)) / 2^t: the low word's carry, then the high part alone. */
+        const uint64_t carry = ((uint64_t)low_word + (drop > 0 ? 1u << (drop - 1) : 0u)) >> 32; /* 0 or 1 */
+        magnitude = (high + carry + (1ull << (t - 33))) >> (t - 32);
     } else {
-        uint64_t fraction = kept & ((1ull << right) - 1u);
-        magnitude = (kept >> right) + (fraction >= 1ull << (right - 1) ? 1u : 0u);
+        const uint32_t below = low_word & ((1u << drop) - 1u);
+        uint64_t kept = (high << (32 - drop)) | (low_word >> drop); /* in [2^52, 2^53) */
+        if (drop > 0) {
+            uint32_t half = 1u << (drop - 1);
+            if (below > half || (below == half && (kept & 1u))) kept++; /* may reach 2^53: still exact */
+        }
+        /* |value| = kept * 2^(drop - t), with kept >= 2^52: only a negative power stays in int32. */
+        const int32_t right = t - drop;
+        if (right <= 0) return INT32_MIN;
+        if (right > 54) {
+            magnitude = 0; /* kept / 2^right < 1/2 */
+        } else {
+            uint64_t fraction = kept & ((1ull << right) - 1u);
+            magnitude = (kept >> right) + (fraction >= 1ull << (right - 1) ? 1u : 0u);
+        }
     }
     if (acc > 0) return magnitude <= (uint64_t)INT32_MAX ? (int32_t)magnitude : INT32_MIN;
     return magnitude < 2147483648ull ? -(int32_t)magnitude : INT32_MIN;
