@@ -93,7 +93,7 @@ static inline int32_t hwb_rounded_high(int32_t x, int32_t multiplier) {
 
 static inline int32_t hwb_requantize(int32_t x, int32_t multiplier, int32_t shift) {
     if (HWB_LIKELY(shift <= -2)) /* the usual case: (h + 2^(k-1)) >> k, as ((h >> (k-1)) + 1) >> 1 */
-        return ((hwb_rounded_high(x, multiplier) >> (-shift - 2)) + 1) >> 1;
+        return ((hwb_rounded_high(x, multiplier) >> -(shift + 2)) + 1) >> 1;
     if (shift >= 0) {
         const int64_t product = (int64_t)hwb_shift_left_wrap(x, shift) * multiplier; /* |.| < 2^62 */
         return (int32_t)((product + (1LL << 30)) >> 31); /* >> of a negative is arithmetic on gcc */

@@ -97,17 +97,9 @@ typedef struct {
     int32_t offset, min, max;
 } hwb_output_quant;
 
-/* One output of a fast path from its sum of products (bias not included) and its channel's record. */
-static inline int8_t hwb_fast_requantize(int32_t sum, hwb_channel_quant q, hwb_output_quant o) {
-    int32_t v = hwb_requantize(hwb_wrap_i32((uint32_t)sum + (uint32_t)q.bias), q.multiplier, q.shift);
-    v = hwb_wrap_i32((uint32_t)v + (uint32_t)o.offset);
-    return (int8_t)(v < o.min ? o.min : (v > o.max ? o.max : v));
-}
-
-/* `count` outputs of consecutive channels from their sums (bias not included) and their records. */
-static inline void hwb_fast_requantize_channels(const int32_t *sums, const hwb_channel_quant *q, int32_t count,
-                                                hwb_output_quant o, int8_t *out) {
-    for (int32_t k = 0; k < count; k++) out[k] = hwb_fast_requantize(sums[k], q[k], o);
-}
+/* `count` >= 1 outputs of consecutive channels from their sums of products (bias not included) and
+ * their records: out[k] (requantize.c; out of line, so that its loop has the registers to itself). */
+void hwb_fast_requantize_channels(const int32_t *sums, const hwb_channel_quant *q, int32_t count,
+                                  const hwb_output_quant *o, int8_t *out);
 
 #endif

@@ -137,9 +137,9 @@ static void pack_pixel_tail(const int8_t *values, int32_t count, int32_t kp, uin
 }
 
 /* The sums of a pair of channels (their packed rows, interleaved 4 bytes at a time) with both
- * packed pixels over `groups` >= 1 groups of 4 values: sums[2 * channel + pixel]. x and w are 4-byte
- * aligned (the scratch buffer and the plan's constants are). */
-static void dot_pair(const uint32_t *x, const uint32_t *w, int32_t groups, int32_t sums[4]) {
+ * packed pixels over `groups` >= 1 groups of 4 values: sums0[channel] for pixel 0, sums1[channel] for
+ * pixel 1. x and w are 4-byte aligned (the scratch buffer and the plan's constants are). */
+static void dot_pair(const uint32_t *x, const uint32_t *w, int32_t groups, int32_t sums0[2], int32_t sums1[2]) {
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* channel, pixel */
 #if defined(__ARM_FEATURE_DSP)
     /* 17 instructions for 16 multiply-accumulates; C leaves the loads without writeback. */
@@ -179,56 +179,45 @@ static void dot_pair(const uint32_t *x, const uint32_t *w, int32_t groups, int32
         a11 = hwb_smlad(w1_odd, x[3], hwb_smlad(w1_even, x[2], a11));
     }
 #endif
-    sums[0] = a00;
-    sums[1] = a01;
-    sums[2] = a10;
-    sums[3] = a11;
+    sums0[0] = a00;
+    sums1[0] = a01;
+    sums0[1] = a10;
+    sums1[1] = a11;
 }
 
-/* The sums of one channel (its packed row) with both packed pixels: sums[pixel]. */
-static void dot_single(const uint32_t *x, const uint32_t *w, int32_t groups, int32_t sums[2]) {
+/* The sums of one channel (its packed row) with both packed pixels: *sum0, *sum1. */
+static void dot_single(const uint32_t *x, const uint32_t *w, int32_t groups, int32_t *sum0, int32_t *sum1) {
     int32_t a0 = 0, a1 = 0;
     for (int32_t g = 0; g < groups; g++, w++, x += 4) {
         const uint32_t w_even = hwb_sxtb16(w[0]), w_odd = hwb_sxtb16_ror8(w[0]);
         a0 = hwb_smlad(w_odd, x[1], hwb_smlad(w_even, x[0], a0));
         a1 = hwb_smlad(w_odd, x[3], hwb_smlad(w_even, x[2], a1));
     }
-    sums[0] = a0;
-    sums[1] = a1;
+    *sum0 = a0;
+    *sum1 = a1;
 }
 
 enum { CHUNK = 16 }; /* channels whose sums are kept between the multiply and the requantization */
 
-/* Requantizes the sums of `count` channels for both pixels (sums[2 * k + pixel]) into out0 and out1.
- * Apart from the multiply-accumulates, so that neither loop runs short of registers. */
-static void requantize_chunk(const int32_t *sums, const hwb_channel_quant *q, int32_t count, hwb_output_quant o,
-                             int8_t *out0, int8_t *out1) {
-    for (int32_t k = 0; k < count; k++, sums += 2) {
-        const hwb_channel_quant channel = q[k];
-        out0[k] = hwb_fast_requantize(sums[0], channel, o);
-        out1[k] = hwb_fast_requantize(sums[1], channel, o);
-    }
-}
-
-/* Both packed pixels times every channel: out0[c] and out1[c]. */
+/* Both packed pixels times every channel: out0[c] and out1[c]. The sums of a chunk of channels are
+ * requantized apart from the multiply, so that neither loop runs short of registers. */
 static void multiply(const hwb_op_args *args, const uint32_t *packed, int32_t kp, int8_t *out0, int8_t *out1) {
     const struct conv2d_params *p = (const struct conv2d_params *)args->params;
     const int32_t channels = args->inputs[1].dims[0], groups = kp / 4;
     const uint32_t *weights = (const uint32_t *)args->inputs[1].data;
     const hwb_channel_quant *q = (const hwb_channel_quant *)args->inputs[2].data;
     const hwb_output_quant o = {args->outputs[0].zero_point, p->act_min, p->act_max};
-    int32_t sums[2 * CHUNK];
+    int32_t sums0[CHUNK], sums1[CHUNK]; /* pixel 0's, pixel 1's */
     for (int32_t first = 0; first < channels; first += CHUNK) {
         const int32_t count = channels - first < CHUNK ? channels - first : CHUNK;
         int32_t k = 0;
-        for (; k + 1 < count; k += 2, weights += 2 * groups) { /* sums[4 * pair + 2 * channel + pixel] */
-            dot_pair(packed, weights, groups, &sums[2 * k]);
-        }
+        for (; k + 1 < count; k += 2, weights += 2 * groups) dot_pair(packed, weights, groups, &sums0[k], &sums1[k]);
         if (k < count) { /* the last of an odd number of channels: its row alone */
-            dot_single(packed, weights, groups, &sums[2 * k]);
+            dot_single(packed, weights, groups, &sums0[k], &sums1[k]);
             weights += groups;
         }
-        requantize_chunk(sums, q + first, count, o, out0 + first, out1 + first);
+        hwb_fast_requantize_channels(sums0, q + first, count, &o, out0 + first);
+        hwb_fast_requantize_channels(sums1, q + first, count, &o, out1 + first);
     }
 }
 

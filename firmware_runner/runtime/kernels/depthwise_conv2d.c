@@ -165,26 +165,20 @@ static void group_3x3(const int8_t *x, int32_t channels, int32_t row, const uint
     sums[3] = s3;
 }
 
-/* Where a window lies: its first input row and column, and the input's extent. */
-typedef struct {
-    const int8_t *input; /* the batch's image */
-    int32_t y0, x0, in_h, in_w, channels;
-} window;
-
-/* The sums of `count` (1..4) channels from c over any window; taps outside the input read the zero
- * point (`padding`, four copies). */
-static void group_any(const window *win, int32_t f_h, int32_t f_w, int32_t c, int32_t count, uint32_t padding,
-                      const uint32_t *w, int32_t sums[4]) {
+/* The sums of four whole channels over any window inside the input: x points at the window's first
+ * tap, `channels` apart along a row, `row` apart between rows; w at the group's 2 * f_h * f_w words.
+ * One loop over the taps (a filter one column wide, as 1-D convolutions have, makes rows of one tap). */
+static HWB_NOINLINE void group_inside(const int8_t *x, int32_t channels, int32_t row, int32_t f_h, int32_t f_w,
+                                      const uint32_t *w, int32_t sums[4]) {
     int32_t s[4] = {0, 0, 0, 0};
-    for (int32_t fy = 0; fy < f_h; fy++) {
-        const int32_t y = win->y0 + fy;
-        const int row_inside = y >= 0 && y < win->in_h;
-        for (int32_t fx = 0; fx < f_w; fx++, w += 2) {
-            const int32_t x = win->x0 + fx;
-            const uint32_t v = row_inside && x >= 0 && x < win->in_w
-                                   ? load_channels(win->input + (y * win->in_w + x) * win->channels + c, count)
-                                   : padding;
-            tap(v, w, s);
+    const int32_t next_row = row - f_w * channels; /* from past a row's last tap to the next row's first */
+    const uint32_t *end = w + 2 * f_h * f_w;
+    for (int32_t fx = 0; w != end; w += 2) {
+        tap(hwb_load_u32(x), w, s);
+        x += channels;
+        if (++fx == f_w) {
+            fx = 0;
+            x += next_row;
         }
     }
     sums[0] = s[0];
@@ -193,45 +187,82 @@ static void group_any(const window *win, int32_t f_h, int32_t f_w, int32_t c, in
     sums[3] = s[3];
 }
 
+/* One output pixel's window: where it starts in the batch's image, and the filter rows and columns
+ * [begin, end) that lie inside the image (the others read the zero point). */
+typedef struct {
+    const int8_t *image;
+    int32_t in_w, channels, f_h, f_w;
+    int32_t y0, x0, fy_begin, fy_end, fx_begin, fx_end;
+    uint32_t padding; /* the input zero point, four copies */
+} window;
+
+/* The sums of `count` (1..4) channels from c over any window. */
+static void group_any(const window *win, int32_t c, int32_t count, const uint32_t *w, int32_t sums[4]) {
+    int32_t s[4] = {0, 0, 0, 0};
+    for (int32_t fy = 0; fy < win->f_h; fy++) {
+        int32_t fx = 0;
+        if (fy >= win->fy_begin && fy < win->fy_end) {
+            for (; fx < win->fx_begin; fx++, w += 2) tap(win->padding, w, s);
+            const int8_t *x = win->image + ((win->y0 + fy) * win->in_w + win->x0 + fx) * win->channels + c;
+            if (count == 4) {
+                for (; fx < win->fx_end; fx++, w += 2, x += win->channels) tap(hwb_load_u32(x), w, s);
+            } else {
+                for (; fx < win->fx_end; fx++, w += 2, x += win->channels) tap(load_channels(x, count), w, s);
+            }
+        }
+        for (; fx < win->f_w; fx++, w += 2) tap(win->padding, w, s);
+    }
+    sums[0] = s[0];
+    sums[1] = s[1];
+    sums[2] = s[2];
+    sums[3] = s[3];
+}
+
+enum { CHUNK = 32 }; /* channels whose sums are kept between the multiply-accumulates and the requantization */
+
 static void fast(const hwb_op_args *args) {
     const struct depthwise_conv2d_params *p = (const struct depthwise_conv2d_params *)args->params;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], channels = in->dims[3];
     const int32_t out_h = out->dims[1], out_w = out->dims[2], f_h = p->filter_h, f_w = p->filter_w;
-    const int32_t taps = f_h * f_w, row = in_w * channels, whole = channels & ~3;
+    const int32_t taps = f_h * f_w, row = in_w * channels;
     const uint32_t *weights = (const uint32_t *)args->inputs[1].data;
     const hwb_channel_quant *q = (const hwb_channel_quant *)args->inputs[2].data;
     const hwb_output_quant o = {out->zero_point, p->act_min, p->act_max};
-    const uint32_t padding = (uint32_t)(uint8_t)in->zero_point * 0x01010101u;
     const int is_3x3 = p->path == HWB_PATH_dw_3x3;
+    window win = {0, in_w, channels, f_h, f_w, 0, 0, 0, 0, 0, 0, (uint32_t)(uint8_t)in->zero_point * 0x01010101u};
     int8_t *output = (int8_t *)out->data;
-    int32_t sums[4];
+    int32_t sums[CHUNK];
     for (int32_t b = 0; b < batches; b++) {
-        window win = {(const int8_t *)in->data + b * in_h * row, 0, 0, in_h, in_w, channels};
-        for (int32_t oy = 0; oy < out_h; oy++)
+        win.image = (const int8_t *)in->data + b * in_h * row;
+        for (int32_t oy = 0; oy < out_h; oy++) {
+            win.y0 = oy * p->stride_h - p->pad_top;
+            win.fy_begin = win.y0 < 0 ? -win.y0 : 0;
+            win.fy_end = in_h - win.y0 < f_h ? in_h - win.y0 : f_h;
             for (int32_t ox = 0; ox < out_w; ox++, output += channels) {
-                win.y0 = oy * p->stride_h - p->pad_top;
                 win.x0 = ox * p->stride_w - p->pad_left;
-                const int inside = win.y0 >= 0 && win.x0 >= 0 && win.y0 + f_h <= in_h && win.x0 + f_w <= in_w;
+                win.fx_begin = win.x0 < 0 ? -win.x0 : 0;
+                win.fx_end = in_w - win.x0 < f_w ? in_w - win.x0 : f_w;
+                const int inside = win.fy_begin == 0 && win.fy_end == f_h && win.fx_begin == 0 && win.fx_end == f_w;
+                const int8_t *corner = inside ? win.image + (win.y0 * in_w + win.x0) * channels : win.image;
                 const uint32_t *w = weights;
-                int32_t c = 0;
-                if (inside && is_3x3) {
-                    const int8_t *corner = win.input + (win.y0 * in_w + win.x0) * channels;
-                    for (; c < whole; c += 4, w += 2 * taps) {
-                        group_3x3(corner + c, channels, row, w, sums);
-                        hwb_fast_requantize_channels(sums, &q[c], 4, o, output + c);
+                for (int32_t first = 0; first < channels; first += CHUNK) { /* sums kept, then requantized */
+                    const int32_t count = channels - first < CHUNK ? channels - first : CHUNK;
+                    for (int32_t c = first; c < first + count; c += 4, w += 2 * taps) {
+                        int32_t *group = &sums[c - first];
+                        if (c + 4 > channels) /* the last, partial group */
+                            group_any(&win, c, channels - c, w, group);
+                        else if (inside && is_3x3)
+                            group_3x3(corner + c, channels, row, w, group);
+                        else if (inside)
+                            group_inside(corner + c, channels, row, f_h, f_w, w, group);
+                        else
+                            group_any(&win, c, 4, w, group);
                     }
-                } else {
-                    for (; c < whole; c += 4, w += 2 * taps) {
-                        group_any(&win, f_h, f_w, c, 4, padding, w, sums);
-                        hwb_fast_requantize_channels(sums, &q[c], 4, o, output + c);
-                    }
-                }
-                if (c < channels) { /* the last, partial group */
-                    group_any(&win, f_h, f_w, c, channels - c, padding, w, sums);
-                    hwb_fast_requantize_channels(sums, &q[c], channels - c, o, output + c);
+                    hwb_fast_requantize_channels(sums, &q[first], count, &o, output + first);
                 }
             }
+        }
     }
 }
 
