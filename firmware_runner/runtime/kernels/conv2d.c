@@ -14,19 +14,12 @@
  *   products need no input offset: sum(w * (x - zp)) = sum(w * x) - zp * sum(w) modulo 2^32, and a
  *   padded tap (x = zp) adds 0 as TFLite's skipped tap does; output.
  *
- * Zero points come from the tensors. Accumulation wraps modulo 2^32 as TFLite's int32 arithmetic does
+ * The parameters are the window alone (struct hwb_conv_window; path HWB_PATH_reference, _im2col or
+ * _pointwise). Zero points come from the tensors. Accumulation wraps modulo 2^32 as TFLite's int32 arithmetic does
  * in practice. */
 #include "conv.h"
 #include "simd.h"
 
-/* Packed by lower_conv2d in firmware_runner/compiler/lowering/conv.py, field for field. */
-struct conv2d_params {
-    int32_t stride_h, stride_w;
-    int32_t pad_top, pad_left; /* ComputePaddingHeightWidth's, >= 0 */
-    int32_t act_min, act_max;  /* the fused activation's clamp */
-    int32_t path;              /* HWB_PATH_reference, _im2col or _pointwise */
-    int32_t filter_h, filter_w;
-};
 
 /* Bytes of scratch a fast path needs for K values per pixel: two packed pixels (int16, 4 Kp bytes)
  * and, for im2col, one gathered window (Kp bytes). hwbench/kernel_paths.py computes the same. */
@@ -36,13 +29,13 @@ static uint64_t scratch_needed(int32_t path, int32_t k) {
 }
 
 hwb_status hwb_conv2d_s8_check(const hwb_op_args *args) {
-    const struct conv2d_params *p = (const struct conv2d_params *)args->params;
+    const struct hwb_conv_window *p = (const struct hwb_conv_window *)args->params;
     const int fast = args->params_size == sizeof *p && args->params != 0 &&
                      (p->path == HWB_PATH_im2col || p->path == HWB_PATH_pointwise);
     if (args->params_size == sizeof *p && args->params != 0 && !fast && p->path != HWB_PATH_reference)
         return HWB_ERR_PARAMS;
-    hwb_status status = fast ? hwb_fast_conv_operands_s8(args, sizeof(struct conv2d_params))
-                              : hwb_conv_operands_s8(args, sizeof(struct conv2d_params));
+    hwb_status status = fast ? hwb_fast_conv_operands_s8(args, sizeof(struct hwb_conv_window))
+                              : hwb_conv_operands_s8(args, sizeof(struct hwb_conv_window));
     if (status != HWB_OK) return status;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *out = &args->outputs[0];
     const int32_t in_c = in->dims[3], out_c = filter->dims[0];
@@ -61,15 +54,11 @@ hwb_status hwb_conv2d_s8_check(const hwb_op_args *args) {
         if (in_c % f_c != 0 || out_c % (in_c / f_c) != 0) return HWB_ERR_SHAPE;
         if (p->filter_h != filter->dims[1] || p->filter_w != filter->dims[2]) return HWB_ERR_PARAMS;
     }
-    if (!hwb_conv_window_ok(in->dims[1], p->filter_h, out->dims[1], p->stride_h, p->pad_top) ||
-        !hwb_conv_window_ok(in->dims[2], p->filter_w, out->dims[2], p->stride_w, p->pad_left) ||
-        !hwb_conv_quant_ok(in, filter, out, p->act_min, p->act_max))
-        return HWB_ERR_PARAMS;
-    return fast ? hwb_channel_quant_check(&args->inputs[2], out_c) : hwb_per_channel_check(args, out_c);
+    return hwb_conv_window_check(args, p, fast, out_c);
 }
 
 static void reference(const hwb_op_args *args) {
-    const struct conv2d_params *p = (const struct conv2d_params *)args->params;
+    const struct hwb_conv_window *p = (const struct hwb_conv_window *)args->params;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *bias = &args->inputs[2];
     const hwb_tensor *out = &args->outputs[0];
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], in_c = in->dims[3];
@@ -202,7 +191,7 @@ enum { CHUNK = 16 }; /* channels whose sums are kept between the multiply and th
 /* Both packed pixels times every channel: out0[c] and out1[c]. The sums of a chunk of channels are
  * requantized apart from the multiply, so that neither loop runs short of registers. */
 static void multiply(const hwb_op_args *args, const uint32_t *packed, int32_t kp, int8_t *out0, int8_t *out1) {
-    const struct conv2d_params *p = (const struct conv2d_params *)args->params;
+    const struct hwb_conv_window *p = (const struct hwb_conv_window *)args->params;
     const int32_t channels = args->inputs[1].dims[0], groups = kp / 4;
     const uint32_t *weights = (const uint32_t *)args->inputs[1].data;
     const hwb_channel_quant *q = (const hwb_channel_quant *)args->inputs[2].data;
@@ -224,7 +213,7 @@ static void multiply(const hwb_op_args *args, const uint32_t *packed, int32_t kp
 /* The window of output pixel (b, oy, ox), K values in (fy, fx, c) order with padding read as the input
  * zero point, into `window` (Kp bytes, zeros past K). */
 static void gather(const hwb_op_args *args, int32_t b, int32_t oy, int32_t ox, int8_t *window) {
-    const struct conv2d_params *p = (const struct conv2d_params *)args->params;
+    const struct hwb_conv_window *p = (const struct hwb_conv_window *)args->params;
     const hwb_tensor *in = &args->inputs[0];
     const int32_t in_h = in->dims[1], in_w = in->dims[2], in_c = in->dims[3];
     const int8_t *input = (const int8_t *)in->data;
@@ -247,7 +236,7 @@ static void gather(const hwb_op_args *args, int32_t b, int32_t oy, int32_t ox, i
 }
 
 static void fast(const hwb_op_args *args, int pointwise) {
-    const struct conv2d_params *p = (const struct conv2d_params *)args->params;
+    const struct hwb_conv_window *p = (const struct hwb_conv_window *)args->params;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], in_c = in->dims[3];
     const int32_t out_h = out->dims[1], out_w = out->dims[2], out_c = out->dims[3];
@@ -284,7 +273,7 @@ static void fast(const hwb_op_args *args, int pointwise) {
 }
 
 hwb_status hwb_conv2d_s8(const hwb_op_args *args) {
-    const int32_t path = ((const struct conv2d_params *)args->params)->path;
+    const int32_t path = ((const struct hwb_conv_window *)args->params)->path;
     if (path == HWB_PATH_reference)
         reference(args);
     else

@@ -20,41 +20,33 @@
 
 /* Packed by lower_depthwise_conv2d in firmware_runner/compiler/lowering/conv.py, field for field. */
 struct depthwise_conv2d_params {
-    int32_t stride_h, stride_w;
-    int32_t pad_top, pad_left; /* ComputePaddingHeightWidth's, >= 0 */
-    int32_t depth_multiplier;  /* output channels per input channel */
-    int32_t act_min, act_max;  /* the fused activation's clamp */
-    int32_t path;              /* HWB_PATH_reference, _dw_3x3 or _dw_general */
-    int32_t filter_h, filter_w;
+    struct hwb_conv_window window; /* path HWB_PATH_reference, _dw_3x3 or _dw_general */
+    int32_t depth_multiplier;      /* output channels per input channel */
 };
 
 hwb_status hwb_depthwise_conv2d_s8_check(const hwb_op_args *args) {
     const struct depthwise_conv2d_params *p = (const struct depthwise_conv2d_params *)args->params;
     const int sized = args->params_size == sizeof *p && args->params != 0;
-    const int fast = sized && (p->path == HWB_PATH_dw_3x3 || p->path == HWB_PATH_dw_general);
-    if (sized && !fast && p->path != HWB_PATH_reference) return HWB_ERR_PARAMS;
+    const int fast = sized && (p->window.path == HWB_PATH_dw_3x3 || p->window.path == HWB_PATH_dw_general);
+    if (sized && !fast && p->window.path != HWB_PATH_reference) return HWB_ERR_PARAMS;
     hwb_status status = fast ? hwb_fast_conv_operands_s8(args, sizeof *p) : hwb_conv_operands_s8(args, sizeof *p);
     if (status != HWB_OK) return status;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *out = &args->outputs[0];
     const int32_t out_c = out->dims[3];
-    if (p->depth_multiplier < 1 || p->filter_h < 1 || p->filter_w < 1 || (fast && p->depth_multiplier != 1) ||
-        (p->path == HWB_PATH_dw_3x3 && (p->filter_h != 3 || p->filter_w != 3)))
+    if (p->depth_multiplier < 1 || p->window.filter_h < 1 || p->window.filter_w < 1 || (fast && p->depth_multiplier != 1) ||
+        (p->window.path == HWB_PATH_dw_3x3 && (p->window.filter_h != 3 || p->window.filter_w != 3)))
         return HWB_ERR_PARAMS;
     if (out->dims[0] != in->dims[0] || (int64_t)in->dims[3] * p->depth_multiplier != (int64_t)out_c) return HWB_ERR_SHAPE;
     if (fast) {
-        if ((uint64_t)p->filter_h * (uint64_t)p->filter_w > (1u << 24)) return HWB_ERR_PARAMS;
+        if ((uint64_t)p->window.filter_h * (uint64_t)p->window.filter_w > (1u << 24)) return HWB_ERR_PARAMS;
         if (filter->dtype != HWB_INT32 || filter->rank != 3 || filter->dims[0] != (out_c + 3) / 4 ||
-            filter->dims[1] != p->filter_h * p->filter_w || filter->dims[2] != 2)
+            filter->dims[1] != p->window.filter_h * p->window.filter_w || filter->dims[2] != 2)
             return HWB_ERR_SHAPE;
-    } else if (filter->dims[0] != 1 || filter->dims[1] != p->filter_h || filter->dims[2] != p->filter_w ||
+    } else if (filter->dims[0] != 1 || filter->dims[1] != p->window.filter_h || filter->dims[2] != p->window.filter_w ||
                filter->dims[3] != out_c) {
         return HWB_ERR_SHAPE;
     }
-    if (!hwb_conv_window_ok(in->dims[1], p->filter_h, out->dims[1], p->stride_h, p->pad_top) ||
-        !hwb_conv_window_ok(in->dims[2], p->filter_w, out->dims[2], p->stride_w, p->pad_left) ||
-        !hwb_conv_quant_ok(in, filter, out, p->act_min, p->act_max))
-        return HWB_ERR_PARAMS;
-    return fast ? hwb_channel_quant_check(&args->inputs[2], out_c) : hwb_per_channel_check(args, out_c);
+    return hwb_conv_window_check(args, &p->window, fast, out_c);
 }
 
 static void reference(const hwb_op_args *args) {
@@ -73,10 +65,10 @@ static void reference(const hwb_op_args *args) {
 
     for (int32_t b = 0; b < batches; b++) {
         for (int32_t oy = 0; oy < out_h; oy++) {
-            const int32_t y0 = oy * p->stride_h - p->pad_top;
+            const int32_t y0 = oy * p->window.stride_h - p->window.pad_top;
             const int32_t fy_begin = y0 < 0 ? -y0 : 0, fy_end = in_h - y0 < f_h ? in_h - y0 : f_h;
             for (int32_t ox = 0; ox < out_w; ox++) {
-                const int32_t x0 = ox * p->stride_w - p->pad_left;
+                const int32_t x0 = ox * p->window.stride_w - p->window.pad_left;
                 const int32_t fx_begin = x0 < 0 ? -x0 : 0, fx_end = in_w - x0 < f_w ? in_w - x0 : f_w;
                 int8_t *o = output + ((b * out_h + oy) * out_w + ox) * out_c;
                 for (int32_t oc = 0, ic = 0, next_ic = mult_c; oc < out_c; oc++) {
@@ -92,7 +84,7 @@ static void reference(const hwb_op_args *args) {
                             acc += (uint32_t)(w[k * out_c] * (x[k * in_c] + in_offset));
                     }
                     if (biases != 0) acc += (uint32_t)biases[oc];
-                    o[oc] = hwb_conv_requantize(acc, mult[oc], shift[oc], out_offset, p->act_min, p->act_max);
+                    o[oc] = hwb_conv_requantize(acc, mult[oc], shift[oc], out_offset, p->window.act_min, p->window.act_max);
                 }
             }
         }
@@ -224,23 +216,23 @@ static void fast(const hwb_op_args *args) {
     const struct depthwise_conv2d_params *p = (const struct depthwise_conv2d_params *)args->params;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], channels = in->dims[3];
-    const int32_t out_h = out->dims[1], out_w = out->dims[2], f_h = p->filter_h, f_w = p->filter_w;
+    const int32_t out_h = out->dims[1], out_w = out->dims[2], f_h = p->window.filter_h, f_w = p->window.filter_w;
     const int32_t taps = f_h * f_w, row = in_w * channels;
     const uint32_t *weights = (const uint32_t *)args->inputs[1].data;
     const hwb_channel_quant *q = (const hwb_channel_quant *)args->inputs[2].data;
-    const hwb_output_quant o = {out->zero_point, p->act_min, p->act_max};
-    const int is_3x3 = p->path == HWB_PATH_dw_3x3;
+    const hwb_output_quant o = {out->zero_point, p->window.act_min, p->window.act_max};
+    const int is_3x3 = p->window.path == HWB_PATH_dw_3x3;
     window win = {0, in_w, channels, f_h, f_w, 0, 0, 0, 0, 0, 0, (uint32_t)(uint8_t)in->zero_point * 0x01010101u};
     int8_t *output = (int8_t *)out->data;
     int32_t sums[CHUNK];
     for (int32_t b = 0; b < batches; b++) {
         win.image = (const int8_t *)in->data + b * in_h * row;
         for (int32_t oy = 0; oy < out_h; oy++) {
-            win.y0 = oy * p->stride_h - p->pad_top;
+            win.y0 = oy * p->window.stride_h - p->window.pad_top;
             win.fy_begin = win.y0 < 0 ? -win.y0 : 0;
             win.fy_end = in_h - win.y0 < f_h ? in_h - win.y0 : f_h;
             for (int32_t ox = 0; ox < out_w; ox++, output += channels) {
-                win.x0 = ox * p->stride_w - p->pad_left;
+                win.x0 = ox * p->window.stride_w - p->window.pad_left;
                 win.fx_begin = win.x0 < 0 ? -win.x0 : 0;
                 win.fx_end = in_w - win.x0 < f_w ? in_w - win.x0 : f_w;
                 const int inside = win.fy_begin == 0 && win.fy_end == f_h && win.fx_begin == 0 && win.fx_end == f_w;
@@ -267,7 +259,7 @@ static void fast(const hwb_op_args *args) {
 }
 
 hwb_status hwb_depthwise_conv2d_s8(const hwb_op_args *args) {
-    if (((const struct depthwise_conv2d_params *)args->params)->path == HWB_PATH_reference)
+    if (((const struct depthwise_conv2d_params *)args->params)->window.path == HWB_PATH_reference)
         reference(args);
     else
         fast(args);
