@@ -49,7 +49,7 @@ hwb_status hwb_depthwise_conv2d_s8_check(const hwb_op_args *args) {
     return hwb_conv_window_check(args, &p->window, fast, out_c);
 }
 
-static void reference(const hwb_op_args *args) {
+static HWB_NOINLINE void reference(const hwb_op_args *args) {
     const struct depthwise_conv2d_params *p = (const struct depthwise_conv2d_params *)args->params;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *bias = &args->inputs[2];
     const hwb_tensor *out = &args->outputs[0];
