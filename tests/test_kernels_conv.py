@@ -240,7 +240,10 @@ def small_plans():
     conv = int8_model(lambda x: keras().layers.Conv2D(4, 3, strides=2, padding="same")(x), [(6, 6, 3)])
     dw = int8_model(lambda x: keras().layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same")(x), [(6, 6, 3)])
     fc = int8_model(lambda x: keras().layers.Dense(4)(x), [(8,)])
-    return {name: compile_plan(parse_tflite(m)) for name, m in (("conv", conv), ("dw", dw), ("fc", fc))}
+    dw1 = int8_model(lambda x: keras().layers.DepthwiseConv2D(3, padding="same")(x), [(6, 6, 4)])
+    plans = {name: compile_plan(parse_tflite(m)) for name, m in (("conv", conv), ("dw", dw), ("fc", fc))}
+    fast = {f"{name}-fast": compile_plan(parse_tflite(m), fast=True) for name, m in (("conv", conv), ("dw", dw1), ("fc", fc))}
+    return {**plans, **fast}
 
 
 @pytest.mark.parametrize("plan, field, value, refusal", [
@@ -249,12 +252,20 @@ def small_plans():
     ("conv", 0, 1 << 30, "bad parameters"),  # a stride that would reach past the input
     ("conv", 2, -1, "bad parameters"),  # pad_top negative
     ("conv", 3, 3, "bad parameters"),  # pad_left as large as the filter
-    ("conv", 4, -129, "bad parameters"),  # act_min below int8
-    ("conv", 5, 128, "bad parameters"),  # act_max above int8
-    ("dw", 4, 3, "shape mismatch"),  # depth multiplier that does not fit the channels
-    ("dw", 4, 0, "bad parameters"),  # depth multiplier 0
+    ("conv", 6, -129, "bad parameters"),  # act_min below int8
+    ("conv", 7, 128, "bad parameters"),  # act_max above int8
+    ("conv", 4, 5, "bad parameters"),  # filter_h other than the filter's
+    ("conv", 8, 7, "bad parameters"),  # no such kernel path
+    ("dw", 9, 3, "shape mismatch"),  # depth multiplier that does not fit the channels
+    ("dw", 9, 0, "bad parameters"),  # depth multiplier 0
     ("dw", 2, 1 << 30, "bad parameters"),  # pad_top far past the filter
     ("fc", 1, -129, "bad parameters"),  # act_max below int8
+    ("conv-fast", 4, 2, "shape mismatch"),  # a filter height the packed filter's rows do not hold
+    ("conv-fast", 8, 0, "bad parameters"),  # the reference path, which has five operands
+    ("conv-fast", 8, 2, "bad parameters"),  # pointwise for a 3 x 3 filter
+    ("dw-fast", 9, 2, "bad parameters"),  # the fast paths take a depth multiplier of 1 only
+    ("dw-fast", 8, 0, "bad parameters"),  # the reference path, which has five operands
+    ("fc-fast", 2, 0, "bad parameters"),  # the reference path, which has four operands
 ])
 def test_kernels_refuse_parameters_that_do_not_fit_when_the_plan_is_loaded(small_plans, plan, field, value,
                                                                            refusal):

@@ -23,7 +23,7 @@ from firmware_runner.compiler.codes import op_codes
 from firmware_runner.compiler.lowering import LOWERINGS, Lowered, Unsupported
 
 MAGIC = 0x50425748  # "HWBP"
-VERSION = 3
+VERSION = 4
 HEADER = struct.Struct("<IHHII IHHHH IIIII".replace(" ", ""))
 TENSOR = struct.Struct("<4iiiifIII")  # hwb_tensor_record
 OP = struct.Struct("<HBBHHIIIII")  # hwb_op_record

@@ -5,6 +5,19 @@
 
 #include <stdint.h>
 
+/* Compiler hints for hot loops (no effect on results): a branch usually taken; a shared loop a kernel
+ * calls with its per-element function, inlined so that the function is known and inlined too rather
+ * than called for each element; a loop kept out of line so that it gets registers of its own. */
+#if defined(__GNUC__)
+#define HWB_LIKELY(condition) __builtin_expect(!!(condition), 1)
+#define HWB_ALWAYS_INLINE __attribute__((always_inline)) inline
+#define HWB_NOINLINE __attribute__((noinline))
+#else
+#define HWB_LIKELY(condition) (condition)
+#define HWB_ALWAYS_INLINE inline
+#define HWB_NOINLINE
+#endif
+
 /* Shifts a plan may carry: TFLite's multipliers stay within these. */
 static inline int hwb_valid_shift(int32_t shift) { return shift >= -31 && shift <= 30; }
 
@@ -58,7 +71,8 @@ static inline int32_t hwb_multiply_by_quantized_multiplier(int32_t x, int32_t mu
  * Nested floors merge: floor((P + 2^30 + 2^(30+right) - 2^31 [X < 0]) / 2^(31+right)) for right >= 1,
  * where [v < 0] may be replaced by [X < 0] (a negative X with v = 0 gives 0 either way). With
  * A = P + 2^30 for X >= 0 and P - 2^30 for X < 0 (one multiply-accumulate), that is the high word of
- * A + 2^31 for right 1, and (high word of A + 2^(right-2)) >> (right-1) from 2 on.
+ * A + 2^31 for right 1, and (high word of A + 2^(right-2)) >> (right-1) from 2 on, which equals
+ * ((high word >> (right-2)) + 1) >> 1.
  * tests/test_requantize.py compares the two on millions of cases. */
 /* The high word of x * multiplier + 2^30 (x >= 0) or - 2^30 (x < 0): one multiply-accumulate. */
 static inline int32_t hwb_rounded_high(int32_t x, int32_t multiplier) {
@@ -76,15 +90,10 @@ static inline int32_t hwb_rounded_high(int32_t x, int32_t multiplier) {
 #endif
 }
 
-#if defined(__GNUC__)
-#define HWB_LIKELY(condition) __builtin_expect(!!(condition), 1)
-#else
-#define HWB_LIKELY(condition) (condition)
-#endif
 
 static inline int32_t hwb_requantize(int32_t x, int32_t multiplier, int32_t shift) {
-    if (HWB_LIKELY(shift <= -2)) /* the usual case: |a| < 2^62, so the high word plus the rounding cannot overflow */
-        return (hwb_rounded_high(x, multiplier) + (1 << (-shift - 2))) >> (-shift - 1);
+    if (HWB_LIKELY(shift <= -2)) /* the usual case: (h + 2^(k-1)) >> k, as ((h >> (k-1)) + 1) >> 1 */
+        return ((hwb_rounded_high(x, multiplier) >> -(shift + 2)) + 1) >> 1;
     if (shift >= 0) {
         const int64_t product = (int64_t)hwb_shift_left_wrap(x, shift) * multiplier; /* |.| < 2^62 */
         return (int32_t)((product + (1LL << 30)) >> 31); /* >> of a negative is arithmetic on gcc */
@@ -122,31 +131,46 @@ static inline int hwb_valid_double_scale(const hwb_double_scale *s) {
 
 /* static_cast<int32_t>(std::round(double(acc) * scale)) as LiteRT's reference FULLY_CONNECTED computes
  * it (x86, SSE2), in 64-bit integer arithmetic: no double-precision hardware needed. The exact product
- * |acc| * mantissa (< 2^84) is rounded to 53 significant bits, to nearest with ties to even, as the
+ * P = |acc| * mantissa (< 2^84) is rounded to 53 significant bits, to nearest with ties to even, as the
  * double multiplication rounds; that value times 2^exponent is rounded to an integer, halves away
  * from zero, as std::round does; a result outside int32 becomes INT32_MIN, as the x86 conversion gives.
- * Proved equal to the double formula on millions of cases by tests/test_requantize.py. */
+ *
+ * With `drop` the bits below the 53 kept and t = -exponent, the two roundings fold into one: nested
+ * floors give |result| = floor((P + 2^(drop-1) + 2^(t-1)) / 2^t) for every result within int32 (ties to
+ * even never matter there: the integer rounding's halfway points are then even multiples of the 53-bit
+ * step, so a tie rounded down or up falls on the same side of them). Scales of 2^-33 to 2^-85 times
+ * the mantissa (every FULLY_CONNECTED of an int8 model) take that short way; any other goes the long
+ * way. tests/test_requantize.py compares both with the double formula on millions of cases, ties
+ * included. */
 static inline int32_t hwb_round_scaled(int32_t acc, const hwb_double_scale *s) {
     if (acc == 0 || (s->mantissa_low == 0 && s->mantissa_high == 0)) return 0;
     uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc; /* |acc| <= 2^31 */
     uint64_t low = (uint64_t)a * s->mantissa_low;                 /* < 2^63 */
-    uint64_t high = (uint64_t)a * s->mantissa_high + (low >> 32); /* product >> 32: in [2^20, 2^52) */
-    int32_t drop = hwb_bit_length(high) - 21;                     /* bits below the 53 kept: 0..31 */
-    uint32_t below = (uint32_t)low & ((1u << drop) - 1u);
-    uint64_t kept = (high << (32 - drop)) | ((uint32_t)low >> drop); /* in [2^52, 2^53) */
-    if (drop > 0) {
-        uint32_t half = 1u << (drop - 1);
-        if (below > half || (below == half && (kept & 1u))) kept++; /* may reach 2^53: still exact */
-    }
-    /* |value| = kept * 2^(drop + exponent), with kept >= 2^52: only a negative power stays in int32. */
-    int32_t right = -(drop + s->exponent);
-    if (right <= 0) return INT32_MIN;
+    uint64_t high = (uint64_t)a * s->mantissa_high + (low >> 32); /* P >> 32: in [2^20, 2^52) */
+    const uint32_t low_word = (uint32_t)low;
+    const int32_t drop = hwb_bit_length(high) - 21;                /* bits below the 53 kept: 0..31 */
+    const int32_t t = -s->exponent;
     uint64_t magnitude;
-    if (right > 54) {
-        magnitude = 0; /* kept / 2^right < 1/2 */
+    if (t >= 33 && t <= 85) {
+        /* (P + 2^(drop-1) + 2^(t-1)) / 2^t: the low word's carry, then the high part alone. */
+        const uint64_t carry = ((uint64_t)low_word + (drop > 0 ? 1u << (drop - 1) : 0u)) >> 32; /* 0 or 1 */
+        magnitude = (high + carry + (1ull << (t - 33))) >> (t - 32);
     } else {
-        uint64_t fraction = kept & ((1ull << right) - 1u);
-        magnitude = (kept >> right) + (fraction >= 1ull << (right - 1) ? 1u : 0u);
+        const uint32_t below = low_word & ((1u << drop) - 1u);
+        uint64_t kept = (high << (32 - drop)) | (low_word >> drop); /* in [2^52, 2^53) */
+        if (drop > 0) {
+            uint32_t half = 1u << (drop - 1);
+            if (below > half || (below == half && (kept & 1u))) kept++; /* may reach 2^53: still exact */
+        }
+        /* |value| = kept * 2^(drop - t), with kept >= 2^52: only a negative power stays in int32. */
+        const int32_t right = t - drop;
+        if (right <= 0) return INT32_MIN;
+        if (right > 54) {
+            magnitude = 0; /* kept / 2^right < 1/2 */
+        } else {
+            uint64_t fraction = kept & ((1ull << right) - 1u);
+            magnitude = (kept >> right) + (fraction >= 1ull << (right - 1) ? 1u : 0u);
+        }
     }
     if (acc > 0) return magnitude <= (uint64_t)INT32_MAX ? (int32_t)magnitude : INT32_MIN;
     return magnitude < 2147483648ull ? -(int32_t)magnitude : INT32_MIN;

@@ -13,7 +13,8 @@
  * Records are read in place, so every table is 4-byte aligned. Each kernel's operands and parameter
  * struct are documented in its file (kernels/); a change to any of them, or to the layout above, is
  * a new HWB_PLAN_VERSION (2: FULLY_CONNECTED's scales as integer mantissas and exponents; 3: native
- * records read in place, per-op scratch buffers). */
+ * records read in place, per-op scratch buffers; 4: kernel paths in the conv family's parameters, their
+ * fast paths' packed operands). */
 #include "hwb_runtime.h"
 
 #include <string.h>

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define HWB_PLAN_MAGIC 0x50425748u /* "HWBP" little-endian */
-#define HWB_PLAN_VERSION 3u
+#define HWB_PLAN_VERSION 4u
 #define HWB_HEADER_SIZE 48u
 #define HWB_MAX_RANK 4
 #define HWB_MAX_INPUTS 16

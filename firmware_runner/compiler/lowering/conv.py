@@ -148,6 +148,13 @@ def folded_bias(bias: Tensor | None, rows: np.ndarray, input_zero_point: int) ->
     return ((total + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
 
 
+def conv_window(stride_h: int, stride_w: int, pad_top: int, pad_left: int, filter_h: int, filter_w: int,
+                act_min: int, act_max: int, path: KernelPath) -> bytes:
+    """struct hwb_conv_window in runtime/kernels/conv.h, field for field: the parameters of CONV_2D and the
+    first ones of DEPTHWISE_CONV_2D."""
+    return pack(stride_h, stride_w, pad_top, pad_left, filter_h, filter_w, act_min, act_max, path_codes()[path.name])
+
+
 def channel_records(bias: np.ndarray, multipliers: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """The fast paths' per-channel requantization, [channels, 3] int32 (hwb_channel_quant in
     runtime/kernels/conv.h): bias, multiplier, shift."""
@@ -168,9 +175,8 @@ def lower_conv2d(graph: Graph, op: Op, path: KernelPath = REFERENCE) -> Lowered:
     _check_bias(bias, channels)
     multipliers, shifts = per_channel_multipliers(input_, filter_scales, output)
     act_min, act_max = activation_range(_activation(op), output)
-    # Field order: struct conv2d_params in runtime/kernels/conv2d.c.
-    params = pack(stride_h, stride_w, pad_top, pad_left, act_min, act_max, path_codes()[path.name],
-                  filter_.shape[1], filter_.shape[2])
+    params = conv_window(stride_h, stride_w, pad_top, pad_left, filter_.shape[1], filter_.shape[2], act_min,
+                         act_max, path)
     if path == REFERENCE:
         return Lowered("CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
                                    multipliers, shifts], params)
@@ -214,8 +220,8 @@ def lower_depthwise_conv2d(graph: Graph, op: Op, path: KernelPath = REFERENCE) -
     multipliers, shifts = per_channel_multipliers(input_, filter_scales, output)
     act_min, act_max = activation_range(_activation(op), output)
     # Field order: struct depthwise_conv2d_params in runtime/kernels/depthwise_conv2d.c.
-    params = pack(stride_h, stride_w, pad_top, pad_left, multiplier, act_min, act_max, path_codes()[path.name],
-                  filter_.shape[1], filter_.shape[2])
+    params = conv_window(stride_h, stride_w, pad_top, pad_left, filter_.shape[1], filter_.shape[2], act_min,
+                         act_max, path) + pack(multiplier)
     if path == REFERENCE:
         return Lowered("DEPTHWISE_CONV_2D", [op.inputs[0], op.inputs[1], NO_TENSOR if bias is None else op.inputs[2],
                                              multipliers, shifts], params)

@@ -7,7 +7,8 @@
 #include "pooling.h"
 
 /* The sum of the window's inputs divided by their count, rounding halves away from zero. */
-static int32_t average(const int8_t *window, int32_t rows, int32_t cols, int32_t row_stride, int32_t step) {
+static inline int32_t average(const int8_t *window, int32_t rows, int32_t cols, int32_t row_stride,
+                              int32_t step) {
     int32_t acc = 0, count = rows * cols;
     for (int32_t r = 0; r < rows; r++) {
         const int8_t *src = window + r * row_stride;

@@ -31,6 +31,16 @@ static inline hwb_status hwb_fast_conv_operands_s8(const hwb_op_args *args, uint
     return ((uintptr_t)filter->data & 3u) == 0 ? HWB_OK : HWB_ERR_PARAMS;
 }
 
+/* The window and output of CONV_2D and DEPTHWISE_CONV_2D: the first fields of both parameter
+ * structs, packed by firmware_runner/compiler/lowering/conv.py (conv_window), field for field. */
+struct hwb_conv_window {
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left; /* ComputePaddingHeightWidth's, >= 0 */
+    int32_t filter_h, filter_w;
+    int32_t act_min, act_max; /* the fused activation's clamp */
+    int32_t path;             /* the kernel path (HWB_PATHS) */
+};
+
 /* Output positions along one axis fit the input: every window overlaps it and no index
  * arithmetic can overflow. */
 static inline int hwb_conv_window_ok(int32_t in, int32_t filter, int32_t out, int32_t stride, int32_t pad) {
@@ -82,6 +92,19 @@ static inline hwb_status hwb_channel_quant_check(const hwb_tensor *records, int3
     return HWB_OK;
 }
 
+/* The checks both convolutions end with, once their operands' kinds and the filter size are checked:
+ * the window geometry, the quantization, and the per-channel constants of `channels` channels (the
+ * fast paths' records or the reference's bias, multipliers and shifts). */
+static inline hwb_status hwb_conv_window_check(const hwb_op_args *args, const struct hwb_conv_window *w, int fast,
+                                               int32_t channels) {
+    const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *out = &args->outputs[0];
+    if (!hwb_conv_window_ok(in->dims[1], w->filter_h, out->dims[1], w->stride_h, w->pad_top) ||
+        !hwb_conv_window_ok(in->dims[2], w->filter_w, out->dims[2], w->stride_w, w->pad_left) ||
+        !hwb_conv_quant_ok(in, filter, out, w->act_min, w->act_max))
+        return HWB_ERR_PARAMS;
+    return fast ? hwb_channel_quant_check(&args->inputs[2], channels) : hwb_per_channel_check(args, channels);
+}
+
 /* One output of ConvPerChannel or DepthwiseConvPerChannel from its accumulator (bias included,
  * wrapped to int32): times the channel's multiplier (checked >= 0), plus the output zero point, clamped. */
 static inline int8_t hwb_conv_requantize(uint32_t acc, int32_t multiplier, int32_t shift, int32_t out_offset,
@@ -97,11 +120,9 @@ typedef struct {
     int32_t offset, min, max;
 } hwb_output_quant;
 
-/* One output of a fast path from its sum of products (bias not included) and its channel's record. */
-static inline int8_t hwb_fast_requantize(int32_t sum, hwb_channel_quant q, hwb_output_quant o) {
-    int32_t v = hwb_requantize(hwb_wrap_i32((uint32_t)sum + (uint32_t)q.bias), q.multiplier, q.shift);
-    v = hwb_wrap_i32((uint32_t)v + (uint32_t)o.offset);
-    return (int8_t)(v < o.min ? o.min : (v > o.max ? o.max : v));
-}
+/* `count` >= 1 outputs of consecutive channels from their sums of products (bias not included) and
+ * their records: out[k] (requantize.c; out of line, so that its loop has the registers to itself). */
+void hwb_fast_requantize_channels(const int32_t *sums, const hwb_channel_quant *q, int32_t count,
+                                  const hwb_output_quant *o, int8_t *out);
 
 #endif

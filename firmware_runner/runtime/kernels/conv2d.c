@@ -14,19 +14,12 @@
  *   products need no input offset: sum(w * (x - zp)) = sum(w * x) - zp * sum(w) modulo 2^32, and a
  *   padded tap (x = zp) adds 0 as TFLite's skipped tap does; output.
  *
- * Zero points come from the tensors. Accumulation wraps modulo 2^32 as TFLite's int32 arithmetic does
+ * The parameters are the window alone (struct hwb_conv_window; path HWB_PATH_reference, _im2col or
+ * _pointwise). Zero points come from the tensors. Accumulation wraps modulo 2^32 as TFLite's int32 arithmetic does
  * in practice. */
 #include "conv.h"
 #include "simd.h"
 
-/* Packed by lower_conv2d in firmware_runner/compiler/lowering/conv.py, field for field. */
-struct conv2d_params {
-    int32_t stride_h, stride_w;
-    int32_t pad_top, pad_left; /* ComputePaddingHeightWidth's, >= 0 */
-    int32_t act_min, act_max;  /* the fused activation's clamp */
-    int32_t path;              /* HWB_PATH_reference, _im2col or _pointwise */
-    int32_t filter_h, filter_w;
-};
 
 /* Bytes of scratch a fast path needs for K values per pixel: two packed pixels (int16, 4 Kp bytes)
  * and, for im2col, one gathered window (Kp bytes). hwbench/kernel_paths.py computes the same. */
@@ -36,13 +29,13 @@ static uint64_t scratch_needed(int32_t path, int32_t k) {
 }
 
 hwb_status hwb_conv2d_s8_check(const hwb_op_args *args) {
-    const struct conv2d_params *p = (const struct conv2d_params *)args->params;
+    const struct hwb_conv_window *p = (const struct hwb_conv_window *)args->params;
     const int fast = args->params_size == sizeof *p && args->params != 0 &&
                      (p->path == HWB_PATH_im2col || p->path == HWB_PATH_pointwise);
     if (args->params_size == sizeof *p && args->params != 0 && !fast && p->path != HWB_PATH_reference)
         return HWB_ERR_PARAMS;
-    hwb_status status = fast ? hwb_fast_conv_operands_s8(args, sizeof(struct conv2d_params))
-                              : hwb_conv_operands_s8(args, sizeof(struct conv2d_params));
+    hwb_status status = fast ? hwb_fast_conv_operands_s8(args, sizeof(struct hwb_conv_window))
+                              : hwb_conv_operands_s8(args, sizeof(struct hwb_conv_window));
     if (status != HWB_OK) return status;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *out = &args->outputs[0];
     const int32_t in_c = in->dims[3], out_c = filter->dims[0];
@@ -61,15 +54,11 @@ hwb_status hwb_conv2d_s8_check(const hwb_op_args *args) {
         if (in_c % f_c != 0 || out_c % (in_c / f_c) != 0) return HWB_ERR_SHAPE;
         if (p->filter_h != filter->dims[1] || p->filter_w != filter->dims[2]) return HWB_ERR_PARAMS;
     }
-    if (!hwb_conv_window_ok(in->dims[1], p->filter_h, out->dims[1], p->stride_h, p->pad_top) ||
-        !hwb_conv_window_ok(in->dims[2], p->filter_w, out->dims[2], p->stride_w, p->pad_left) ||
-        !hwb_conv_quant_ok(in, filter, out, p->act_min, p->act_max))
-        return HWB_ERR_PARAMS;
-    return fast ? hwb_channel_quant_check(&args->inputs[2], out_c) : hwb_per_channel_check(args, out_c);
+    return hwb_conv_window_check(args, p, fast, out_c);
 }
 
-static void reference(const hwb_op_args *args) {
-    const struct conv2d_params *p = (const struct conv2d_params *)args->params;
+static HWB_NOINLINE void reference(const hwb_op_args *args) {
+    const struct hwb_conv_window *p = (const struct hwb_conv_window *)args->params;
     const hwb_tensor *in = &args->inputs[0], *filter = &args->inputs[1], *bias = &args->inputs[2];
     const hwb_tensor *out = &args->outputs[0];
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], in_c = in->dims[3];
@@ -137,9 +126,9 @@ static void pack_pixel_tail(const int8_t *values, int32_t count, int32_t kp, uin
 }
 
 /* The sums of a pair of channels (their packed rows, interleaved 4 bytes at a time) with both
- * packed pixels over `groups` >= 1 groups of 4 values: sums[2 * channel + pixel]. x and w are 4-byte
- * aligned (the scratch buffer and the plan's constants are). */
-static void dot_pair(const uint32_t *x, const uint32_t *w, int32_t groups, int32_t sums[4]) {
+ * packed pixels over `groups` >= 1 groups of 4 values: sums0[channel] for pixel 0, sums1[channel] for
+ * pixel 1. x and w are 4-byte aligned (the scratch buffer and the plan's constants are). */
+static void dot_pair(const uint32_t *x, const uint32_t *w, int32_t groups, int32_t sums0[2], int32_t sums1[2]) {
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* channel, pixel */
 #if defined(__ARM_FEATURE_DSP)
     /* 17 instructions for 16 multiply-accumulates; C leaves the loads without writeback. */
@@ -179,63 +168,52 @@ static void dot_pair(const uint32_t *x, const uint32_t *w, int32_t groups, int32
         a11 = hwb_smlad(w1_odd, x[3], hwb_smlad(w1_even, x[2], a11));
     }
 #endif
-    sums[0] = a00;
-    sums[1] = a01;
-    sums[2] = a10;
-    sums[3] = a11;
+    sums0[0] = a00;
+    sums1[0] = a01;
+    sums0[1] = a10;
+    sums1[1] = a11;
 }
 
-/* The sums of one channel (its packed row) with both packed pixels: sums[pixel]. */
-static void dot_single(const uint32_t *x, const uint32_t *w, int32_t groups, int32_t sums[2]) {
+/* The sums of one channel (its packed row) with both packed pixels: *sum0, *sum1. */
+static void dot_single(const uint32_t *x, const uint32_t *w, int32_t groups, int32_t *sum0, int32_t *sum1) {
     int32_t a0 = 0, a1 = 0;
     for (int32_t g = 0; g < groups; g++, w++, x += 4) {
         const uint32_t w_even = hwb_sxtb16(w[0]), w_odd = hwb_sxtb16_ror8(w[0]);
         a0 = hwb_smlad(w_odd, x[1], hwb_smlad(w_even, x[0], a0));
         a1 = hwb_smlad(w_odd, x[3], hwb_smlad(w_even, x[2], a1));
     }
-    sums[0] = a0;
-    sums[1] = a1;
+    *sum0 = a0;
+    *sum1 = a1;
 }
 
 enum { CHUNK = 16 }; /* channels whose sums are kept between the multiply and the requantization */
 
-/* Requantizes the sums of `count` channels for both pixels (sums[2 * k + pixel]) into out0 and out1.
- * Apart from the multiply-accumulates, so that neither loop runs short of registers. */
-static void requantize_chunk(const int32_t *sums, const hwb_channel_quant *q, int32_t count, hwb_output_quant o,
-                             int8_t *out0, int8_t *out1) {
-    for (int32_t k = 0; k < count; k++, sums += 2) {
-        const hwb_channel_quant channel = q[k];
-        out0[k] = hwb_fast_requantize(sums[0], channel, o);
-        out1[k] = hwb_fast_requantize(sums[1], channel, o);
-    }
-}
-
-/* Both packed pixels times every channel: out0[c] and out1[c]. */
+/* Both packed pixels times every channel: out0[c] and out1[c]. The sums of a chunk of channels are
+ * requantized apart from the multiply, so that neither loop runs short of registers. */
 static void multiply(const hwb_op_args *args, const uint32_t *packed, int32_t kp, int8_t *out0, int8_t *out1) {
-    const struct conv2d_params *p = (const struct conv2d_params *)args->params;
+    const struct hwb_conv_window *p = (const struct hwb_conv_window *)args->params;
     const int32_t channels = args->inputs[1].dims[0], groups = kp / 4;
     const uint32_t *weights = (const uint32_t *)args->inputs[1].data;
     const hwb_channel_quant *q = (const hwb_channel_quant *)args->inputs[2].data;
     const hwb_output_quant o = {args->outputs[0].zero_point, p->act_min, p->act_max};
-    int32_t sums[2 * CHUNK];
+    int32_t sums0[CHUNK], sums1[CHUNK]; /* pixel 0's, pixel 1's */
     for (int32_t first = 0; first < channels; first += CHUNK) {
         const int32_t count = channels - first < CHUNK ? channels - first : CHUNK;
         int32_t k = 0;
-        for (; k + 1 < count; k += 2, weights += 2 * groups) { /* sums[4 * pair + 2 * channel + pixel] */
-            dot_pair(packed, weights, groups, &sums[2 * k]);
-        }
+        for (; k + 1 < count; k += 2, weights += 2 * groups) dot_pair(packed, weights, groups, &sums0[k], &sums1[k]);
         if (k < count) { /* the last of an odd number of channels: its row alone */
-            dot_single(packed, weights, groups, &sums[2 * k]);
+            dot_single(packed, weights, groups, &sums0[k], &sums1[k]);
             weights += groups;
         }
-        requantize_chunk(sums, q + first, count, o, out0 + first, out1 + first);
+        hwb_fast_requantize_channels(sums0, q + first, count, &o, out0 + first);
+        hwb_fast_requantize_channels(sums1, q + first, count, &o, out1 + first);
     }
 }
 
 /* The window of output pixel (b, oy, ox), K values in (fy, fx, c) order with padding read as the input
  * zero point, into `window` (Kp bytes, zeros past K). */
 static void gather(const hwb_op_args *args, int32_t b, int32_t oy, int32_t ox, int8_t *window) {
-    const struct conv2d_params *p = (const struct conv2d_params *)args->params;
+    const struct hwb_conv_window *p = (const struct hwb_conv_window *)args->params;
     const hwb_tensor *in = &args->inputs[0];
     const int32_t in_h = in->dims[1], in_w = in->dims[2], in_c = in->dims[3];
     const int8_t *input = (const int8_t *)in->data;
@@ -258,7 +236,7 @@ static void gather(const hwb_op_args *args, int32_t b, int32_t oy, int32_t ox, i
 }
 
 static void fast(const hwb_op_args *args, int pointwise) {
-    const struct conv2d_params *p = (const struct conv2d_params *)args->params;
+    const struct hwb_conv_window *p = (const struct hwb_conv_window *)args->params;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     const int32_t batches = in->dims[0], in_h = in->dims[1], in_w = in->dims[2], in_c = in->dims[3];
     const int32_t out_h = out->dims[1], out_w = out->dims[2], out_c = out->dims[3];
@@ -295,7 +273,7 @@ static void fast(const hwb_op_args *args, int pointwise) {
 }
 
 hwb_status hwb_conv2d_s8(const hwb_op_args *args) {
-    const int32_t path = ((const struct conv2d_params *)args->params)->path;
+    const int32_t path = ((const struct hwb_conv_window *)args->params)->path;
     if (path == HWB_PATH_reference)
         reference(args);
     else

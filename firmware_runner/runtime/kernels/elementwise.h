@@ -89,17 +89,18 @@ static inline hwb_status hwb_add_sub_check(const hwb_op_args *args) {
  * zero point and the kernel's parameter struct. */
 typedef int8_t (*hwb_binary_s8)(int32_t x, int32_t y, int32_t output_offset, const void *params);
 
-/* Writes every output element, in order, once the operands are checked. The output may be planned
- * on top of input 1 or input 2 (same size, no broadcast): element i of both inputs is read before
- * element i is written. */
-static inline hwb_status hwb_broadcast_s8(const hwb_op_args *args, hwb_binary_s8 op) {
+/* Writes every output element, in order, once the operands are checked; `params` is the kernel's
+ * parameter struct, best a local copy (int8 stores may alias the plan's, which would then be read
+ * again for every element). The output may be planned on top of input 1 or input 2 (same size, no
+ * broadcast): element i of both inputs is read before element i is written. */
+static HWB_ALWAYS_INLINE hwb_status hwb_broadcast_s8(const hwb_op_args *args, hwb_binary_s8 op, const void *params) {
     const hwb_tensor *in1 = &args->inputs[0], *in2 = &args->inputs[1], *out = &args->outputs[0];
     const int8_t *a = (const int8_t *)in1->data, *b = (const int8_t *)in2->data;
     int8_t *o = (int8_t *)out->data;
     int32_t off1 = -in1->zero_point, off2 = -in2->zero_point, off_out = out->zero_point;
     int32_t n = hwb_flat_size(out);
     if (hwb_flat_size(in1) == n && hwb_flat_size(in2) == n) { /* no broadcast: one flat loop */
-        for (int32_t i = 0; i < n; i++) o[i] = op(a[i] + off1, b[i] + off2, off_out, args->params);
+        for (int32_t i = 0; i < n; i++) o[i] = op(a[i] + off1, b[i] + off2, off_out, params);
         return HWB_OK;
     }
     struct hwb_broadcast broadcast, *bc = &broadcast;
@@ -111,7 +112,7 @@ static inline hwb_status hwb_broadcast_s8(const hwb_op_args *args, hwb_binary_s8
                 const int8_t *ra = a + i0 * bc->stride1[0] + i1 * bc->stride1[1] + i2 * bc->stride1[2];
                 const int8_t *rb = b + i0 * bc->stride2[0] + i1 * bc->stride2[1] + i2 * bc->stride2[2];
                 for (int32_t i3 = 0; i3 < bc->dims[3]; i3++, i++)
-                    o[i] = op(ra[i3 * bc->stride1[3]] + off1, rb[i3 * bc->stride2[3]] + off2, off_out, args->params);
+                    o[i] = op(ra[i3 * bc->stride1[3]] + off1, rb[i3 * bc->stride2[3]] + off2, off_out, params);
             }
     return HWB_OK;
 }

@@ -7,7 +7,8 @@
 #include "pooling.h"
 
 /* The largest of the window's inputs. */
-static int32_t maximum(const int8_t *window, int32_t rows, int32_t cols, int32_t row_stride, int32_t step) {
+static inline int32_t maximum(const int8_t *window, int32_t rows, int32_t cols, int32_t row_stride,
+                              int32_t step) {
     int32_t max = -128;
     for (int32_t r = 0; r < rows; r++) {
         const int8_t *src = window + r * row_stride;

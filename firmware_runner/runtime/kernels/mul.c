@@ -15,11 +15,12 @@ struct mul_params {
     int32_t activation_max;
 };
 
-static int8_t mul_one(int32_t x, int32_t y, int32_t output_offset, const void *params) {
+static inline int8_t mul_one(int32_t x, int32_t y, int32_t output_offset, const void *params) {
     const struct mul_params *p = (const struct mul_params *)params;
     int32_t product = x * y; /* |.| <= 255 * 255 */
-    /* A plan's shift may make the rescaled product any int32: add the offset in 64 bits. */
-    int64_t raw = (int64_t)hwb_multiply_by_quantized_multiplier(product, p->output_multiplier, p->output_shift) +
+    /* A plan's shift may make the rescaled product any int32: add the offset in 64 bits. The multiplier
+     * is >= 0 (checked), as hwb_requantize needs. */
+    int64_t raw = (int64_t)hwb_requantize(product, p->output_multiplier, p->output_shift) +
                   output_offset;
     return (int8_t)(raw < p->activation_min ? p->activation_min : (raw > p->activation_max ? p->activation_max : raw));
 }
@@ -34,4 +35,7 @@ hwb_status hwb_mul_s8_check(const hwb_op_args *args) {
     return HWB_OK;
 }
 
-hwb_status hwb_mul_s8(const hwb_op_args *args) { return hwb_broadcast_s8(args, mul_one); }
+hwb_status hwb_mul_s8(const hwb_op_args *args) {
+    const struct mul_params params = *(const struct mul_params *)args->params;
+    return hwb_broadcast_s8(args, mul_one, &params);
+}

@@ -65,7 +65,7 @@ static inline hwb_status hwb_pool_check(const hwb_op_args *args) {
 typedef int32_t (*hwb_pool_reduce)(const int8_t *window, int32_t rows, int32_t cols, int32_t row_stride, int32_t step);
 
 /* Writes every output once the operands are checked (hwb_pool_check). */
-static inline hwb_status hwb_pool_s8(const hwb_op_args *args, hwb_pool_reduce reduce) {
+static HWB_ALWAYS_INLINE hwb_status hwb_pool_s8(const hwb_op_args *args, hwb_pool_reduce reduce) {
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     const struct pool_params *p = (const struct pool_params *)args->params;
     const int32_t pad_h = hwb_pool_pad(in->dims[1], out->dims[1], p->stride_h, p->filter_h);

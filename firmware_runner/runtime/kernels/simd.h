@@ -21,7 +21,6 @@ static inline uint32_t hwb_load_u32(const void *p) {
     return v;
 }
 
-static inline void hwb_store_u32(void *p, uint32_t v) { memcpy(p, &v, sizeof v); }
 
 #if defined(__ARM_FEATURE_DSP)
 
@@ -46,20 +45,28 @@ static inline int32_t hwb_smlatt(uint32_t a, uint32_t b, int32_t acc) { return _
 
 #else
 
-static inline int32_t hwb_half(uint32_t x, int high) { /* one int16 half, sign-extended without casts */
-    return (int32_t)((high ? x >> 16 : x) & 0xFFFFu) - (int32_t)(((high ? x >> 16 : x) & 0x8000u) << 1);
+/* The low (high = 0) or high half of x as a signed value: sign extension without implementation-defined casts. */
+static inline int32_t hwb_half(uint32_t x, int high) {
+    const uint32_t h = (high ? x >> 16 : x) & 0xFFFFu;
+    return (int32_t)h - (int32_t)((h & 0x8000u) << 1);
+}
+
+/* Byte k of x as a signed value. */
+static inline int32_t hwb_byte(uint32_t x, int k) {
+    const uint32_t b = (x >> (8 * k)) & 0xFFu;
+    return (int32_t)b - (int32_t)((b & 0x80u) << 1);
 }
 
 static inline uint32_t hwb_pack16(int32_t low, int32_t high) {
     return ((uint32_t)low & 0xFFFFu) | (((uint32_t)high & 0xFFFFu) << 16);
 }
 
-static inline int32_t hwb_byte(uint32_t x, int k) { return (int32_t)((x >> (8 * k)) & 0xFFu) - (int32_t)((x >> (8 * k)) & 0x80u) * 2; }
-
 static inline uint32_t hwb_sxtb16(uint32_t x) { return hwb_pack16(hwb_byte(x, 0), hwb_byte(x, 2)); }
 static inline uint32_t hwb_sxtb16_ror8(uint32_t x) { return hwb_pack16(hwb_byte(x, 1), hwb_byte(x, 3)); }
 
-static inline int32_t hwb_wrap_add(int32_t acc, int32_t product) { return hwb_wrap_i32((uint32_t)acc + (uint32_t)product); }
+static inline int32_t hwb_wrap_add(int32_t acc, int32_t product) {
+    return hwb_wrap_i32((uint32_t)acc + (uint32_t)product);
+}
 
 static inline int32_t hwb_smlad(uint32_t a, uint32_t b, int32_t acc) {
     return hwb_wrap_add(hwb_wrap_add(acc, hwb_half(a, 0) * hwb_half(b, 0)), hwb_half(a, 1) * hwb_half(b, 1));
