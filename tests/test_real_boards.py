@@ -16,7 +16,6 @@ import re
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import tty
@@ -278,9 +277,8 @@ class QemuProbe:
     goes where, and `reset` starts QEMU afresh with all of it loaded, as a reset re-runs a real
     chip's flash and keeps its SRAM. The first `silent_resets` resets leave the board stopped."""
 
-    def __init__(self, line: Line, silent_resets: int = 0, freeze: bool = False):
-        self.line, self.silent_resets, self.freeze = line, silent_resets, freeze
-        self.folder = Path(tempfile.mkdtemp(prefix="hwbench-qemu-probe-"))
+    def __init__(self, line: Line, folder: Path, silent_resets: int = 0, freeze: bool = False):
+        self.line, self.folder, self.silent_resets, self.freeze = line, folder, silent_resets, freeze
         self.elf: Path | None = None
         self.memory: dict[int, bytes] = {}
         self.calls: list[tuple] = []
@@ -332,7 +330,7 @@ def models(tmp_path_factory):
 
 
 @pytest.fixture
-def emulated_stm32(monkeypatch):
+def emulated_stm32(monkeypatch, tmp_path):
     """The real-board backend on QEMU's netduinoplus2: the same STM32F4 firmware family, run image
     placement, serial reading and parsing; a first line is expected within 3 s (QEMU starts in
     about 50 ms; the margin is for a busy machine)."""
@@ -343,7 +341,9 @@ def emulated_stm32(monkeypatch):
 
     def backend(**probe_options) -> tuple[RealBoardBackend, list[QemuProbe]]:
         def connect():
-            probes.append(QemuProbe(line, **probe_options))
+            folder = tmp_path / f"probe{len(probes)}"
+            folder.mkdir()
+            probes.append(QemuProbe(line, folder, **probe_options))
             return probes[-1]
         return RealBoardBackend(board, "qemu", line.path, connect), probes
 
