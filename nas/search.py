@@ -14,9 +14,8 @@ and however often it was killed and resumed.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -27,6 +26,7 @@ from hwbench.boards import get_board
 from hwbench.errors import HwbenchError
 from nas.datasets import load_dataset
 from nas.evaluate import Evaluation, evaluate
+from nas.executors import open_executor
 from nas.objectives import Bounds, LatencyEstimator
 from nas.spaces import CnnSpace, propose
 from nas.store import Candidate, SearchStore
@@ -109,18 +109,6 @@ def propose_round(settings: SearchSettings, r: int, done: dict[int, Candidate]) 
     return spec, parent.round if parent else None, int(rng.integers(2**31))
 
 
-class _InProcess:
-    """One worker: evaluate in this process (no start-up cost, and tracebacks stay readable)."""
-
-    def submit(self, fn, *args) -> Future:
-        future = Future()
-        future.set_result(fn(*args))
-        return future
-
-    def shutdown(self, cancel_futures: bool = False) -> None:
-        pass
-
-
 class Search:
     """A search opened in `out_dir`: a bad dataset, latency model or store fails here, before anything runs.
 
@@ -141,14 +129,14 @@ class Search:
     def __exit__(self, *exc) -> None:
         self.store.close()
 
-    def run(self, workers: int = 1, progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None) -> None:
-        """Evaluate the rounds not stored yet, storing each candidate as it finishes; `progress` is
-        called after each one is stored."""
+    def run(self, workers: int = 1, progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None,
+            ray_address: str | None = None) -> None:
+        """Evaluate the rounds not stored yet, `workers` at once (as local processes, or as tasks on the
+        Ray cluster at `ray_address`), storing each candidate as it finishes; `progress` is called
+        after each one is stored."""
         if workers < 1:
             raise HwbenchError(f"--workers must be at least 1, got {workers}")
-        # spawn, not fork: TensorFlow's threads do not survive a fork.
-        pool = _InProcess() if workers == 1 else \
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = open_executor(workers, ray_address)
         try:
             _loop(self.settings, self.store, self.candidates, pool, workers, progress)
         finally:
@@ -156,10 +144,11 @@ class Search:
 
 
 def run_search(settings: SearchSettings, out_dir: str | Path, workers: int = 1, resume: bool = False,
-               progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None) -> dict[int, Candidate]:
+               progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None,
+               ray_address: str | None = None) -> dict[int, Candidate]:
     """Run (or continue) a search to its budget; every candidate by round."""
     with Search(settings, out_dir, resume) as search:
-        search.run(workers, progress)
+        search.run(workers, progress, ray_address)
         return search.candidates
 
 

@@ -385,6 +385,56 @@ def _stored(folder) -> int:
         return 0
 
 
+# A local Ray instance, held by a process of its own until its stdin closes.
+HOLD_RAY = """
+import sys, ray
+ray.init(num_cpus=2, object_store_memory=80 * 2**20, _temp_dir=sys.argv[1], include_dashboard=False)
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()
+ray.shutdown()
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_address(tmp_path_factory):
+    """The address of a local Ray instance (2 CPUs, a small object store) whose temporary folder and
+    home (Ray writes ~/.ray) are test directories."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray", reason="ray (a dependency in pyproject.toml) is not installed here")
+    folder = tmp_path_factory.mktemp("ray")  # short: Ray's socket paths under it must stay within 107 bytes
+    env = {"HOME": str(folder), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)  # the test process connects as a driver with the same settings
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_RAY, str(folder)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+        try:
+            address = holder.stdout.readline().strip()
+            assert address, "the local Ray instance did not start"
+            yield address
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=120)
+
+
+def test_ray_tasks_give_the_candidates_of_the_local_search(searched, ray_address, tmp_path, monkeypatch):
+    """Two candidates at once as tasks on a Ray cluster: exactly the candidates (specs, parents, accuracies,
+    models) of the one-process search with the same seed."""
+    from nas.search import run_search
+
+    def refuse(*args):
+        raise AssertionError("a candidate was trained in the test process, not on the cluster")
+
+    monkeypatch.setattr("nas.search.evaluate", refuse)  # the cluster's workers import their own
+    _, reference = searched
+    on_ray = run_search(_search_settings(), tmp_path, workers=2, ray_address=ray_address)
+    assert {r: (c.parent, c.spec, c.evaluation.val_accuracy, c.evaluation.tflite) for r, c in on_ray.items()} == \
+        {r: (c.parent, c.spec, c.evaluation.val_accuracy, c.evaluation.tflite) for r, c in reference.items()}
+
+
 # ------------------------------------------------------------------------------ the command, with a latency model
 
 BOARD = "mps2-an386"
