@@ -36,11 +36,11 @@ class RayCluster:
     the paths the search was given."""
 
     def __init__(self, address: str):
+        _check_reachable(address)
         try:
             import ray  # imported here only: it is big and slow to import
         except ImportError:
             raise HwbenchError("--ray needs the ray package (a dependency of hwbench): pip install ray") from None
-        _check_reachable(address)
         try:
             # The workers' TensorFlow chatter would scroll the progress display away.
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
@@ -54,7 +54,7 @@ class RayCluster:
             self._remote[fn] = self._ray.remote(num_cpus=1)(fn)
         return self._remote[fn].remote(*args).future()
 
-    def shutdown(self, cancel_futures: bool = False) -> None:
+    def shutdown(self) -> None:
         self._ray.shutdown()  # a driver leaving the cluster ends the tasks it left running
 
 
@@ -73,10 +73,8 @@ def _check_reachable(address: str) -> None:
         raise HwbenchError(f"cannot reach the Ray cluster at {address!r}: {e.strerror or e}") from None
 
 
-def open_executor(workers: int, ray_address: str | None = None):
-    """Ray tasks when an address is given, else `workers` local processes (this one when 1)."""
-    if ray_address is not None:
-        return RayCluster(ray_address)
+def local_executor(workers: int):
+    """`workers` local processes (this one when 1)."""
     if workers == 1:
         return InProcess()
     # spawn, not fork: TensorFlow's threads do not survive a fork.

@@ -26,7 +26,7 @@ from hwbench.boards import get_board
 from hwbench.errors import HwbenchError
 from nas.datasets import load_dataset
 from nas.evaluate import Evaluation, evaluate
-from nas.executors import open_executor
+from nas.executors import RayCluster, local_executor
 from nas.objectives import Bounds, LatencyEstimator
 from nas.spaces import CnnSpace, propose
 from nas.store import Candidate, SearchStore
@@ -110,17 +110,26 @@ def propose_round(settings: SearchSettings, r: int, done: dict[int, Candidate]) 
 
 
 class Search:
-    """A search opened in `out_dir`: a bad dataset, latency model or store fails here, before anything runs.
+    """A search opened in `out_dir`: a bad dataset, latency model, Ray address or store fails here,
+    before anything runs. Candidates train in local processes, or as tasks on the Ray cluster at
+    `ray_address` ("host:port", "ray://host:port" or "auto").
 
         with Search(settings, "out", resume=True) as search:
             search.run(workers=2)
             search.candidates  # every candidate by round
     """
 
-    def __init__(self, settings: SearchSettings, out_dir: str | Path, resume: bool = False):
+    def __init__(self, settings: SearchSettings, out_dir: str | Path, resume: bool = False,
+                 ray_address: str | None = None):
         self.settings = settings
         search_context(settings)
-        self.store = SearchStore(out_dir, settings.as_json(), resume)
+        # Connected before the store is made: a wrong address leaves no new search behind.
+        self.cluster = RayCluster(ray_address) if ray_address is not None else None
+        try:
+            self.store = SearchStore(out_dir, settings.as_json(), resume)
+        except BaseException:
+            self._disconnect()
+            raise
         self.candidates = self.store.candidates()
 
     def __enter__(self) -> "Search":
@@ -128,27 +137,31 @@ class Search:
 
     def __exit__(self, *exc) -> None:
         self.store.close()
+        self._disconnect()
 
-    def run(self, workers: int = 1, progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None,
-            ray_address: str | None = None) -> None:
-        """Evaluate the rounds not stored yet, `workers` at once (as local processes, or as tasks on the
-        Ray cluster at `ray_address`), storing each candidate as it finishes; `progress` is called
-        after each one is stored."""
+    def _disconnect(self) -> None:
+        if self.cluster is not None:
+            self.cluster.shutdown()
+
+    def run(self, workers: int = 1, progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None) -> None:
+        """Evaluate the rounds not stored yet, `workers` at once (processes, or tasks on the cluster),
+        storing each candidate as it finishes; `progress` is called after each one is stored."""
         if workers < 1:
             raise HwbenchError(f"--workers must be at least 1, got {workers}")
-        pool = open_executor(workers, ray_address)
+        pool = self.cluster or local_executor(workers)
         try:
             _loop(self.settings, self.store, self.candidates, pool, workers, progress)
         finally:
-            pool.shutdown(cancel_futures=True)
+            if pool is not self.cluster:
+                pool.shutdown(cancel_futures=True)
 
 
 def run_search(settings: SearchSettings, out_dir: str | Path, workers: int = 1, resume: bool = False,
                progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None,
                ray_address: str | None = None) -> dict[int, Candidate]:
     """Run (or continue) a search to its budget; every candidate by round."""
-    with Search(settings, out_dir, resume) as search:
-        search.run(workers, progress, ray_address)
+    with Search(settings, out_dir, resume, ray_address) as search:
+        search.run(workers, progress)
         return search.candidates
 
 

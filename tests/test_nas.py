@@ -435,6 +435,19 @@ def test_ray_tasks_give_the_candidates_of_the_local_search(searched, ray_address
         {r: (c.parent, c.spec, c.evaluation.val_accuracy, c.evaluation.tflite) for r, c in reference.items()}
 
 
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", "cannot reach the Ray cluster at '127.0.0.1:1': Connection refused"),
+    ("127.0.0.1:head", "bad Ray address '127.0.0.1:head': give host:port, ray://host:port or auto"),
+])
+def test_a_ray_cluster_out_of_reach_is_one_line_and_starts_no_search(tmp_path, capsys, address, message):
+    from conftest import run_cli
+
+    code, _, stderr = run_cli(capsys, "search", "--board", "mps2-an386", "--dataset", "digits", "--rounds", "1",
+                              "--out", str(tmp_path / "s"), "--ray", address)
+    assert code == 1 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert not (tmp_path / "s").exists()  # so the same command, with the right address, needs no --resume
+
+
 # ------------------------------------------------------------------------------ the command, with a latency model
 
 BOARD = "mps2-an386"
