@@ -32,8 +32,7 @@ class InProcess:
 class RayCluster:
     """Tasks on a Ray cluster, reached at `address` ("host:port", "ray://host:port" or "auto").
 
-    Each node must have hwbench installed and read the search's dataset and latency-model files at
-    the paths the search was given."""
+    Each node must have hwbench installed; what the tasks need beyond their arguments is `share`d."""
 
     def __init__(self, address: str):
         _check_reachable(address)
@@ -48,6 +47,10 @@ class RayCluster:
             raise HwbenchError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
         self._ray = ray
         self._remote = {}
+
+    def share(self, value):
+        """One copy of `value` in the cluster's object store: passed to `submit`, each task gets the value."""
+        return self._ray.put(value)
 
     def submit(self, fn, *args) -> Future:
         if fn not in self._remote:

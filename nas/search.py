@@ -75,8 +75,11 @@ def search_context(settings: SearchSettings) -> tuple:
     return dataset, CnnSpace(dataset.input_shape, dataset.classes), latency
 
 
-def _evaluate(settings: SearchSettings, spec: dict, seed: int) -> Evaluation:
-    dataset, _, latency = search_context(settings)
+def _evaluate(settings: SearchSettings, spec: dict, seed: int, context: tuple | None = None) -> Evaluation:
+    """Train and measure one candidate. `context` is the search's dataset, space and latency model as
+    the search loaded them (a cluster's nodes may not read its files); without it this process loads
+    them, once."""
+    dataset, _, latency = context or search_context(settings)
     return evaluate(spec, dataset, settings.epochs, seed, latency)
 
 
@@ -149,8 +152,9 @@ class Search:
         if workers < 1:
             raise HwbenchError(f"--workers must be at least 1, got {workers}")
         pool = self.cluster or local_executor(workers)
+        context = self.cluster.share(search_context(self.settings)) if self.cluster else None
         try:
-            _loop(self.settings, self.store, self.candidates, pool, workers, progress)
+            _loop(self.settings, self.store, self.candidates, pool, context, workers, progress)
         finally:
             if pool is not self.cluster:
                 pool.shutdown(cancel_futures=True)
@@ -165,7 +169,7 @@ def run_search(settings: SearchSettings, out_dir: str | Path, workers: int = 1, 
         return search.candidates
 
 
-def _loop(settings, store, done, pool, workers, progress) -> None:
+def _loop(settings, store, done, pool, context, workers, progress) -> None:
     pending: dict[Future, tuple[int, int | None, dict]] = {}
     next_round = 0
     while True:
@@ -176,7 +180,7 @@ def _loop(settings, store, done, pool, workers, progress) -> None:
             if any(i not in done for i in range(next_round - settings.in_flight + 1)):
                 break  # its parent's population is still training
             spec, parent, seed = propose_round(settings, next_round, done)
-            pending[pool.submit(_evaluate, settings, spec, seed)] = (next_round, parent, spec)
+            pending[pool.submit(_evaluate, settings, spec, seed, context)] = (next_round, parent, spec)
             next_round += 1
         if not pending:
             return

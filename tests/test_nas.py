@@ -409,8 +409,9 @@ def ray_address(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)  # the test process connects as a driver with the same settings
+        # Its workers start in its folder: not the test's, whose relative paths they cannot follow.
         holder = subprocess.Popen([sys.executable, "-c", HOLD_RAY, str(folder)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+                                  stdout=subprocess.PIPE, text=True, env=os.environ.copy(), cwd=folder)
         try:
             address = holder.stdout.readline().strip()
             assert address, "the local Ray instance did not start"
@@ -433,6 +434,21 @@ def test_ray_tasks_give_the_candidates_of_the_local_search(searched, ray_address
     on_ray = run_search(_search_settings(), tmp_path, workers=2, ray_address=ray_address)
     assert {r: (c.parent, c.spec, c.evaluation.val_accuracy, c.evaluation.tflite) for r, c in on_ray.items()} == \
         {r: (c.parent, c.spec, c.evaluation.val_accuracy, c.evaluation.tflite) for r, c in reference.items()}
+
+
+def test_a_ray_search_sends_its_data_to_the_cluster_not_its_paths(ray_address, tmp_path, monkeypatch):
+    """A dataset given by a path relative to the search's folder, which the cluster's workers are not in."""
+    from sklearn.datasets import load_digits
+
+    from nas.search import run_search
+
+    digits = load_digits()
+    images = (digits.images[..., None] * 16).clip(0, 255).astype(np.uint8)  # 0..16 → 0..255
+    np.savez(tmp_path / "digits.npz", x_train=images[:300], y_train=digits.target[:300], x_test=images[300:400],
+             y_test=digits.target[300:400])
+    monkeypatch.chdir(tmp_path)
+    done = run_search(_search_settings(dataset="digits.npz", rounds=2), "out", workers=2, ray_address=ray_address)
+    assert [c.evaluation.status for c in done.values()] == ["ok", "ok"]
 
 
 @pytest.mark.parametrize("address, message", [
