@@ -8,8 +8,9 @@ each bounded resource, λ_i ~ U(0, 1) drawn anew per selection (random scalarisa
 
 Seeds: everything round r does (the proposal and the candidate's training) comes from the generator
 of (seed, r). Round r sees only the rounds before r - in_flight + 1, so up to `in_flight` candidates
-train at once and the search is the same for a seed whatever the number of workers (up to in_flight)
-and however often it was killed and resumed.
+train at once and the search is the same for a seed whatever the number of workers (up to in_flight),
+wherever they train (nas/executors.py: local processes or a Ray cluster) and however often it was
+killed and resumed.
 """
 
 from __future__ import annotations
