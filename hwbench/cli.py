@@ -498,8 +498,12 @@ def search(
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs per candidate.")] = 10,
     population: Annotated[int, typer.Option(min=1, help="Aging evolution's population.")] = 100,
     sample: Annotated[int, typer.Option(min=1, help="Candidates drawn per parent selection.")] = 25,
-    workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Candidates trained at once (processes; "
-                                         "up to 4 keep the results of one worker).")] = 1,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-j", min=1, help="Candidates trained at once "
+                                                   "(processes, or Ray tasks with --ray; 1 by default, 4 with "
+                                                   "--ray; up to 4 keep the results of one worker).")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Train the candidates on "
+                                                       "the Ray cluster at ADDRESS (host:port, ray://host:port, or "
+                                                       "auto: the one running on this machine).")] = None,
     seed: Annotated[int, typer.Option(help="The search's seed: the same seed gives the same candidates.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the search stored in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary instead of a table.")] = False,
@@ -513,13 +517,15 @@ def search(
 
     target = _board(board)
     bounds = board_bounds(target, max_peak, max_flash, max_macs, max_latency_ms)
+    if workers is None:
+        workers = 4 if ray_address else 1  # a cluster trains as many at once as keep one worker's results
     if latency_model is not None:
         notice = LatencyEstimator(latency_model, target).runtime_warning()  # refuses another board's model
         if notice:
             err.print(Text.assemble(("warning: ", "bold yellow"), notice), highlight=False)
     settings = SearchSettings(target.name, dataset, bounds, str(latency_model) if latency_model else None, algorithm,
                               rounds, epochs, seed, population, sample, max_error, in_flight=max(4, workers))
-    with Search(settings, out_dir, resume) as opened, _progress() as progress:
+    with Search(settings, out_dir, resume, ray_address) as opened, _progress() as progress:
         task = progress.add_task(f"{algorithm} search on {target.name}", total=rounds,
                                  completed=len(opened.candidates))
 

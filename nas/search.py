@@ -8,15 +8,15 @@ each bounded resource, λ_i ~ U(0, 1) drawn anew per selection (random scalarisa
 
 Seeds: everything round r does (the proposal and the candidate's training) comes from the generator
 of (seed, r). Round r sees only the rounds before r - in_flight + 1, so up to `in_flight` candidates
-train at once and the search is the same for a seed whatever the number of workers (up to in_flight)
-and however often it was killed and resumed.
+train at once and the search is the same for a seed whatever the number of workers (up to in_flight),
+wherever they train (nas/executors.py: local processes or a Ray cluster) and however often it was
+killed and resumed.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -27,6 +27,7 @@ from hwbench.boards import get_board
 from hwbench.errors import HwbenchError
 from nas.datasets import load_dataset
 from nas.evaluate import Evaluation, evaluate
+from nas.executors import RayCluster, local_executor
 from nas.objectives import Bounds, LatencyEstimator
 from nas.spaces import CnnSpace, propose
 from nas.store import Candidate, SearchStore
@@ -75,8 +76,11 @@ def search_context(settings: SearchSettings) -> tuple:
     return dataset, CnnSpace(dataset.input_shape, dataset.classes), latency
 
 
-def _evaluate(settings: SearchSettings, spec: dict, seed: int) -> Evaluation:
-    dataset, _, latency = search_context(settings)
+def _evaluate(settings: SearchSettings, spec: dict, seed: int, context: tuple | None = None) -> Evaluation:
+    """Train and measure one candidate. `context` is the search's dataset, space and latency model as
+    the search loaded them (a cluster's nodes may not read its files); without it this process loads
+    them, once."""
+    dataset, _, latency = context or search_context(settings)
     return evaluate(spec, dataset, settings.epochs, seed, latency)
 
 
@@ -109,30 +113,27 @@ def propose_round(settings: SearchSettings, r: int, done: dict[int, Candidate]) 
     return spec, parent.round if parent else None, int(rng.integers(2**31))
 
 
-class _InProcess:
-    """One worker: evaluate in this process (no start-up cost, and tracebacks stay readable)."""
-
-    def submit(self, fn, *args) -> Future:
-        future = Future()
-        future.set_result(fn(*args))
-        return future
-
-    def shutdown(self, cancel_futures: bool = False) -> None:
-        pass
-
-
 class Search:
-    """A search opened in `out_dir`: a bad dataset, latency model or store fails here, before anything runs.
+    """A search opened in `out_dir`: a bad dataset, latency model, Ray address or store fails here,
+    before anything runs. Candidates train in local processes, or as tasks on the Ray cluster at
+    `ray_address` ("host:port", "ray://host:port" or "auto").
 
         with Search(settings, "out", resume=True) as search:
             search.run(workers=2)
             search.candidates  # every candidate by round
     """
 
-    def __init__(self, settings: SearchSettings, out_dir: str | Path, resume: bool = False):
+    def __init__(self, settings: SearchSettings, out_dir: str | Path, resume: bool = False,
+                 ray_address: str | None = None):
         self.settings = settings
         search_context(settings)
-        self.store = SearchStore(out_dir, settings.as_json(), resume)
+        # Connected before the store is made: a wrong address leaves no new search behind.
+        self.cluster = RayCluster(ray_address) if ray_address is not None else None
+        try:
+            self.store = SearchStore(out_dir, settings.as_json(), resume)
+        except BaseException:
+            self._disconnect()
+            raise
         self.candidates = self.store.candidates()
 
     def __enter__(self) -> "Search":
@@ -140,30 +141,36 @@ class Search:
 
     def __exit__(self, *exc) -> None:
         self.store.close()
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self.cluster is not None:
+            self.cluster.shutdown()
 
     def run(self, workers: int = 1, progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None) -> None:
-        """Evaluate the rounds not stored yet, storing each candidate as it finishes; `progress` is
-        called after each one is stored."""
+        """Evaluate the rounds not stored yet, `workers` at once (processes, or tasks on the cluster),
+        storing each candidate as it finishes; `progress` is called after each one is stored."""
         if workers < 1:
             raise HwbenchError(f"--workers must be at least 1, got {workers}")
-        # spawn, not fork: TensorFlow's threads do not survive a fork.
-        pool = _InProcess() if workers == 1 else \
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = self.cluster or local_executor(workers)
+        context = self.cluster.share(search_context(self.settings)) if self.cluster else None
         try:
-            _loop(self.settings, self.store, self.candidates, pool, workers, progress)
+            _loop(self.settings, self.store, self.candidates, pool, context, workers, progress)
         finally:
-            pool.shutdown(cancel_futures=True)
+            if pool is not self.cluster:
+                pool.shutdown(cancel_futures=True)
 
 
 def run_search(settings: SearchSettings, out_dir: str | Path, workers: int = 1, resume: bool = False,
-               progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None) -> dict[int, Candidate]:
+               progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None,
+               ray_address: str | None = None) -> dict[int, Candidate]:
     """Run (or continue) a search to its budget; every candidate by round."""
-    with Search(settings, out_dir, resume) as search:
+    with Search(settings, out_dir, resume, ray_address) as search:
         search.run(workers, progress)
         return search.candidates
 
 
-def _loop(settings, store, done, pool, workers, progress) -> None:
+def _loop(settings, store, done, pool, context, workers, progress) -> None:
     pending: dict[Future, tuple[int, int | None, dict]] = {}
     next_round = 0
     while True:
@@ -174,7 +181,7 @@ def _loop(settings, store, done, pool, workers, progress) -> None:
             if any(i not in done for i in range(next_round - settings.in_flight + 1)):
                 break  # its parent's population is still training
             spec, parent, seed = propose_round(settings, next_round, done)
-            pending[pool.submit(_evaluate, settings, spec, seed)] = (next_round, parent, spec)
+            pending[pool.submit(_evaluate, settings, spec, seed, context)] = (next_round, parent, spec)
             next_round += 1
         if not pending:
             return

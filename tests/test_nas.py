@@ -452,3 +452,84 @@ def test_bad_search_input_is_one_line(latency_file, tmp_path, capsys, args, mess
     code, stdout, stderr = run_cli(capsys, "search", *[x for k, v in {**base, **given}.items() for x in (k, v)])
     assert code == 1 and message in stderr and "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------ on a Ray cluster
+
+# A local Ray instance, held by a process of its own until its stdin closes.
+HOLD_RAY = """
+import sys, ray
+ray.init(num_cpus=2, object_store_memory=80 * 2**20, _temp_dir=sys.argv[1], include_dashboard=False)
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()
+ray.shutdown()
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_address(tmp_path_factory):
+    """The address of a local Ray instance (2 CPUs, a small object store) whose temporary folder and
+    home (Ray writes ~/.ray) are test directories. Its tests come last: it is up until the module ends."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray", reason="ray (a dependency in pyproject.toml) is not installed here")
+    folder = tmp_path_factory.mktemp("ray")  # short: Ray's socket paths under it must stay within 107 bytes
+    env = {"HOME": str(folder), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)  # the test process connects as a driver with the same settings
+        # Its workers start in its folder: not the test's, whose relative paths they cannot follow.
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_RAY, str(folder)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=os.environ.copy(), cwd=folder)
+        try:
+            address = holder.stdout.readline().strip()
+            assert address, "the local Ray instance did not start"
+            yield address
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=120)
+
+
+def test_ray_tasks_give_the_candidates_of_the_local_search(searched, ray_address, tmp_path, monkeypatch):
+    """Two candidates at once as tasks on a Ray cluster: exactly the candidates (specs, parents, accuracies,
+    models) of the one-process search with the same seed."""
+    from nas.search import run_search
+
+    def refuse(*args):
+        raise AssertionError("a candidate was trained in the test process, not on the cluster")
+
+    monkeypatch.setattr("nas.search.evaluate", refuse)  # the cluster's workers import their own
+    _, reference = searched
+    on_ray = run_search(_search_settings(), tmp_path, workers=2, ray_address=ray_address)
+    assert {r: (c.parent, c.spec, c.evaluation.val_accuracy, c.evaluation.tflite) for r, c in on_ray.items()} == \
+        {r: (c.parent, c.spec, c.evaluation.val_accuracy, c.evaluation.tflite) for r, c in reference.items()}
+
+
+def test_a_ray_search_sends_its_data_to_the_cluster_not_its_paths(ray_address, tmp_path, monkeypatch):
+    """A dataset given by a path relative to the search's folder, which the cluster's workers are not in."""
+    from sklearn.datasets import load_digits
+
+    from nas.search import run_search
+
+    digits = load_digits()
+    images = (digits.images[..., None] * 16).clip(0, 255).astype(np.uint8)  # 0..16 → 0..255
+    np.savez(tmp_path / "digits.npz", x_train=images[:300], y_train=digits.target[:300], x_test=images[300:400],
+             y_test=digits.target[300:400])
+    monkeypatch.chdir(tmp_path)
+    done = run_search(_search_settings(dataset="digits.npz", rounds=2), "out", workers=2, ray_address=ray_address)
+    assert [c.evaluation.status for c in done.values()] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", "cannot reach the Ray cluster at '127.0.0.1:1': Connection refused"),
+    ("127.0.0.1:head", "bad Ray address '127.0.0.1:head': give host:port, ray://host:port or auto"),
+])
+def test_a_ray_cluster_out_of_reach_is_one_line_and_starts_no_search(tmp_path, capsys, address, message):
+    from conftest import run_cli
+
+    code, _, stderr = run_cli(capsys, "search", "--board", "mps2-an386", "--dataset", "digits", "--rounds", "1",
+                              "--out", str(tmp_path / "s"), "--ray", address)
+    assert code == 1 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert not (tmp_path / "s").exists()  # so the same command, with the right address, needs no --resume
