@@ -67,9 +67,13 @@ class LatencyEstimator:
 
         return self.artifact.runtime_warning(current_runtime_hash(self.artifact.board))
 
+    def count(self, graph: Graph) -> float:
+        """Per inference, in the board's unit (cycles, or instructions on an emulator)."""
+        return float(self.artifact.model.predict(graph))
+
     def ms(self, graph: Graph) -> float:
         # Emulated boards count instructions: read as cycles at the board's clock (one per cycle).
-        return float(self.artifact.model.predict(graph)) / self.clock_hz * 1e3
+        return self.count(graph) / self.clock_hz * 1e3
 
 
 @dataclass(frozen=True)
