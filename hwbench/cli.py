@@ -486,8 +486,8 @@ def search(
     latency_model: Annotated[Optional[Path], typer.Option("--latency-model", "-m", help="The board's latency-model "
                                                           "file (hwbench fit); needed for --max-latency-ms.")] = None,
     max_peak: Annotated[Optional[int], typer.Option("--max-peak", min=1, help="Peak activation bytes.")] = None,
-    max_flash: Annotated[Optional[int], typer.Option("--max-flash", min=1, help="Plan bytes (weights and op "
-                                                     "records).")] = None,
+    max_flash: Annotated[Optional[int], typer.Option("--max-flash", min=1, help="Flash bytes: the plan (weights "
+                                                     "and op records) and the runtime's code.")] = None,
     max_macs: Annotated[Optional[int], typer.Option("--max-macs", min=1, help="MACs per inference.")] = None,
     max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", min=0.0, help="Predicted "
                                                             "milliseconds per inference.")] = None,
@@ -515,7 +515,7 @@ def search(
     (exact peak memory, weights, MACs, predicted latency), trained, converted to int8 and scored on the
     hwbench runtime. Writes pareto.csv, pareto.json and best.tflite to --out; with --verify-board, measures
     the Pareto models on a board."""
-    from nas.objectives import LatencyEstimator, board_bounds
+    from nas.objectives import LatencyEstimator, board_bounds, runtime_code_bytes
     from nas.report import best, write_outputs
     from nas.search import Search, SearchSettings
 
@@ -528,7 +528,8 @@ def search(
         raise HwbenchError("--db is where --verify-board records its measurements: give --verify-board too")
     checked = _checked_board(verify_board) if verify_board else None  # fails now, not after hours of search
     settings = SearchSettings(target.name, dataset, bounds, str(latency_model) if latency_model else None, algorithm,
-                              rounds, epochs, seed, population, sample, max_error, in_flight=max(4, workers))
+                              rounds, epochs, seed, population, sample, max_error, in_flight=max(4, workers),
+                              runtime_code_bytes=runtime_code_bytes(target))
     with Search(settings, out_dir, resume) as opened, _progress() as progress:
         task = progress.add_task(f"{algorithm} search on {target.name}", total=rounds,
                                  completed=len(opened.candidates))
@@ -559,7 +560,8 @@ def search(
     predicted = f", {top['latency_ms']:.3f} ms predicted" if top["latency_ms"] is not None else ""
     out.print(f"best: round {top['round']}, int8 accuracy {top['val_accuracy']:.2%} validation, "
               f"{top['test_accuracy']:.2%} test; peak {top['peak_bytes']:,} B (arena {top['arena_bytes']:,} B), "
-              f"plan {top['flash_bytes']:,} B, {top['macs']:,} MACs{predicted}; wrote {out_dir / 'best.tflite'}")
+              f"flash {top['flash_bytes']:,} B with the runtime, {top['macs']:,} MACs{predicted}; "
+              f"wrote {out_dir / 'best.tflite'}")
     if "verification" in summary:
         _show_verification(summary["verification"])
 

@@ -51,6 +51,7 @@ class SearchSettings:
     sample: int = 25
     max_error: float = MUNAS_ERROR_BOUND
     in_flight: int = 4
+    runtime_code_bytes: int = 0  # counted in every candidate's flash: nas.objectives.runtime_code_bytes(board)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -77,7 +78,7 @@ def search_context(settings: SearchSettings) -> tuple:
 
 def _evaluate(settings: SearchSettings, spec: dict, seed: int) -> Evaluation:
     dataset, _, latency = search_context(settings)
-    return evaluate(spec, dataset, settings.epochs, seed, latency)
+    return evaluate(spec, dataset, settings.epochs, seed, latency, code_bytes=settings.runtime_code_bytes)
 
 
 def score(evaluation: Evaluation, settings: SearchSettings, lambdas: np.ndarray) -> float:
@@ -105,7 +106,8 @@ def propose_round(settings: SearchSettings, r: int, done: dict[int, Candidate]) 
         scores = [score(population[i].evaluation, settings, lambdas) for i in drawn]
         if np.isfinite(min(scores)):
             parent = population[int(drawn[int(np.argmin(scores))])]
-    spec, _ = propose(space, rng, settings.bounds, latency, parent=parent.spec if parent else None)
+    spec, _ = propose(space, rng, settings.bounds, latency, parent=parent.spec if parent else None,
+                      code_bytes=settings.runtime_code_bytes)
     return spec, parent.round if parent else None, int(rng.integers(2**31))
 
 

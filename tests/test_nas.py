@@ -233,6 +233,46 @@ def test_the_front_keeps_the_feasible_undominated_candidates():
     assert list(front["round"]) == [0, 1, 5]
 
 
+# ------------------------------------------------------------------------------ what the board leaves to models
+
+
+def test_the_board_bounds_are_what_its_firmware_leaves_and_flash_counts_the_runtime_code(tmp_path):
+    import subprocess
+
+    from firmware_runner.firmware.build import COMMON_FLAGS, board_flags, build_firmware, stack_size
+    from firmware_runner.runtime.host import RUNTIME_DIR, runtime_sources
+    from hwbench.boards import get_board
+    from nas.objectives import board_bounds, runtime_code_bytes
+
+    board = get_board("microbit")
+    firmware = build_firmware(board)
+    bounds = board_bounds(board)
+    assert bounds.max_peak_bytes == firmware.arena_capacity <= board.sram.size - stack_size(board.sram.size)
+    assert bounds.max_flash_bytes == firmware.plan_room + runtime_code_bytes(board) < board.flash.size
+    assert board_bounds(board, 1000, 10**9, 5, 2.0) == Bounds(1000, bounds.max_flash_bytes, 5, 2.0)
+    # the runtime's code in the image: what its own objects hold, give or take the library routines they
+    # call (soft float and division on the M0) and the functions the link drops
+    objects = []
+    for source in runtime_sources():
+        objects.append(str(tmp_path / f"{source.stem}.o"))
+        subprocess.run(["arm-none-eabi-gcc", *COMMON_FLAGS, *board_flags(board), "-I", str(RUNTIME_DIR), "-c",
+                        str(source), "-o", objects[-1]], check=True)
+    sizes = subprocess.run(["arm-none-eabi-size", "--totals", *objects], capture_output=True, text=True, check=True)
+    text, data = map(int, sizes.stdout.splitlines()[-1].split()[:2])
+    assert 0.9 * (text + data) <= firmware.runtime_code <= 1.25 * (text + data)
+    assert 0 < firmware.flash_used - firmware.runtime_code < 0.1 * firmware.flash_used  # the harness is small
+
+
+def test_without_the_arm_toolchain_the_search_says_so(tmp_path, capsys, monkeypatch):
+    from conftest import run_cli
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no arm-none-eabi-gcc on it
+    code, _, stderr = run_cli(capsys, "search", "--board", "microbit", "--dataset", "digits", "--out", str(tmp_path / "s"))
+    assert code == 1 and len(stderr.strip().splitlines()) == 1
+    assert "microbit: the search needs the board's firmware build" in stderr and "arm-none-eabi-gcc is not installed" in stderr
+    assert not (tmp_path / "s").exists()
+
+
 # ------------------------------------------------------------------------------ the search
 
 
@@ -463,6 +503,8 @@ def test_the_pareto_models_are_verified_on_the_board_and_refit_the_latency_model
     import shutil
 
     from conftest import run_cli
+    from firmware_runner.firmware.build import build_firmware
+    from hwbench.boards import get_board
     from latency_models.artifact import load_artifact
     from latency_models.prediction import predict_report
     from hwbench.results import ResultsDB
@@ -488,6 +530,8 @@ def test_the_pareto_models_are_verified_on_the_board_and_refit_the_latency_model
         assert check["status"] == row["status"] == "measured" and check["verified"] and row["verified"]
         assert check["measured_count"] == row["count"] and check["board_arena_bytes"] == row["arena_bytes"]
         assert check["planned_arena_bytes"] == front[check["round"]]["arena_bytes"]
+        # flash: the plan collect ran and the runtime's code in the board's firmware
+        assert front[check["round"]]["flash_bytes"] == row["plan_bytes"] + build_firmware(get_board(BOARD)).runtime_code
         model = tmp_path / "s" / "front" / check["model"]
         assert check["predicted_count"] == pytest.approx(predict_report(latency, read_tflite(model), "m")["count"])
         error = check["predicted_count"] / check["measured_count"] - 1
