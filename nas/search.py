@@ -10,6 +10,11 @@ Seeds: everything round r does (the proposal and the candidate's training) comes
 of (seed, r). Round r sees only the rounds before r - in_flight + 1, so up to `in_flight` candidates
 train at once and the search is the same for a seed whatever the number of workers (up to in_flight)
 and however often it was killed and resumed.
+
+Workers: candidates train in worker processes (one for one worker too), each running TensorFlow on
+one thread. J workers then use J cores, where each would otherwise spread over all of them, and
+training sums in the same order whatever the machine and the number of workers (TensorFlow splits
+its work by its thread count, and the trained weights differ in the last bits).
 """
 
 from __future__ import annotations
@@ -111,16 +116,13 @@ def propose_round(settings: SearchSettings, r: int, done: dict[int, Candidate]) 
     return spec, parent.round if parent else None, int(rng.integers(2**31))
 
 
-class _InProcess:
-    """One worker: evaluate in this process (no start-up cost, and tracebacks stay readable)."""
+def _start_worker() -> None:
+    """A worker process's TensorFlow: one thread per op and one op at a time, set before it starts."""
+    from hwbench.generate.build import _quiet_tensorflow
 
-    def submit(self, fn, *args) -> Future:
-        future = Future()
-        future.set_result(fn(*args))
-        return future
-
-    def shutdown(self, cancel_futures: bool = False) -> None:
-        pass
+    tf = _quiet_tensorflow()
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 class Search:
@@ -149,8 +151,7 @@ class Search:
         if workers < 1:
             raise HwbenchError(f"--workers must be at least 1, got {workers}")
         # spawn, not fork: TensorFlow's threads do not survive a fork.
-        pool = _InProcess() if workers == 1 else \
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
         try:
             _loop(self.settings, self.store, self.candidates, pool, workers, progress)
         finally:
