@@ -5,7 +5,7 @@
                                 [--population 20] [--sample 5] [--workers 2] [--seed 0] [--out DIR]
 
 For each algorithm: wall-clock minutes, candidates per minute, and the best feasible candidate
-(highest int8 validation accuracy) with its int8 test accuracy, peak, plan bytes and latency, plus
+(highest int8 validation accuracy) with its int8 test accuracy, peak, flash and latency, plus
 the first minute at which a feasible candidate reached each test accuracy in --milestones.
 """
 
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from hwbench.boards import get_board
-from nas.objectives import board_bounds
+from nas.objectives import board_bounds, runtime_code_bytes
 from nas.report import best, feasible
 from nas.search import Search, SearchSettings
 
@@ -49,7 +49,7 @@ def main() -> None:
         for algorithm in ("aging", "random"):
             settings = SearchSettings(board.name, args.dataset, bounds, args.latency_model, algorithm, args.rounds,
                                       args.epochs, args.seed, args.population, args.sample,
-                                      in_flight=max(4, args.workers))
+                                      in_flight=max(4, args.workers), runtime_code_bytes=runtime_code_bytes(board))
             finished_at: dict[int, float] = {}
             start = time.perf_counter()
             with Search(settings, root / algorithm) as search:

@@ -91,6 +91,8 @@ def _measure(data: bytes, base: dict, firmware: Firmware, backend: Backend, repe
     run = backend.run(firmware, run_image(blob, seed, repeats), limit)
     report = parse_output(run.output)
     base.update(repeats=repeats, input_seed=seed, seconds=run.seconds, stack_bytes=report.stack_bytes)
+    if report.arena_bytes is not None:  # the arena the board's runtime laid out, in its own words
+        base.update(arena_bytes=report.arena_bytes)
     problem = _problem(report, run, firmware, plan, repeats)
     if problem:
         return Measurement(**base, status="failed", reason=problem)

@@ -486,8 +486,8 @@ def search(
     latency_model: Annotated[Optional[Path], typer.Option("--latency-model", "-m", help="The board's latency-model "
                                                           "file (hwbench fit); needed for --max-latency-ms.")] = None,
     max_peak: Annotated[Optional[int], typer.Option("--max-peak", min=1, help="Peak activation bytes.")] = None,
-    max_flash: Annotated[Optional[int], typer.Option("--max-flash", min=1, help="Plan bytes (weights and op "
-                                                     "records).")] = None,
+    max_flash: Annotated[Optional[int], typer.Option("--max-flash", min=1, help="Flash bytes: the plan (weights "
+                                                     "and op records) and the runtime's code.")] = None,
     max_macs: Annotated[Optional[int], typer.Option("--max-macs", min=1, help="MACs per inference.")] = None,
     max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", min=0.0, help="Predicted "
                                                             "milliseconds per inference.")] = None,
@@ -505,13 +505,21 @@ def search(
                                                        "the Ray cluster at ADDRESS (host:port, ray://host:port, or "
                                                        "auto: the one running on this machine).")] = None,
     seed: Annotated[int, typer.Option(help="The search's seed: the same seed gives the same candidates.")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the search stored in --out.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the search stored in --out (a finished one "
+                                         "only writes its outputs again, and verifies with --verify-board).")] = False,
+    verify_board: Annotated[Optional[str], typer.Option(help="Then run the Pareto models on this board (emulated "
+                                                        "or real) as collect does, and compare predicted with "
+                                                        "measured latency and planned with reported arena.")] = None,
+    db: Annotated[Optional[Path], typer.Option(help="With --verify-board: the results DB the measurements go to "
+                                               "(default: results.db in --out); give the one the latency model "
+                                               "was fitted from, and hwbench fit refits with them.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary instead of a table.")] = False,
 ) -> None:
     """Search for the most accurate int8 model that fits the board: candidates are bounded before training
     (exact peak memory, weights, MACs, predicted latency), trained, converted to int8 and scored on the
-    hwbench runtime. Writes pareto.csv, pareto.json and best.tflite to --out."""
-    from nas.objectives import LatencyEstimator, board_bounds
+    hwbench runtime. Writes pareto.csv, pareto.json and best.tflite to --out; with --verify-board, measures
+    the Pareto models on a board."""
+    from nas.objectives import LatencyEstimator, board_bounds, runtime_code_bytes
     from nas.report import best, write_outputs
     from nas.search import Search, SearchSettings
 
@@ -519,12 +527,15 @@ def search(
     bounds = board_bounds(target, max_peak, max_flash, max_macs, max_latency_ms)
     if workers is None:
         workers = 4 if ray_address else 1  # a cluster trains as many at once as keep one worker's results
-    if latency_model is not None:
-        notice = LatencyEstimator(latency_model, target).runtime_warning()  # refuses another board's model
-        if notice:
-            err.print(Text.assemble(("warning: ", "bold yellow"), notice), highlight=False)
+    latency = LatencyEstimator(latency_model, target) if latency_model is not None else None  # refuses another
+    if latency is not None and latency.runtime_warning():                                     # board's model
+        _warn(latency.runtime_warning())
+    if db is not None and verify_board is None:
+        raise HwbenchError("--db is where --verify-board records its measurements: give --verify-board too")
+    checked = _checked_board(verify_board) if verify_board else None  # fails now, not after hours of search
     settings = SearchSettings(target.name, dataset, bounds, str(latency_model) if latency_model else None, algorithm,
-                              rounds, epochs, seed, population, sample, max_error, in_flight=max(4, workers))
+                              rounds, epochs, seed, population, sample, max_error, in_flight=max(4, workers),
+                              runtime_code_bytes=runtime_code_bytes(target))
     with Search(settings, out_dir, resume, ray_address) as opened, _progress() as progress:
         task = progress.add_task(f"{algorithm} search on {target.name}", total=rounds,
                                  completed=len(opened.candidates))
@@ -540,6 +551,9 @@ def search(
         opened.run(workers, progress=advance)
         done = opened.candidates
     summary = write_outputs(out_dir, done, bounds)
+    if checked is not None:
+        summary["verification"] = _verify_front(out_dir, done, bounds, checked, db or out_dir / "results.db", latency,
+                                                workers)
     if as_json:
         print(json.dumps({"out": str(out_dir), "settings": settings.as_json(), **summary}))
         return
@@ -549,10 +563,63 @@ def search(
     if top is None:
         out.print("no feasible candidate: widen the bounds or search longer")
         return
-    latency = f", {top['latency_ms']:.3f} ms predicted" if top["latency_ms"] is not None else ""
+    predicted = f", {top['latency_ms']:.3f} ms predicted" if top["latency_ms"] is not None else ""
     out.print(f"best: round {top['round']}, int8 accuracy {top['val_accuracy']:.2%} validation, "
               f"{top['test_accuracy']:.2%} test; peak {top['peak_bytes']:,} B (arena {top['arena_bytes']:,} B), "
-              f"plan {top['flash_bytes']:,} B, {top['macs']:,} MACs{latency}; wrote {out_dir / 'best.tflite'}")
+              f"flash {top['flash_bytes']:,} B with the runtime, {top['macs']:,} MACs{predicted}; "
+              f"wrote {out_dir / 'best.tflite'}")
+    if "verification" in summary:
+        _show_verification(summary["verification"])
+
+
+def _checked_board(name: str):
+    """The board, once it is known that it can be run (a way to reach it, its firmware, the toolchain)."""
+    from firmware_runner.collect import check_board
+
+    board = _board(name)
+    check_board(board).close()
+    return board
+
+
+def _verify_front(out_dir: Path, done, bounds, board, db: Path, latency, jobs: int) -> dict:
+    """The Pareto models run on the board (as `collect` runs them) against the search's predictions;
+    every problem is a warning on stderr."""
+    from firmware_runner.collect import check_board
+    from nas.closed_loop import check_front, summary
+
+    backend = check_board(board)
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"verifying the Pareto models on {board.name}", total=None)
+            checks = check_front(out_dir, done, bounds, board, db, latency, jobs=jobs, backend=backend,
+                                 progress=lambda m: progress.advance(task))
+    finally:
+        backend.close()
+    report = {"board": board.name, "db": str(db), **summary(checks), "checks": [c.as_json() for c in checks]}
+    for problem in report["problems"]:
+        _warn(problem)
+    return report
+
+
+def _show_verification(report: dict) -> None:
+    unit = next((c["unit"] for c in report["checks"] if c["unit"]), "")
+    table = Table("round", "status", f"predicted {unit}", f"measured {unit}", "error", "arena planned",
+                  "arena reported", title=f"the Pareto models on {report['board']} (results in {report['db']})")
+    number = lambda v, f="{:,.0f}": "" if v is None else f.format(v)  # noqa: E731
+    for c in report["checks"]:
+        status = "verified bit-exact" if c["status"] == "measured" and c["verified"] else c["status"]
+        table.add_row(str(c["round"]), status, number(c["predicted_count"]), number(c["measured_count"]),
+                      number(c["latency_error_pct"], "{:+.2f}%"), f"{c['planned_arena_bytes']:,} B",
+                      number(c["board_arena_bytes"], "{:,} B"), style=None if not c["problems"] else "bold yellow")
+    out.print(table)
+    within = (f"{report['within_tolerance']} of {report['predicted']} predictions within "
+              f"±{report['tolerance_pct']:g}%, " if report["predicted"] else "no latency model of this board, ")
+    out.print(f"{report['verified']} of {report['models']} Pareto models verified on {report['board']}; {within}"
+              f"{report['arena_as_planned']} arenas as planned" + ("" if report["problems"] else "; no problems"))
+
+
+def _warn(message: str) -> None:
+    err.print(Text.assemble(("warning: ", "bold yellow"), message), highlight=False, soft_wrap=True)
 
 
 def _board(name_or_path: str):

@@ -11,7 +11,8 @@ Schema (version 1, in PRAGMA user_version):
                   compiler), unit ('cycles' | 'instructions'), status ('measured' | 'skipped' |
                   'failed'), reason, verified (1: the board's output equals the TFLite reference bit
                   for bit, 0: it differs, NULL: not run), repeats, input_seed, count (median per
-                  inference, in `unit`), arena_bytes, stack_bytes, plan_bytes, seconds, created;
+                  inference, in `unit`), arena_bytes (as the board reported it once it ran; before, the
+                  plan's), stack_bytes, plan_bytes, seconds, created;
                   UNIQUE (board, runtime_hash, model_sha256)
     runs          measurement_id, run, count (whole inference)
     layers        measurement_id, step (execution order), op_index, op_type, count (median over runs)

@@ -1,6 +1,6 @@
 """One candidate's evaluation: train the spec's Keras model, convert it to full-int8 TFLite with the
 generator's converter, and measure what the board would get — accuracy of the int8 model run by the
-hwbench host runtime (bit-exact with the board), the exact peak and arena, the plan's bytes, and the
+hwbench host runtime (bit-exact with the board), the exact peak and arena, the flash (plan and runtime code), and the
 latency the board's model predicts.
 
 Deterministic for a seed without touching process-wide seeds: initial weights come from a numpy
@@ -32,7 +32,7 @@ class Evaluation:
     macs: int | None = None
     peak_bytes: int | None = None  # the minimum-peak order's
     arena_bytes: int | None = None  # the runtime's layout of it, scratch buffers included
-    flash_bytes: int | None = None  # the plan: weights, op records, quantization parameters
+    flash_bytes: int | None = None  # the plan (weights, op records, quantization parameters) and the runtime's code
     latency_ms: float | None = None
     train_seconds: float | None = None
     tflite: bytes | None = None
@@ -43,8 +43,8 @@ class Evaluation:
 
 
 def evaluate(spec: dict, dataset: Dataset, epochs: int, seed: int, latency: LatencyEstimator | None = None,
-             learning_rate: float = LEARNING_RATE) -> Evaluation:
-    """Train, convert and measure `spec` on `dataset`."""
+             learning_rate: float = LEARNING_RATE, code_bytes: int = 0) -> Evaluation:
+    """Train, convert and measure `spec` on `dataset`; `code_bytes`: the runtime's code, counted in flash."""
     from hwbench.generate.build import _quiet_tensorflow, convert_int8, keras_model
 
     _quiet_tensorflow()
@@ -66,13 +66,15 @@ def evaluate(spec: dict, dataset: Dataset, epochs: int, seed: int, latency: Late
     calibration = dataset.x_train[rng.permutation(len(dataset.x_train))[:CALIBRATION_IMAGES]]
     try:
         data = convert_int8(model, tuple(spec["input"]), rng, calibration=calibration)
-        return measure(data, dataset, latency, train_seconds)
+        return measure(data, dataset, latency, train_seconds, code_bytes)
     except HwbenchError as e:
         return Evaluation("failed", str(e).splitlines()[0], train_seconds=train_seconds)
 
 
-def measure(data: bytes, dataset: Dataset, latency: LatencyEstimator | None, train_seconds: float) -> Evaluation:
-    """The converted model's accuracy on the host runtime, its memory, flash and latency."""
+def measure(data: bytes, dataset: Dataset, latency: LatencyEstimator | None, train_seconds: float,
+            code_bytes: int = 0) -> Evaluation:
+    """The converted model's accuracy on the host runtime, its memory, flash (the plan and `code_bytes`)
+    and latency."""
     from firmware_runner.compiler.plan import compile_plan
     from firmware_runner.runtime.host import HostRuntime
     from hwbench.costs import graph_cost
@@ -86,7 +88,8 @@ def measure(data: bytes, dataset: Dataset, latency: LatencyEstimator | None, tra
     return Evaluation("ok", val_accuracy=int8_accuracy(runtime, graph, dataset.x_val, dataset.y_val),
                       test_accuracy=int8_accuracy(runtime, graph, dataset.x_test, dataset.y_test),
                       macs=graph_cost(graph).macs, peak_bytes=order.peak_bytes, arena_bytes=plan.arena_size,
-                      flash_bytes=len(plan.blob), latency_ms=latency.ms(graph) if latency else None,
+                      flash_bytes=code_bytes + len(plan.blob),
+                      latency_ms=latency.ms(graph) if latency else None,
                       train_seconds=train_seconds, tflite=data)
 
 

@@ -1,4 +1,4 @@
-"""Where candidates train: in this process, in a local process pool, or on a Ray cluster (as μNAS does).
+"""Where candidates train: in a local process pool, or on a Ray cluster (as μNAS does).
 
 An executor only runs `fn(*args)` and hands back a concurrent.futures.Future; every proposal and seed
 is decided by the search before it submits, so the results are the same on any executor.
@@ -15,18 +15,6 @@ from hwbench.errors import HwbenchError
 
 RAY_DEFAULT_PORT = 6379  # the head node's GCS port when an address names none
 CONNECT_TIMEOUT_S = 10  # Ray itself retries an unreachable address for minutes
-
-
-class InProcess:
-    """One worker: evaluate in this process (no start-up cost, and tracebacks stay readable)."""
-
-    def submit(self, fn, *args) -> Future:
-        future = Future()
-        future.set_result(fn(*args))
-        return future
-
-    def shutdown(self, cancel_futures: bool = False) -> None:
-        pass
 
 
 class RayCluster:
@@ -76,9 +64,7 @@ def _check_reachable(address: str) -> None:
         raise HwbenchError(f"cannot reach the Ray cluster at {address!r}: {e.strerror or e}") from None
 
 
-def local_executor(workers: int):
-    """`workers` local processes (this one when 1)."""
-    if workers == 1:
-        return InProcess()
+def local_executor(workers: int) -> ProcessPoolExecutor:
+    """`workers` local processes (one for one worker too: every candidate trains the same way)."""
     # spawn, not fork: TensorFlow's threads do not survive a fork.
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))

@@ -1,9 +1,14 @@
 """What a search minimises and the hard bounds it never crosses, known from a spec before training.
 
 From a spec's graph IR (hwbench.generate.spec_graph, no TensorFlow): MACs, weight bytes, the exact
-minimum peak of activation memory, and the latency a board's latency model predicts. Flash is the
-plan the runtime executes; before conversion its weights are a lower bound of it, so a spec whose
-weights already break the flash bound is rejected and none that could fit is.
+minimum peak of activation memory, and the latency a board's latency model predicts. Flash is what a
+model takes on the board: the plan the runtime executes and the runtime's code; before conversion
+the weights are a lower bound of the plan, so a spec whose weights already break the flash bound is
+rejected and none that could fit is.
+
+The board bounds memory by what its firmware leaves (hwbench's benchmark firmware, built once and
+cached per runtime build): the SRAM less the stack and static data, the flash less the harness
+around the runtime (start-up, benchmark loop, protocol, board support).
 """
 
 from __future__ import annotations
@@ -44,13 +49,28 @@ class Bounds:
 
 def board_bounds(board: Board, max_peak_bytes: int | None = None, max_flash_bytes: int | None = None,
                  max_macs: int | None = None, max_latency_ms: float | None = None) -> Bounds:
-    """The flags' bounds, each no looser than the board allows.
-
-    The board's SRAM and flash hold the firmware too; until its footprint is measured per board,
-    half of each is left to it (as `hwbench generate --board` does)."""
-    peak = min(x for x in (max_peak_bytes, board.sram.size // 2) if x is not None)
-    flash = min(x for x in (max_flash_bytes, board.flash.size // 2) if x is not None)
+    """The flags' bounds, each no looser than the board allows: peak memory within the arena its
+    firmware leaves, flash (plan and runtime code) within what the firmware's harness leaves."""
+    firmware = board_firmware(board)
+    peak = min(x for x in (max_peak_bytes, firmware.arena_capacity) if x is not None)
+    flash = min(x for x in (max_flash_bytes, firmware.plan_room + firmware.runtime_code) if x is not None)
     return Bounds(peak, flash, max_macs, max_latency_ms)
+
+
+def runtime_code_bytes(board: Board) -> int:
+    """The flash the runtime's code takes on `board`, which every model's flash counts."""
+    return board_firmware(board).runtime_code
+
+
+def board_firmware(board: Board):
+    """The board's benchmark firmware, whose footprint is what the search leaves to it."""
+    from firmware_runner.firmware.build import build_firmware
+
+    try:
+        return build_firmware(board)
+    except HwbenchError as e:
+        raise HwbenchError(f"{board.name}: the search needs the board's firmware build, for the memory it leaves "
+                           f"to models and the runtime's code size, and cannot make it: {e}") from None
 
 
 class LatencyEstimator:
@@ -67,9 +87,13 @@ class LatencyEstimator:
 
         return self.artifact.runtime_warning(current_runtime_hash(self.artifact.board))
 
+    def count(self, graph: Graph) -> float:
+        """Per inference, in the board's unit (cycles, or instructions on an emulator)."""
+        return float(self.artifact.model.predict(graph))
+
     def ms(self, graph: Graph) -> float:
         # Emulated boards count instructions: read as cycles at the board's clock (one per cycle).
-        return float(self.artifact.model.predict(graph)) / self.clock_hz * 1e3
+        return self.count(graph) / self.clock_hz * 1e3
 
 
 @dataclass(frozen=True)
@@ -77,12 +101,13 @@ class SpecCost:
     macs: int
     weight_bytes: int
     peak_bytes: int
-    flash_bytes: int  # before conversion: the weights (a lower bound of the plan); after: the plan
+    flash_bytes: int  # the runtime's code and the plan (before conversion: the weights, a lower bound of it)
     latency_ms: float | None  # None without a latency model
 
 
-def spec_cost(spec: dict, latency: LatencyEstimator | None = None) -> SpecCost:
+def spec_cost(spec: dict, latency: LatencyEstimator | None = None, code_bytes: int = 0) -> SpecCost:
+    """`code_bytes`: the runtime's code, counted in flash (runtime_code_bytes)."""
     graph = spec_graph(spec)
     cost = graph_spec_cost(graph)
-    return SpecCost(cost.macs, cost.weight_bytes, cost.peak_bytes, cost.weight_bytes,
+    return SpecCost(cost.macs, cost.weight_bytes, cost.peak_bytes, code_bytes + cost.weight_bytes,
                     latency.ms(graph) if latency else None)

@@ -19,7 +19,7 @@ FRONT_OBJECTIVES = ("val_error", "latency_ms", "peak_bytes", "flash_bytes")  # a
 
 
 def feasible(candidate: Candidate, bounds: Bounds) -> bool:
-    """Trained, and within every bound by its measured numbers (flash now the plan's exact bytes)."""
+    """Trained, and within every bound by its measured numbers (flash now with the plan's exact bytes)."""
     e = candidate.evaluation
     return e.status == "ok" and not bounds.violations(
         SpecCost(e.macs, 0, e.peak_bytes, e.flash_bytes, e.latency_ms))

@@ -11,6 +11,11 @@ of (seed, r). Round r sees only the rounds before r - in_flight + 1, so up to `i
 train at once and the search is the same for a seed whatever the number of workers (up to in_flight),
 wherever they train (nas/executors.py: local processes or a Ray cluster) and however often it was
 killed and resumed.
+
+Workers: candidates train in worker processes (one for one worker too), each running TensorFlow on
+one thread. J workers then use J cores, where each would otherwise spread over all of them, and
+training sums in the same order whatever the machine and the number of workers (TensorFlow splits
+its work by its thread count, and the trained weights differ in the last bits).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class SearchSettings:
     sample: int = 25
     max_error: float = MUNAS_ERROR_BOUND
     in_flight: int = 4
+    runtime_code_bytes: int = 0  # counted in every candidate's flash: nas.objectives.runtime_code_bytes(board)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -77,11 +83,12 @@ def search_context(settings: SearchSettings) -> tuple:
 
 
 def _evaluate(settings: SearchSettings, spec: dict, seed: int, context: tuple | None = None) -> Evaluation:
-    """Train and measure one candidate. `context` is the search's dataset, space and latency model as
-    the search loaded them (a cluster's nodes may not read its files); without it this process loads
-    them, once."""
+    """Train and measure one candidate, in a worker (a local process or a cluster's). `context` is the
+    search's dataset, space and latency model as the search loaded them (a cluster's nodes may not read
+    its files); without it this process loads them, once."""
+    _one_thread_tensorflow()
     dataset, _, latency = context or search_context(settings)
-    return evaluate(spec, dataset, settings.epochs, seed, latency)
+    return evaluate(spec, dataset, settings.epochs, seed, latency, code_bytes=settings.runtime_code_bytes)
 
 
 def score(evaluation: Evaluation, settings: SearchSettings, lambdas: np.ndarray) -> float:
@@ -109,8 +116,20 @@ def propose_round(settings: SearchSettings, r: int, done: dict[int, Candidate]) 
         scores = [score(population[i].evaluation, settings, lambdas) for i in drawn]
         if np.isfinite(min(scores)):
             parent = population[int(drawn[int(np.argmin(scores))])]
-    spec, _ = propose(space, rng, settings.bounds, latency, parent=parent.spec if parent else None)
+    spec, _ = propose(space, rng, settings.bounds, latency, parent=parent.spec if parent else None,
+                      code_bytes=settings.runtime_code_bytes)
     return spec, parent.round if parent else None, int(rng.integers(2**31))
+
+
+def _one_thread_tensorflow() -> None:
+    """This worker's TensorFlow on one thread per op and one op at a time: set before it starts (the
+    worker's first candidate), kept for the next ones."""
+    from hwbench.generate.build import _quiet_tensorflow
+
+    tf = _quiet_tensorflow()
+    if tf.config.threading.get_intra_op_parallelism_threads() != 1:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 class Search:

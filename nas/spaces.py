@@ -124,14 +124,15 @@ def _fit_branches(spec: dict) -> dict:
 
 
 def propose(space: CnnSpace, rng: np.random.Generator, bounds: Bounds, latency: LatencyEstimator | None = None,
-            parent: dict | None = None, max_tries: int = MAX_TRIES) -> tuple[dict, SpecCost]:
-    """A spec sampled from `space` (or a mutation of `parent`) that meets `bounds`, and its costs.
+            parent: dict | None = None, max_tries: int = MAX_TRIES, code_bytes: int = 0) -> tuple[dict, SpecCost]:
+    """A spec sampled from `space` (or a mutation of `parent`) that meets `bounds`, and its costs
+    (flash counting the runtime's `code_bytes`).
 
     After `max_tries` misses, raises HwbenchError with the smallest peak and flash seen."""
     smallest: dict[str, float] = {}
     for _ in range(max_tries):
         spec = space.mutate(parent, rng) if parent is not None else space.sample(rng)
-        cost = spec_cost(spec, latency)
+        cost = spec_cost(spec, latency, code_bytes)
         if not bounds.violations(cost):
             return spec, cost
         for name in ("peak_bytes", "flash_bytes", "latency_ms"):
@@ -140,5 +141,5 @@ def propose(space: CnnSpace, rng: np.random.Generator, bounds: Bounds, latency: 
     what = "mutation of the parent" if parent is not None else "sampled architecture"
     latency_seen = f", the lowest latency {smallest['latency_ms']:.3f} ms" if "latency_ms" in smallest else ""
     raise HwbenchError(f"no {what} met the bounds ({bounds}) in {max_tries} tries; the smallest peak seen was "
-                       f"{smallest['peak_bytes']:,} B, the smallest weights {smallest['flash_bytes']:,} B"
+                       f"{smallest['peak_bytes']:,} B, the smallest flash {smallest['flash_bytes']:,} B"
                        f"{latency_seen}: widen the bounds")

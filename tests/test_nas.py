@@ -233,6 +233,46 @@ def test_the_front_keeps_the_feasible_undominated_candidates():
     assert list(front["round"]) == [0, 1, 5]
 
 
+# ------------------------------------------------------------------------------ what the board leaves to models
+
+
+def test_the_board_bounds_are_what_its_firmware_leaves_and_flash_counts_the_runtime_code(tmp_path):
+    import subprocess
+
+    from firmware_runner.firmware.build import COMMON_FLAGS, board_flags, build_firmware, stack_size
+    from firmware_runner.runtime.host import RUNTIME_DIR, runtime_sources
+    from hwbench.boards import get_board
+    from nas.objectives import board_bounds, runtime_code_bytes
+
+    board = get_board("microbit")
+    firmware = build_firmware(board)
+    bounds = board_bounds(board)
+    assert bounds.max_peak_bytes == firmware.arena_capacity <= board.sram.size - stack_size(board.sram.size)
+    assert bounds.max_flash_bytes == firmware.plan_room + runtime_code_bytes(board) < board.flash.size
+    assert board_bounds(board, 1000, 10**9, 5, 2.0) == Bounds(1000, bounds.max_flash_bytes, 5, 2.0)
+    # the runtime's code in the image: what its own objects hold, give or take the library routines they
+    # call (soft float and division on the M0) and the functions the link drops
+    objects = []
+    for source in runtime_sources():
+        objects.append(str(tmp_path / f"{source.stem}.o"))
+        subprocess.run(["arm-none-eabi-gcc", *COMMON_FLAGS, *board_flags(board), "-I", str(RUNTIME_DIR), "-c",
+                        str(source), "-o", objects[-1]], check=True)
+    sizes = subprocess.run(["arm-none-eabi-size", "--totals", *objects], capture_output=True, text=True, check=True)
+    text, data = map(int, sizes.stdout.splitlines()[-1].split()[:2])
+    assert 0.9 * (text + data) <= firmware.runtime_code <= 1.25 * (text + data)
+    assert 0 < firmware.flash_used - firmware.runtime_code < 0.1 * firmware.flash_used  # the harness is small
+
+
+def test_without_the_arm_toolchain_the_search_says_so(tmp_path, capsys, monkeypatch):
+    from conftest import run_cli
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no arm-none-eabi-gcc on it
+    code, _, stderr = run_cli(capsys, "search", "--board", "microbit", "--dataset", "digits", "--out", str(tmp_path / "s"))
+    assert code == 1 and len(stderr.strip().splitlines()) == 1
+    assert "microbit: the search needs the board's firmware build" in stderr and "arm-none-eabi-gcc is not installed" in stderr
+    assert not (tmp_path / "s").exists()
+
+
 # ------------------------------------------------------------------------------ the search
 
 
@@ -452,6 +492,83 @@ def test_bad_search_input_is_one_line(latency_file, tmp_path, capsys, args, mess
     code, stdout, stderr = run_cli(capsys, "search", *[x for k, v in {**base, **given}.items() for x in (k, v)])
     assert code == 1 and message in stderr and "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------ the closed loop, on QEMU
+
+
+def test_the_pareto_models_are_verified_on_the_board_and_refit_the_latency_model(latency_file, tmp_path, capsys):
+    """--verify-board runs the front through collect into the latency model's own results DB; the report
+    holds what the DB and the latency model say; a rerun measures nothing again; fit learns from them."""
+    import shutil
+
+    from conftest import run_cli
+    from firmware_runner.firmware.build import build_firmware
+    from hwbench.boards import get_board
+    from latency_models.artifact import load_artifact
+    from latency_models.prediction import predict_report
+    from hwbench.results import ResultsDB
+    from hwbench.tflite_reader import read_tflite
+
+    db = tmp_path / "results.db"
+    shutil.copy(latency_file.parent / "results.db", db)
+    args = ["search", "--board", BOARD, "--dataset", "digits", "--out", str(tmp_path / "s"), "--max-peak", "1024",
+            "--latency-model", str(latency_file), "--rounds", "3", "--epochs", "1", "--population", "2",
+            "--sample", "1", "--seed", "3", "--verify-board", BOARD, "--db", str(db), "--json"]
+    code, stdout, stderr = run_cli(capsys, *args)
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    report = summary["verification"]
+    front = {row["round"]: row for row in json.loads((tmp_path / "s" / "pareto.json").read_text())}
+    assert report["models"] == len(front) == summary["pareto_size"] >= 1
+    results = ResultsDB(db)
+    rows = results.measurements(BOARD).set_index("sha256")
+    results.close()
+    latency = load_artifact(latency_file)
+    for check in report["checks"]:
+        row = rows.loc[check["sha256"]]
+        assert check["status"] == row["status"] == "measured" and check["verified"] and row["verified"]
+        assert check["measured_count"] == row["count"] and check["board_arena_bytes"] == row["arena_bytes"]
+        assert check["planned_arena_bytes"] == front[check["round"]]["arena_bytes"]
+        # flash: the plan collect ran and the runtime's code in the board's firmware
+        assert front[check["round"]]["flash_bytes"] == row["plan_bytes"] + build_firmware(get_board(BOARD)).runtime_code
+        model = tmp_path / "s" / "front" / check["model"]
+        assert check["predicted_count"] == pytest.approx(predict_report(latency, read_tflite(model), "m")["count"])
+        error = check["predicted_count"] / check["measured_count"] - 1
+        assert check["latency_error_pct"] == pytest.approx(error * 100)
+        loud = abs(error) > 0.10 or check["board_arena_bytes"] != check["planned_arena_bytes"]
+        assert bool(check["problems"]) == loud and all(p in stderr for p in check["problems"])
+    assert report["within_tolerance"] == sum(abs(c["latency_error_pct"]) <= 10 for c in report["checks"])
+    assert stderr.count("warning:") == len(report["problems"])
+
+    again = run_cli(capsys, *args[:-1], "--resume")  # a finished search: only verified again, from the DB
+    assert again[0] == 0 and "Pareto models verified" in again[1]
+    results = ResultsDB(db)
+    assert len(results.measurements(BOARD)) == len(rows)
+    results.close()
+
+    code, stdout, stderr = run_cli(capsys, "fit", "--db", str(db), "--board", BOARD, "--out", str(tmp_path / "re.latmodel"),
+                                   "--json")
+    assert code == 0, stderr
+    fitted = json.loads(stdout)
+    assert fitted["n_models"] + fitted["n_test_models"] == 16 + len(front)
+
+
+def test_a_prediction_off_by_more_than_a_tenth_or_an_arena_not_as_planned_is_a_problem():
+    from nas.closed_loop import BoardCheck, summary
+
+    def check(predicted, measured=100_000.0, planned=512, reported=512, status="measured", verified=True):
+        return BoardCheck(1, "m.tflite", "0" * 64, status, None if status == "measured" else "why", verified,
+                          "instructions", predicted, measured, planned, reported)
+
+    assert check(109_000).problems() == [] and check(91_000).problems() == []
+    assert "+12.0%" in check(112_000).problems()[0] and "-20.0%" in check(80_000).problems()[0]
+    assert check(None).problems() == []  # no latency model of this board: nothing to compare
+    assert check(100_000, reported=528).problems() == ["round 1: arena planned 512 B, the board reported 528 B"]
+    assert "not verified on the board (skipped: why)" in check(None, None, status="skipped", verified=None).problems()[0]
+    counts = summary([check(105_000), check(120_000), check(None), check(100_000, reported=600)])
+    assert (counts["verified"], counts["predicted"], counts["within_tolerance"], counts["arena_as_planned"]) == (4, 3, 2, 3)
+    assert len(counts["problems"]) == 2
 
 
 # ------------------------------------------------------------------------------ on a Ray cluster

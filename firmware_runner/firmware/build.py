@@ -2,7 +2,8 @@
 plus the board-support file of the firmware family it names) and cached by
 the board's runtime hash (hwbench.runtime_hash: sources, flags, memory map, and the plan compiler
 that lays out the model) and the compiler's version, so a rebuild happens only when one of them
-changed."""
+changed. The build records the firmware's footprint: the arena its SRAM leaves, the flash it takes and,
+of that, the runtime's code (what a model needs on the board beside its plan)."""
 
 from __future__ import annotations
 
@@ -39,11 +40,17 @@ class Firmware:
     run_address: int  # where the run header and plan go
     arena_capacity: int  # bytes of SRAM left for the arena
     flash_used: int  # bytes of flash the firmware image takes
+    runtime_code: int  # of those, the runtime's (the image less the harness: start-up, loop, protocol, board support)
     flash_limit: int  # flash the run image must share with the firmware (within the board's and the limits')
     sram_limit: int
     sram_run_address: int  # the arena's start: where a run image goes when it fits there beside its arena
     clock_hz: int  # the clock and the settings (name -> value) the board must report running with
     settings: dict[str, int]
+
+    @property
+    def plan_room(self) -> int:
+        """The largest plan the board can be given beside the firmware (collect's own check)."""
+        return self.flash_limit - self.flash_used - RUN_HEADER_SIZE
 
     def run_fits_sram(self, image: bytes) -> bool:
         """Whether a run image (run header + plan) fits at the arena's start beside the arena its plan
@@ -118,10 +125,12 @@ def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
                      "-T", str(folder / "link.ld")), cc="arm-none-eabi-gcc")
     symbols = _symbols(elf)
     flash_used = symbols["__flash_end"] - board.flash.origin
+    harness = _code_bytes(elf, {*SHARED_SOURCES, board_support(board).name})
     # The run image goes at the plan address: no further than the end of the emulated flash.
     flash_limit = min(flash, flash_used + board.flash.end - board.plan_address) if plan_in_flash else flash
     firmware = Firmware(board.name, elf, runtime_hash, board.plan_address,
-                        symbols["__arena_end"] - symbols["__arena_start"], flash_used, flash_limit, sram,
+                        symbols["__arena_end"] - symbols["__arena_start"], flash_used, flash_used - harness,
+                        flash_limit, sram,
                         symbols["__arena_start"], board.clock_hz, board.firmware_options.requested())
     partial = meta.with_suffix(".partial")
     partial.write_text(json.dumps({**asdict(firmware), "elf": str(elf)}))
@@ -136,3 +145,17 @@ def _compiler_version() -> str:
 def _symbols(elf: Path) -> dict[str, int]:
     listing = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
     return {parts[2]: int(parts[0], 16) for parts in (line.split() for line in listing.splitlines()) if len(parts) == 3}
+
+
+def _code_bytes(elf: Path, sources: set[str]) -> int:
+    """Bytes of flash (code, constants, initial data) the functions and objects defined in `sources`
+    (file names) take, found through the debug information's source line of each symbol."""
+    listing = subprocess.run(["arm-none-eabi-nm", "--print-size", "--line-numbers", "--defined-only", str(elf)],
+                             capture_output=True, text=True, check=True).stdout
+    sizes = {}  # by address: aliases (the same object under two names) count once
+    for line in listing.splitlines():
+        symbol, _, where = line.partition("\t")
+        parts = symbol.split()
+        if len(parts) == 4 and parts[2] in "TtRrDd" and Path(where.rpartition(":")[0]).name in sources:
+            sizes[parts[0]] = int(parts[1], 16)
+    return sum(sizes.values())
