@@ -29,7 +29,7 @@ RUNTIME_DIR = Path(__file__).resolve().parent
 
 
 def runtime_sources() -> list[Path]:
-    return [RUNTIME_DIR / "hwb_runtime.c", *sorted((RUNTIME_DIR / "kernels").glob("*.c"))]
+    return [RUNTIME_DIR / "hwb_runtime.c", RUNTIME_DIR / "hwb_kernels.c", *sorted((RUNTIME_DIR / "kernels").glob("*.c"))]
 
 
 def cache_dir() -> Path:

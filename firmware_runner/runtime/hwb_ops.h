@@ -44,6 +44,15 @@ enum { HWB_PATHS(HWB_PATH_ENUM) };
 typedef enum { HWB_OPS(HWB_OP_ENUM) HWB_OP_END } hwb_op_code;
 #undef HWB_OP_ENUM
 
+/* An op's kernel: its check and its run. hwb_kernels.c has one for every op; an application built
+ * from `hwbench export` links a table of only its model's kernels instead, and hwb_load refuses an op
+ * whose entry is empty. */
+typedef struct {
+    hwb_status (*check)(const hwb_op_args *args);
+    hwb_status (*run)(const hwb_op_args *args);
+} hwb_kernel;
+extern const hwb_kernel hwb_kernels[HWB_OP_END];
+
 #define HWB_OP_DECLARE(code, name, check, run)                                      \
     hwb_status check(const hwb_op_args *args);                                      \
     hwb_status run(const hwb_op_args *args);

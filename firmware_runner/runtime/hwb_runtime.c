@@ -46,17 +46,6 @@ static uint32_t element_size(int32_t dtype) {
     }
 }
 
-typedef hwb_status (*kernel_fn)(const hwb_op_args *args);
-typedef struct {
-    kernel_fn check, run;
-} kernel;
-
-static const kernel kernels[HWB_OP_END] = {
-#define HWB_OP_ENTRY(code, name, check, run) [code] = {check, run},
-    HWB_OPS(HWB_OP_ENTRY)
-#undef HWB_OP_ENTRY
-};
-
 hwb_status hwb_checks_when_run(const hwb_op_args *args) {
     (void)args;
     return HWB_OK;
@@ -127,7 +116,7 @@ static void decode_op(const hwb_context *ctx, const hwb_op_record *r, hwb_tensor
 static hwb_status check_op(const hwb_context *ctx, uint32_t i, uint32_t data_offset, uint32_t data_size) {
     const hwb_op_record *r = &ctx->ops[i];
     uint32_t inputs = r->input_count, outputs = r->output_count;
-    if (r->code >= HWB_OP_END || kernels[r->code].run == 0 || inputs > HWB_MAX_INPUTS || outputs > HWB_MAX_OUTPUTS ||
+    if (r->code >= HWB_OP_END || hwb_kernels[r->code].run == 0 || inputs > HWB_MAX_INPUTS || outputs > HWB_MAX_OUTPUTS ||
         outputs == 0 || r->reserved != 0)
         return HWB_ERR_OP;
     if (r->operands % 2 != 0 || !inside(r->operands, 2u * (inputs + outputs), data_offset, data_size)) return HWB_ERR_LAYOUT;
@@ -142,7 +131,7 @@ static hwb_status check_op(const hwb_context *ctx, uint32_t i, uint32_t data_off
     hwb_tensor in[HWB_MAX_INPUTS], out[HWB_MAX_OUTPUTS];
     hwb_op_args args;
     decode_op(ctx, r, in, out, &args);
-    return kernels[r->code].check(&args);
+    return hwb_kernels[r->code].check(&args);
 }
 
 hwb_status hwb_load(hwb_context *ctx, const void *plan, uint32_t plan_size, void *arena, uint32_t arena_size) {
@@ -200,7 +189,7 @@ hwb_status hwb_invoke_op(const hwb_context *ctx, uint32_t index) {
     hwb_tensor inputs[HWB_MAX_INPUTS], outputs[HWB_MAX_OUTPUTS];
     hwb_op_args args;
     decode_op(ctx, r, inputs, outputs, &args);
-    return kernels[r->code].run(&args);
+    return hwb_kernels[r->code].run(&args);
 }
 
 hwb_status hwb_invoke(const hwb_context *ctx) {
