@@ -20,11 +20,11 @@ BOARD = "mps2-an386"
 BOARD_MAIN = r"""
 #include "board.h"
 #include "model.h"
-static uint8_t arena[MODEL_ARENA_SIZE] __attribute__((aligned(16)));
+static uint8_t memory[MODEL_MEMORY_SIZE] __attribute__((aligned(16)));
 int main(void) {
     hwb_context ctx;
     board_init();
-    if (model_init(&ctx, arena) != HWB_OK) return 1;
+    if (model_init(&ctx, memory) != HWB_OK) return 1;
     int8_t *in = model_input(&ctx, 0);
     for (uint32_t i = 0; i < MODEL_INPUT0_BYTES; i++) in[i] = (int8_t)(i * 37u + 11u);
     if (model_invoke(&ctx) != HWB_OK) return 2;
@@ -36,10 +36,10 @@ int main(void) {
 HOST_MAIN = r"""
 #include <stdio.h>
 #include "model.h"
-static uint8_t arena[MODEL_ARENA_SIZE] __attribute__((aligned(16)));
+static uint8_t memory[MODEL_MEMORY_SIZE] __attribute__((aligned(16)));
 int main(void) {
     hwb_context ctx;
-    if (model_init(&ctx, arena) != HWB_OK) return 1;
+    if (model_init(&ctx, memory) != HWB_OK) return 1;
     if (fread(model_input(&ctx, 0), 1, MODEL_INPUT0_BYTES, stdin) != MODEL_INPUT0_BYTES) return 2;
     if (model_invoke(&ctx) != HWB_OK) return 3;
     fwrite(model_output(&ctx, 0), 1, MODEL_OUTPUT0_BYTES, stdout);

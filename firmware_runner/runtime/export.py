@@ -12,12 +12,13 @@ runtime hash); only the kernel table is the model's own: the runtime's hwb_kerne
 the export's lists those of its model, so that only their sources are needed.
 
     #include "model.h"
-    static uint8_t arena[MODEL_ARENA_SIZE] __attribute__((aligned(16)));
+    static uint8_t memory[MODEL_MEMORY_SIZE] __attribute__((aligned(16)));
     hwb_context ctx;
-    model_init(&ctx, arena);   fill model_input(&ctx, 0);   model_invoke(&ctx);   read model_output(&ctx, 0)
+    model_init(&ctx, memory);   fill model_input(&ctx, 0);   model_invoke(&ctx);   read model_output(&ctx, 0)
 
 The plan is the runtime's own format (hwb_runtime.h): weights, op records and the arena layout the
-planner chose, so the arena size is exactly what `hwbench analyze` reports.
+planner chose, so the arena size is exactly what `hwbench analyze` reports; the memory the caller
+provides holds the table the runtime decodes the plan into at load, then that arena.
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float"}
 
 
 def c_array(plan: Plan, name: str = "model") -> tuple[str, str]:
-    """(header, source) defining `<name>_plan` and the sizes `<NAME>_PLAN_SIZE`, `<NAME>_ARENA_SIZE`."""
+    """(header, source) defining `<name>_plan` and the sizes `<NAME>_PLAN_SIZE`, `<NAME>_ARENA_SIZE` and
+    `<NAME>_MEMORY_SIZE` (the memory hwb_load needs: the runtime's table of the plan, then the arena)."""
     _check_identifier(name)
-    return _header(name, "the plan of one model for the hwbench runtime", "#include <stdint.h>", _plan_macros(plan, name)
-                   + f"\nextern const uint8_t {name}_plan[{name.upper()}_PLAN_SIZE];\n"), \
+    return _header(name, "the plan of one model for the hwbench runtime", '#include "hwb_runtime.h"',
+                   _plan_macros(plan, name) + f"\nextern const uint8_t {name}_plan[{name.upper()}_PLAN_SIZE];\n"), \
         f'#include "{name}.h"\n\n{_plan_definition(plan, name)}'
 
 
@@ -116,7 +118,9 @@ def _header(name: str, what: str, includes: str, body: str) -> str:
 
 def _plan_macros(plan: Plan, name: str) -> str:
     upper = name.upper()
-    return f"#define {upper}_PLAN_SIZE {len(plan.blob)}u\n#define {upper}_ARENA_SIZE {plan.arena_size}u\n"
+    return (f"#define {upper}_PLAN_SIZE {len(plan.blob)}u\n#define {upper}_ARENA_SIZE {plan.arena_size}u\n"
+            f"#define {upper}_MEMORY_SIZE HWB_MEMORY_SIZE({upper}_ARENA_SIZE, {len(plan.ops)}u, "
+            f"{sum(op.operands for op in plan.ops)}u)\n")
 
 
 def _plan_definition(plan: Plan, name: str) -> str:
@@ -146,14 +150,15 @@ def _api_header(graph: Graph, plan: Plan, name: str, board: Board) -> str:
     upper = name.upper()
     body = (f"/* The runtime these sources are (hwbench's runtime hash) and the board it was measured on. */\n"
             f'#define {upper}_RUNTIME_HASH "{runtime_hash(board)}"\n#define {upper}_BOARD "{board.name}"\n\n'
-            f"/* The plan (in flash) and the arena the caller provides: activations and kernel scratch, at the\n"
-            f" * offsets the arena planner chose; {upper}_ARENA_SIZE is the arena `hwbench analyze` reports. */\n"
-            + _plan_macros(plan, name) + f"#define {upper}_ARENA_ALIGNMENT {ALIGNMENT}u\n"
+            f"/* The plan (in flash), and the memory the caller provides: the table the runtime decodes the\n"
+            f" * plan into, then the arena (activations and kernel scratch at the offsets the arena planner\n"
+            f" * chose). {upper}_ARENA_SIZE is the arena `hwbench analyze` reports. */\n"
+            + _plan_macros(plan, name) + f"#define {upper}_MEMORY_ALIGNMENT {ALIGNMENT}u\n"
             f"extern const uint8_t {name}_plan[{upper}_PLAN_SIZE];\n\n"
             f"/* Inputs and outputs: real value = scale * (q - zero_point). */\n"
             + _io_macros(graph, name, "input", plan.inputs) + _io_macros(graph, name, "output", plan.outputs) +
-            f"\n/* Checks the plan once and lays it out in `arena` ({upper}_ARENA_SIZE bytes, {ALIGNMENT}-byte aligned). */\n"
-            f"hwb_status {name}_init(hwb_context *ctx, void *arena);\n"
+            f"\n/* Checks the plan once and lays it out in `memory` ({upper}_MEMORY_SIZE bytes, {ALIGNMENT}-byte aligned). */\n"
+            f"hwb_status {name}_init(hwb_context *ctx, void *memory);\n"
             f"/* Runs every op on what the inputs hold. */\n"
             f"hwb_status {name}_invoke(const hwb_context *ctx);\n"
             f"/* The index-th input or output in the arena ({upper}_INPUT<i>_BYTES bytes; NULL for no such one).\n"
@@ -168,8 +173,8 @@ def _api_source(plan: Plan, name: str, kernels: Sequence[str]) -> str:
     return (f'#include "{name}.h"\n\n#include "hwb_ops.h"\n\n{_plan_definition(plan, name)}\n'
             f"/* The kernel table (in place of the runtime's hwb_kernels.c): only the kernels this plan uses. */\n"
             f"const hwb_kernel hwb_kernels[HWB_OP_END] = {{\n{table}}};\n\n"
-            f"hwb_status {name}_init(hwb_context *ctx, void *arena) {{\n"
-            f"    return hwb_load(ctx, {name}_plan, {name.upper()}_PLAN_SIZE, arena, {name.upper()}_ARENA_SIZE);\n}}\n\n"
+            f"hwb_status {name}_init(hwb_context *ctx, void *memory) {{\n"
+            f"    return hwb_load(ctx, {name}_plan, {name.upper()}_PLAN_SIZE, memory, {name.upper()}_MEMORY_SIZE);\n}}\n\n"
             f"hwb_status {name}_invoke(const hwb_context *ctx) {{ return hwb_invoke(ctx); }}\n\n"
             f"static void *io(const hwb_context *ctx, int which, uint32_t index) {{\n"
             f"    hwb_tensor t;\n    return hwb_io(ctx, which, index, &t) == HWB_OK ? t.data : 0;\n}}\n\n"
@@ -186,7 +191,9 @@ Exported by `hwbench export` for {board.name} ({board.core}): runtime hash `{run
 on that board. The files other than `{name}.h`, `{name}.c` and this README are its sources, unchanged.
 
 - plan: {len(plan.blob):,} B, `const` in `{name}.c` (flash)
-- arena: {plan.arena_size:,} B (`{upper}_ARENA_SIZE`, {ALIGNMENT}-byte aligned), which you provide
+- arena: {plan.arena_size:,} B (`{upper}_ARENA_SIZE`, what `hwbench analyze` reports); the memory you
+  provide, `{upper}_MEMORY_SIZE` bytes ({ALIGNMENT}-byte aligned), holds the table the runtime decodes the
+  plan into (its {len(plan.ops)} ops and their {sum(op.operands for op in plan.ops)} operands), then the arena
 - kernels: {", ".join(kernels)} (only these are included)
 
 ## Build
@@ -196,17 +203,17 @@ later; link with `-lm`. hwbench measured them built with
 
     {" ".join(flags)}
 
-No dynamic allocation, no global state: everything is in the `hwb_context` and the arena.
+No dynamic allocation, no global state: everything is in the `hwb_context` and the memory.
 
 ## Use
 
 ```c
 #include "{name}.h"
 
-static uint8_t arena[{upper}_ARENA_SIZE] __attribute__((aligned({ALIGNMENT})));
+static uint8_t memory[{upper}_MEMORY_SIZE] __attribute__((aligned({ALIGNMENT})));
 
 hwb_context ctx;
-if ({name}_init(&ctx, arena) != HWB_OK) {{ /* the plan or the arena was refused */ }}
+if ({name}_init(&ctx, memory) != HWB_OK) {{ /* the plan or the memory was refused */ }}
 int8_t *input = {name}_input(&ctx, 0);   /* {upper}_INPUT0_BYTES bytes; quantization in {name}.h */
 /* ... fill input ... */
 if ({name}_invoke(&ctx) != HWB_OK) {{ /* ... */ }}
