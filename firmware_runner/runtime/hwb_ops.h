@@ -15,7 +15,7 @@
     X(6, MUL, hwb_mul_s8_check, hwb_mul_s8)                                             \
     X(7, AVERAGE_POOL_2D, hwb_average_pool_s8_check, hwb_average_pool_s8)               \
     X(8, MAX_POOL_2D, hwb_max_pool_s8_check, hwb_max_pool_s8)                           \
-    X(9, MEAN, hwb_checks_when_run, hwb_mean_s8)                                        \
+    X(9, MEAN, hwb_mean_s8_check, hwb_mean_s8)                                          \
     X(10, PAD, hwb_pad_s8_check, hwb_pad_s8)                                            \
     X(11, RESHAPE, hwb_reshape_check, hwb_reshape)                                      \
     X(12, TRANSPOSE, hwb_transpose_s8_check, hwb_transpose_s8)                          \

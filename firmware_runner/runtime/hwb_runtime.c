@@ -47,11 +47,6 @@ static uint32_t element_size(int32_t dtype) {
     }
 }
 
-hwb_status hwb_checks_when_run(const hwb_op_args *args) {
-    (void)args;
-    return HWB_OK;
-}
-
 /* [offset, offset + size) lies inside [start, start + length), computed without overflow. */
 static int inside(uint32_t offset, uint64_t size, uint32_t start, uint32_t length) {
     return offset >= start && (uint64_t)offset + size <= (uint64_t)start + length;

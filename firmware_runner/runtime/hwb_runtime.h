@@ -134,9 +134,6 @@ uint32_t hwb_crc32(const uint8_t *data, uint32_t size);
 const char *hwb_status_name(hwb_status status);
 uint32_t hwb_context_size(void);
 
-/* The check of a kernel that still checks its operands itself each time it runs. */
-hwb_status hwb_checks_when_run(const hwb_op_args *args);
-
 /* Helpers for kernels. */
 int32_t hwb_flat_size(const hwb_tensor *t);
 int hwb_same_shape(const hwb_tensor *a, const hwb_tensor *b);
