@@ -40,3 +40,24 @@ def test_the_interpreter_costs_at_most_100_instructions_per_op():
     per_op = (totals[110] - totals[10]) / 100  # a whole invoke: the loop, the call, the kernel
     assert 0 < per_op <= MAX_OVERHEAD, per_op
     assert 0 < max(layers[110]) <= MAX_OVERHEAD, max(layers[110])  # one op run by itself, as collect counts it
+
+
+def test_a_plan_runs_in_its_decoded_table_then_its_arena_and_not_in_a_byte_less():
+    import ctypes
+
+    from firmware_runner.compiler.plan import compile_plan
+    from firmware_runner.runtime.host import HostRuntime, _Context, _aligned, host_library
+
+    plan = compile_plan(reshape_chain(3))
+    lib = host_library()
+    blob = _aligned(len(plan.blob))
+    blob[:] = np.frombuffer(plan.blob, np.uint8)
+    needed = ctypes.c_uint32(0)
+    assert lib.hwb_memory_size(blob.ctypes.data, len(blob), ctypes.byref(needed)) == 0
+    assert needed.value > plan.arena_size  # the table comes first
+    memory = _aligned(needed.value)
+    statuses = [lib.hwb_load(ctypes.byref(_Context()), blob.ctypes.data, len(blob), memory.ctypes.data, size)
+                for size in (needed.value - 1, needed.value)]
+    assert [lib.hwb_status_name(s).decode() for s in statuses] == ["arena", "ok"]
+    x = np.arange(64, dtype=np.int8).reshape(1, 8, 8)
+    assert HostRuntime(plan).run([x])[0].tobytes() == x.tobytes()

@@ -11,11 +11,11 @@
  *   io table: input_count then output_count u16 tensor indices
  *   data section: operand lists, parameter structs and constant tensors.
  * Records are read in place, so every table is 4-byte aligned. hwb_load decodes each op once, into the
- * table at the start of the caller's memory (HWB_MEMORY_SIZE), so that an invoke only calls kernels. Each kernel's operands and parameter
- * struct are documented in its file (kernels/); a change to any of them, or to the layout above, is
- * a new HWB_PLAN_VERSION (2: FULLY_CONNECTED's scales as integer mantissas and exponents; 3: native
- * records read in place, per-op scratch buffers; 4: kernel paths in the conv family's parameters, their
- * fast paths' packed operands). */
+ * table at the start of the caller's memory (HWB_MEMORY_SIZE), so that an invoke only calls kernels.
+ * Each kernel's operands and parameter struct are documented in its file (kernels/); a change to any
+ * of them, or to the layout above, is a new HWB_PLAN_VERSION (2: FULLY_CONNECTED's scales as integer
+ * mantissas and exponents; 3: native records read in place, per-op scratch buffers; 4: kernel paths in
+ * the conv family's parameters, their fast paths' packed operands). */
 #include "hwb_runtime.h"
 
 #include <string.h>
@@ -198,18 +198,18 @@ hwb_status hwb_load(hwb_context *ctx, const void *plan, uint32_t plan_size, void
     if (status == HWB_OK && (table + ctx->arena_size > memory_size || (memory == 0 && table + ctx->arena_size > 0) ||
                              ((uintptr_t)memory & (HWB_ARENA_ALIGNMENT - 1u)) != 0))
         status = HWB_ERR_ARENA;
-    if (status == HWB_OK) {
-        ctx->table = (const hwb_decoded_op *)memory;
+    hwb_decoded_op *ops = (hwb_decoded_op *)memory; /* NULL only for a plan of no ops and no arena */
+    if (status == HWB_OK && memory != 0) {
+        ctx->table = ops;
         ctx->arena = (uint8_t *)memory + (size_t)table;
     }
     for (uint32_t i = 0; status == HWB_OK && i < ctx->tensor_count; i++) status = check_tensor(ctx, i, data_offset, data_size);
     for (uint32_t i = 0; status == HWB_OK && i < ctx->input_count + ctx->output_count; i++)
         if (!in_arena(ctx, ctx->io[i])) status = HWB_ERR_OP;
-    hwb_decoded_op *ops = (hwb_decoded_op *)memory;
-    hwb_tensor *operands = (hwb_tensor *)(void *)(ops + ctx->op_count);
-    for (uint32_t i = 0; status == HWB_OK && i < ctx->op_count; i++) {
+    for (uint32_t i = 0, decoded = 0; status == HWB_OK && i < ctx->op_count; i++) {
+        hwb_tensor *operands = (hwb_tensor *)(void *)(ops + ctx->op_count) + decoded; /* after the ops */
         status = check_op(ctx, i, data_offset, data_size, &ops[i], operands);
-        operands += ctx->ops[i].input_count + ctx->ops[i].output_count;
+        decoded += ctx->ops[i].input_count + ctx->ops[i].output_count;
     }
     if (status != HWB_OK) memset(ctx, 0, sizeof *ctx); /* a refused plan leaves nothing runnable */
     return status;
