@@ -29,7 +29,10 @@ int main(void) {
     for (uint32_t i = 0; i < MODEL_INPUT0_BYTES; i++) in[i] = (int8_t)(i * 37u + 11u);
     if (model_invoke(&ctx) != HWB_OK) return 2;
     const uint8_t *out = model_output(&ctx, 0);
-    for (uint32_t i = 0; i < MODEL_OUTPUT0_BYTES; i++) board_write(&"0123456789abcdef"[out[i] >> 4], 1), board_write(&"0123456789abcdef"[out[i] & 15], 1);
+    for (uint32_t i = 0; i < MODEL_OUTPUT0_BYTES; i++) {
+        char hex[2] = {"0123456789abcdef"[out[i] >> 4], "0123456789abcdef"[out[i] & 15]};
+        board_write(hex, 2);
+    }
     return 0;
 }
 """

@@ -157,7 +157,8 @@ def _api_header(graph: Graph, plan: Plan, name: str, board: Board) -> str:
             f"extern const uint8_t {name}_plan[{upper}_PLAN_SIZE];\n\n"
             f"/* Inputs and outputs: real value = scale * (q - zero_point). */\n"
             + _io_macros(graph, name, "input", plan.inputs) + _io_macros(graph, name, "output", plan.outputs) +
-            f"\n/* Checks the plan once and lays it out in `memory` ({upper}_MEMORY_SIZE bytes, {ALIGNMENT}-byte aligned). */\n"
+            f"\n/* Checks the plan once and lays it out in `memory` ({upper}_MEMORY_SIZE bytes, {ALIGNMENT}-byte\n"
+            f" * aligned). */\n"
             f"hwb_status {name}_init(hwb_context *ctx, void *memory);\n"
             f"/* Runs every op on what the inputs hold. */\n"
             f"hwb_status {name}_invoke(const hwb_context *ctx);\n"
@@ -169,12 +170,13 @@ def _api_header(graph: Graph, plan: Plan, name: str, board: Board) -> str:
 
 
 def _api_source(plan: Plan, name: str, kernels: Sequence[str]) -> str:
+    upper = name.upper()
     table = "".join(f"    [HWB_OP_{k}] = {{{op_kernels()[k].check}, {op_kernels()[k].run}}},\n" for k in kernels)
     return (f'#include "{name}.h"\n\n#include "hwb_ops.h"\n\n{_plan_definition(plan, name)}\n'
             f"/* The kernel table (in place of the runtime's hwb_kernels.c): only the kernels this plan uses. */\n"
             f"const hwb_kernel hwb_kernels[HWB_OP_END] = {{\n{table}}};\n\n"
             f"hwb_status {name}_init(hwb_context *ctx, void *memory) {{\n"
-            f"    return hwb_load(ctx, {name}_plan, {name.upper()}_PLAN_SIZE, memory, {name.upper()}_MEMORY_SIZE);\n}}\n\n"
+            f"    return hwb_load(ctx, {name}_plan, {upper}_PLAN_SIZE, memory, {upper}_MEMORY_SIZE);\n}}\n\n"
             f"hwb_status {name}_invoke(const hwb_context *ctx) {{ return hwb_invoke(ctx); }}\n\n"
             f"static void *io(const hwb_context *ctx, int which, uint32_t index) {{\n"
             f"    hwb_tensor t;\n    return hwb_io(ctx, which, index, &t) == HWB_OK ? t.data : 0;\n}}\n\n"

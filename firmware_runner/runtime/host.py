@@ -29,7 +29,8 @@ RUNTIME_DIR = Path(__file__).resolve().parent
 
 
 def runtime_sources() -> list[Path]:
-    return [RUNTIME_DIR / "hwb_runtime.c", RUNTIME_DIR / "hwb_kernels.c", *sorted((RUNTIME_DIR / "kernels").glob("*.c"))]
+    return [RUNTIME_DIR / "hwb_runtime.c", RUNTIME_DIR / "hwb_kernels.c",
+            *sorted((RUNTIME_DIR / "kernels").glob("*.c"))]
 
 
 def cache_dir() -> Path:
@@ -75,9 +76,9 @@ class _Tensor(ctypes.Structure):  # hwb_tensor
 
 class _Context(ctypes.Structure):  # hwb_context; the runtime fills it in hwb_load
     _fields_ = [("plan", ctypes.c_void_p), ("arena", ctypes.c_void_p), ("table", ctypes.c_void_p),
-                ("tensors", ctypes.c_void_p), ("ops", ctypes.c_void_p), ("io", ctypes.c_void_p), ("plan_size", ctypes.c_uint32),
-                ("arena_size", ctypes.c_uint32), ("tensor_count", ctypes.c_uint32), ("op_count", ctypes.c_uint32),
-                ("input_count", ctypes.c_uint32), ("output_count", ctypes.c_uint32)]
+                ("tensors", ctypes.c_void_p), ("ops", ctypes.c_void_p), ("io", ctypes.c_void_p),
+                ("plan_size", ctypes.c_uint32), ("arena_size", ctypes.c_uint32), ("tensor_count", ctypes.c_uint32),
+                ("op_count", ctypes.c_uint32), ("input_count", ctypes.c_uint32), ("output_count", ctypes.c_uint32)]
 
 
 @cache
