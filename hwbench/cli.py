@@ -232,6 +232,30 @@ def collect(
 
 
 @app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="A full-int8 .tflite model.")],
+    board: Annotated[str, typer.Option(help="The board the firmware is for (a bundled name or a board file).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="A new or empty folder for the sources.")],
+    name: Annotated[str, typer.Option(help="The C name of the model: NAME.h, NAME_init, NAME_ARENA_SIZE, ...")]
+    = "model",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a line.")] = False,
+) -> None:
+    """Write what an application's own firmware needs to run the model: the runtime sources (only the
+    kernels it uses, with the runtime hash), the plan as a const C array, a header with the API, a README."""
+    from firmware_runner.firmware.build import COMMON_FLAGS, board_flags
+    from firmware_runner.runtime.export import export_model
+
+    target = _board(board)
+    result = export_model(model, target, out_dir, (*COMMON_FLAGS, *board_flags(target)), name)
+    if as_json:
+        print(json.dumps(result))
+        return
+    out.print(f"{out_dir}: {len(result['files'])} files for {target.name} (runtime {result['runtime_hash']}): plan "
+              f"{result['plan_bytes']:,} B, arena {result['arena_bytes']:,} B, kernels {', '.join(result['kernels'])}",
+              soft_wrap=True, highlight=False)
+
+
+@app.command()
 def probes(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
 ) -> None:

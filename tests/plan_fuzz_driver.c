@@ -1,6 +1,6 @@
 /* Runs plan files through the runtime, built with AddressSanitizer and UBSan by test_plan_fuzz.py:
- * each file is loaded into a fixed arena and, when the runtime accepts it, every op is invoked on
- * patterned inputs. Any out-of-bounds access or undefined behaviour aborts the process; otherwise
+ * each file is loaded into memory of exactly the size it needs and, when the runtime accepts it,
+ * every op is invoked on patterned inputs. Any out-of-bounds access or undefined behaviour aborts the process; otherwise
  * it prints how many plans ended with each status ("load <status>" / "run <status>"). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,10 +9,10 @@
 #include "hwb_runtime.h"
 
 #define PLAN_CAPACITY (1u << 22)
-#define ARENA_CAPACITY (1u << 22)
+#define MEMORY_CAPACITY (1u << 22)
 
 int main(int argc, char **argv) {
-    /* Heap buffers of exactly the file's and the plan's sizes, so ASan sees any byte past them. */
+    /* Heap buffers of exactly the file's and the plan's memory sizes, so ASan sees any byte past them. */
     unsigned load_counts[16] = {0}, run_counts[16] = {0};
     for (int i = 1; i < argc; i++) {
         FILE *f = fopen(argv[i], "rb");
@@ -23,13 +23,12 @@ int main(int argc, char **argv) {
         uint8_t *exact = malloc(size ? size : 1);
         memcpy(exact, plan, size);
         free(plan);
-        uint32_t arena_size = size >= 20 ? (uint32_t)exact[16] | (uint32_t)exact[17] << 8 | (uint32_t)exact[18] << 16 |
-                                               (uint32_t)exact[19] << 24
-                                         : 0;
-        if (arena_size > ARENA_CAPACITY) arena_size = ARENA_CAPACITY;
-        uint8_t *arena = malloc(arena_size ? arena_size : 1); /* malloc aligns to 16 here */
+        uint32_t memory_size = 0; /* the table and the arena the plan needs (0 for a plan refused anyway) */
+        hwb_memory_size(exact, (uint32_t)size, &memory_size);
+        if (memory_size > MEMORY_CAPACITY) memory_size = MEMORY_CAPACITY;
+        uint8_t *memory = malloc(memory_size ? memory_size : 1); /* malloc aligns to 16 here */
         hwb_context ctx;
-        hwb_status status = hwb_load(&ctx, exact, (uint32_t)size, arena, arena_size);
+        hwb_status status = hwb_load(&ctx, exact, (uint32_t)size, memory, memory_size);
         load_counts[status & 15]++;
         if (status == HWB_OK) {
             for (uint32_t k = 0; k < ctx.input_count; k++) {
@@ -41,7 +40,7 @@ int main(int argc, char **argv) {
             for (uint32_t op = 0; op < ctx.op_count && status == HWB_OK; op++) status = hwb_invoke_op(&ctx, op);
             run_counts[status & 15]++;
         }
-        free(arena);
+        free(memory);
         free(exact);
     }
     for (int s = 0; s < 16; s++) {

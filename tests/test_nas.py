@@ -342,10 +342,10 @@ def test_the_best_model_as_c_runs_as_the_host_runtime_does(searched, tmp_path):
 #include <stdio.h>
 #include "best.h"
 #include "hwb_runtime.h"
-static uint8_t arena[BEST_ARENA_SIZE + 1] __attribute__((aligned(16)));
+static uint8_t memory[BEST_MEMORY_SIZE + 1] __attribute__((aligned(16)));
 int main(void) {
     hwb_context ctx; hwb_tensor t;
-    if (hwb_load(&ctx, best_plan, BEST_PLAN_SIZE, arena, BEST_ARENA_SIZE) != HWB_OK) return 2;
+    if (hwb_load(&ctx, best_plan, BEST_PLAN_SIZE, memory, BEST_MEMORY_SIZE) != HWB_OK) return 2;
     hwb_io(&ctx, HWB_INPUT, 0, &t);
     if (fread(t.data, 1, t.nbytes, stdin) != t.nbytes) return 3;
     if (hwb_invoke(&ctx) != HWB_OK) return 4;

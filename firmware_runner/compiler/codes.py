@@ -4,16 +4,30 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 OPS_HEADER = Path(__file__).resolve().parents[1] / "runtime" / "hwb_ops.h"
 
 
+@dataclass(frozen=True)
+class OpKernel:
+    code: int
+    check: str  # the C functions hwb_load and hwb_invoke call, e.g. "hwb_conv2d_s8_check"
+    run: str
+
+
 @cache
+def op_kernels() -> dict[str, OpKernel]:
+    """Kernel name -> its code and C functions."""
+    entries = re.findall(r"X\((\d+), (\w+), (\w+), (\w+)\)", OPS_HEADER.read_text())
+    return {name: OpKernel(int(code), check, run) for code, name, check, run in entries}
+
+
 def op_codes() -> dict[str, int]:
     """Kernel name -> op code."""
-    return {name: int(code) for code, name in re.findall(r"X\((\d+), (\w+), \w+, \w+\)", OPS_HEADER.read_text())}
+    return {name: kernel.code for name, kernel in op_kernels().items()}
 
 
 @cache

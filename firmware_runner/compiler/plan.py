@@ -42,6 +42,7 @@ class PlanOp:
     outputs: tuple[int, ...]  # graph tensor indices it writes
     path: str = REFERENCE.name  # the kernel's path (hwbench.kernel_paths)
     scratch_bytes: int = 0  # its scratch buffer in the arena
+    operands: int = 0  # inputs and outputs in its record: the runtime decodes each once (HWB_MEMORY_SIZE)
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,8 @@ class _Writer:
             scratch_at, scratch_size = scratch.get(index, (0, 0))
             op_rows.append((op_codes()[low.kernel], len(low.inputs), len(outputs), index, operands_at, params_at,
                             len(low.params), scratch_at, scratch_size))
-            plan_ops.append(PlanOp(index, g.ops[index].type, low.kernel, outputs, paths[index].name, scratch_size))
+            plan_ops.append(PlanOp(index, g.ops[index].type, low.kernel, outputs, paths[index].name, scratch_size,
+                                   len(operands)))
         io = [self.tensor(t) for t in g.inputs] + [self.tensor(t) for t in g.outputs]
 
         # Sections: header, tensors, ops, io, data. Offsets inside `data` become absolute here.

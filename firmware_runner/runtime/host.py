@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from hwbench.errors import HwbenchError, PlanError
-from firmware_runner.compiler.plan import Plan
+from firmware_runner.compiler.plan import Plan, blob_arena_size
 
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-fPIC")
 SANITIZE_FLAGS = ("-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
@@ -29,7 +29,8 @@ RUNTIME_DIR = Path(__file__).resolve().parent
 
 
 def runtime_sources() -> list[Path]:
-    return [RUNTIME_DIR / "hwb_runtime.c", *sorted((RUNTIME_DIR / "kernels").glob("*.c"))]
+    return [RUNTIME_DIR / "hwb_runtime.c", RUNTIME_DIR / "hwb_kernels.c",
+            *sorted((RUNTIME_DIR / "kernels").glob("*.c"))]
 
 
 def cache_dir() -> Path:
@@ -74,10 +75,10 @@ class _Tensor(ctypes.Structure):  # hwb_tensor
 
 
 class _Context(ctypes.Structure):  # hwb_context; the runtime fills it in hwb_load
-    _fields_ = [("plan", ctypes.c_void_p), ("arena", ctypes.c_void_p), ("tensors", ctypes.c_void_p),
-                ("ops", ctypes.c_void_p), ("io", ctypes.c_void_p), ("plan_size", ctypes.c_uint32),
-                ("arena_size", ctypes.c_uint32), ("tensor_count", ctypes.c_uint32), ("op_count", ctypes.c_uint32),
-                ("input_count", ctypes.c_uint32), ("output_count", ctypes.c_uint32)]
+    _fields_ = [("plan", ctypes.c_void_p), ("arena", ctypes.c_void_p), ("table", ctypes.c_void_p),
+                ("tensors", ctypes.c_void_p), ("ops", ctypes.c_void_p), ("io", ctypes.c_void_p),
+                ("plan_size", ctypes.c_uint32), ("arena_size", ctypes.c_uint32), ("tensor_count", ctypes.c_uint32),
+                ("op_count", ctypes.c_uint32), ("input_count", ctypes.c_uint32), ("output_count", ctypes.c_uint32)]
 
 
 @cache
@@ -90,6 +91,7 @@ def host_library() -> ctypes.CDLL:
     lib.hwb_status_name.restype = ctypes.c_char_p
     lib.hwb_crc32.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
     lib.hwb_crc32.restype = ctypes.c_uint32
+    lib.hwb_memory_size.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]
     return lib
 
 
@@ -100,7 +102,8 @@ def _aligned(nbytes: int, alignment: int = 16) -> np.ndarray:
 
 
 class HostRuntime:
-    """One plan loaded into the host build of the runtime, with its own arena."""
+    """One plan loaded into the host build of the runtime, with its own memory: the table the runtime
+    decodes the plan into, then an arena of `arena_size` bytes (default: the plan's)."""
 
     def __init__(self, plan: Plan | bytes, arena_size: int | None = None):
         self.plan = plan if isinstance(plan, Plan) else None
@@ -108,13 +111,17 @@ class HostRuntime:
         self.lib = host_library()
         self._blob = _aligned(len(blob))
         self._blob[:] = np.frombuffer(blob, np.uint8)
-        size = arena_size if arena_size is not None else (plan.arena_size if self.plan else 1 << 20)
-        self.arena = _aligned(max(size, 1))
+        arena = arena_size if arena_size is not None else (plan.arena_size if self.plan else 1 << 20)
+        needed = ctypes.c_uint32(0)  # (a plan it refuses gets no table: hwb_load says why)
+        table = needed.value - blob_arena_size(blob) if self.lib.hwb_memory_size(
+            self._blob.ctypes.data, len(blob), ctypes.byref(needed)) == 0 else 0
+        self.memory = _aligned(max(table + arena, 1))
         self._ctx = _Context()
         assert ctypes.sizeof(_Context) == self.lib.hwb_context_size(), "hwb_context and _Context disagree"
-        status = self.lib.hwb_load(ctypes.byref(self._ctx), self._blob.ctypes.data, len(blob), self.arena.ctypes.data,
-                                   size)
+        status = self.lib.hwb_load(ctypes.byref(self._ctx), self._blob.ctypes.data, len(blob),
+                                   self.memory.ctypes.data, table + arena)
         self.check(status, "the runtime refused the plan")
+        self.arena = self.memory[table:]
 
     def check(self, status: int, what: str) -> None:
         if status != 0:

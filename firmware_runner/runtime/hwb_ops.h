@@ -15,7 +15,7 @@
     X(6, MUL, hwb_mul_s8_check, hwb_mul_s8)                                             \
     X(7, AVERAGE_POOL_2D, hwb_average_pool_s8_check, hwb_average_pool_s8)               \
     X(8, MAX_POOL_2D, hwb_max_pool_s8_check, hwb_max_pool_s8)                           \
-    X(9, MEAN, hwb_checks_when_run, hwb_mean_s8)                                        \
+    X(9, MEAN, hwb_mean_s8_check, hwb_mean_s8)                                          \
     X(10, PAD, hwb_pad_s8_check, hwb_pad_s8)                                            \
     X(11, RESHAPE, hwb_reshape_check, hwb_reshape)                                      \
     X(12, TRANSPOSE, hwb_transpose_s8_check, hwb_transpose_s8)                          \
@@ -43,6 +43,15 @@ enum { HWB_PATHS(HWB_PATH_ENUM) };
 #define HWB_OP_ENUM(code, name, check, run) HWB_OP_##name = code,
 typedef enum { HWB_OPS(HWB_OP_ENUM) HWB_OP_END } hwb_op_code;
 #undef HWB_OP_ENUM
+
+/* An op's kernel: its check and its run. hwb_kernels.c has one for every op; an application built
+ * from `hwbench export` links a table of only its model's kernels instead, and hwb_load refuses an op
+ * whose entry is empty. */
+typedef struct {
+    hwb_status (*check)(const hwb_op_args *args);
+    hwb_status (*run)(const hwb_op_args *args);
+} hwb_kernel;
+extern const hwb_kernel hwb_kernels[HWB_OP_END];
 
 #define HWB_OP_DECLARE(code, name, check, run)                                      \
     hwb_status check(const hwb_op_args *args);                                      \

@@ -10,11 +10,12 @@
  *     scratch_offset u32 (in the arena), scratch_size u32
  *   io table: input_count then output_count u16 tensor indices
  *   data section: operand lists, parameter structs and constant tensors.
- * Records are read in place, so every table is 4-byte aligned. Each kernel's operands and parameter
- * struct are documented in its file (kernels/); a change to any of them, or to the layout above, is
- * a new HWB_PLAN_VERSION (2: FULLY_CONNECTED's scales as integer mantissas and exponents; 3: native
- * records read in place, per-op scratch buffers; 4: kernel paths in the conv family's parameters, their
- * fast paths' packed operands). */
+ * Records are read in place, so every table is 4-byte aligned. hwb_load decodes each op once, into the
+ * table at the start of the caller's memory (HWB_MEMORY_SIZE), so that an invoke only calls kernels.
+ * Each kernel's operands and parameter struct are documented in its file (kernels/); a change to any
+ * of them, or to the layout above, is a new HWB_PLAN_VERSION (2: FULLY_CONNECTED's scales as integer
+ * mantissas and exponents; 3: native records read in place, per-op scratch buffers; 4: kernel paths in
+ * the conv family's parameters, their fast paths' packed operands). */
 #include "hwb_runtime.h"
 
 #include <string.h>
@@ -44,22 +45,6 @@ static uint32_t element_size(int32_t dtype) {
         case HWB_FLOAT32: return 4;
         default: return 0;
     }
-}
-
-typedef hwb_status (*kernel_fn)(const hwb_op_args *args);
-typedef struct {
-    kernel_fn check, run;
-} kernel;
-
-static const kernel kernels[HWB_OP_END] = {
-#define HWB_OP_ENTRY(code, name, check, run) [code] = {check, run},
-    HWB_OPS(HWB_OP_ENTRY)
-#undef HWB_OP_ENTRY
-};
-
-hwb_status hwb_checks_when_run(const hwb_op_args *args) {
-    (void)args;
-    return HWB_OK;
 }
 
 /* [offset, offset + size) lies inside [start, start + length), computed without overflow. */
@@ -124,31 +109,29 @@ static void decode_op(const hwb_context *ctx, const hwb_op_record *r, hwb_tensor
     args->scratch_size = r->scratch_size;
 }
 
-static hwb_status check_op(const hwb_context *ctx, uint32_t i, uint32_t data_offset, uint32_t data_size) {
+/* Checks op i and decodes it into `op`, its operands into `operands`. */
+static hwb_status check_op(const hwb_context *ctx, uint32_t i, uint32_t data_offset, uint32_t data_size,
+                           hwb_decoded_op *op, hwb_tensor *operands) {
     const hwb_op_record *r = &ctx->ops[i];
     uint32_t inputs = r->input_count, outputs = r->output_count;
-    if (r->code >= HWB_OP_END || kernels[r->code].run == 0 || inputs > HWB_MAX_INPUTS || outputs > HWB_MAX_OUTPUTS ||
-        outputs == 0 || r->reserved != 0)
-        return HWB_ERR_OP;
+    if (r->code >= HWB_OP_END || hwb_kernels[r->code].run == 0 || r->reserved != 0) return HWB_ERR_OP;
     if (r->operands % 2 != 0 || !inside(r->operands, 2u * (inputs + outputs), data_offset, data_size)) return HWB_ERR_LAYOUT;
     if (r->params % 4 != 0 || !inside(r->params, r->params_size, data_offset, data_size)) return HWB_ERR_LAYOUT;
     if (r->scratch_offset % 4 != 0 || (r->scratch_size == 0 && r->scratch_offset != 0)) return HWB_ERR_LAYOUT;
     if (!inside(r->scratch_offset, r->scratch_size, 0, ctx->arena_size)) return HWB_ERR_ARENA;
-    const uint16_t *operands = (const uint16_t *)(const void *)(ctx->plan + r->operands);
+    const uint16_t *indices = (const uint16_t *)(const void *)(ctx->plan + r->operands);
     for (uint32_t k = 0; k < inputs; k++)
-        if (operands[k] != HWB_NO_TENSOR && operands[k] >= ctx->tensor_count) return HWB_ERR_OP;
+        if (indices[k] != HWB_NO_TENSOR && indices[k] >= ctx->tensor_count) return HWB_ERR_OP;
     for (uint32_t k = inputs; k < inputs + outputs; k++)
-        if (!in_arena(ctx, operands[k])) return HWB_ERR_OP; /* never write into the plan */
-    hwb_tensor in[HWB_MAX_INPUTS], out[HWB_MAX_OUTPUTS];
-    hwb_op_args args;
-    decode_op(ctx, r, in, out, &args);
-    return kernels[r->code].check(&args);
+        if (!in_arena(ctx, indices[k])) return HWB_ERR_OP; /* never write into the plan */
+    decode_op(ctx, r, operands, operands + inputs, &op->args);
+    op->run = hwb_kernels[r->code].run;
+    return hwb_kernels[r->code].check(&op->args);
 }
 
-hwb_status hwb_load(hwb_context *ctx, const void *plan, uint32_t plan_size, void *arena, uint32_t arena_size) {
-    if (ctx == 0 || plan == 0) return HWB_ERR_ARGUMENT;
-    memset(ctx, 0, sizeof *ctx);
-    const uint8_t *p = (const uint8_t *)plan;
+/* The header and the sections' bounds: what is read before any record. Fills ctx's plan fields. */
+static hwb_status read_plan(hwb_context *ctx, const uint8_t *p, uint32_t plan_size, uint32_t *data_offset,
+                            uint32_t *data_size) {
     if (((uintptr_t)p & 3u) != 0) return HWB_ERR_LAYOUT;
     if (plan_size < HWB_HEADER_SIZE) return HWB_ERR_PLAN_SIZE;
     uint32_t magic;
@@ -166,41 +149,76 @@ hwb_status hwb_load(hwb_context *ctx, const void *plan, uint32_t plan_size, void
     ctx->op_count = rd16(p + 22);
     ctx->input_count = rd16(p + 24);
     ctx->output_count = rd16(p + 26);
-    if (ctx->arena_size > arena_size || (ctx->arena_size > 0 && arena == 0) || ((uintptr_t)arena & 15u) != 0) {
-        memset(ctx, 0, sizeof *ctx);
-        return HWB_ERR_ARENA;
-    }
-    ctx->arena = (uint8_t *)arena;
-
     uint32_t tensors = rd32(p + 28), ops = rd32(p + 32), io = rd32(p + 36);
-    uint32_t data_offset = rd32(p + 40), data_size = rd32(p + 44);
-    hwb_status status = HWB_OK;
+    *data_offset = rd32(p + 40);
+    *data_size = rd32(p + 44);
     if (tensors % 4 || ops % 4 || io % 2 ||
         !inside(tensors, (uint64_t)ctx->tensor_count * sizeof(hwb_tensor_record), HWB_HEADER_SIZE, total - HWB_HEADER_SIZE) ||
         !inside(ops, (uint64_t)ctx->op_count * sizeof(hwb_op_record), HWB_HEADER_SIZE, total - HWB_HEADER_SIZE) ||
         !inside(io, 2u * ((uint64_t)ctx->input_count + ctx->output_count), HWB_HEADER_SIZE, total - HWB_HEADER_SIZE) ||
-        !inside(data_offset, data_size, HWB_HEADER_SIZE, total - HWB_HEADER_SIZE))
-        status = HWB_ERR_LAYOUT;
-    if (status == HWB_OK) {
-        ctx->tensors = (const hwb_tensor_record *)(const void *)(p + tensors);
-        ctx->ops = (const hwb_op_record *)(const void *)(p + ops);
-        ctx->io = (const uint16_t *)(const void *)(p + io);
+        !inside(*data_offset, *data_size, HWB_HEADER_SIZE, total - HWB_HEADER_SIZE))
+        return HWB_ERR_LAYOUT;
+    ctx->tensors = (const hwb_tensor_record *)(const void *)(p + tensors);
+    ctx->ops = (const hwb_op_record *)(const void *)(p + ops);
+    ctx->io = (const uint16_t *)(const void *)(p + io);
+    return HWB_OK;
+}
+
+/* The table's size: every op's operand counts within the runtime's limits, then HWB_TABLE_SIZE. */
+static hwb_status table_size(const hwb_context *ctx, uint64_t *size) {
+    uint64_t operands = 0;
+    for (uint32_t i = 0; i < ctx->op_count; i++) {
+        const hwb_op_record *r = &ctx->ops[i];
+        if (r->input_count > HWB_MAX_INPUTS || r->output_count > HWB_MAX_OUTPUTS || r->output_count == 0) return HWB_ERR_OP;
+        operands += (uint64_t)r->input_count + r->output_count;
+    }
+    *size = HWB_TABLE_SIZE((uint64_t)ctx->op_count, operands);
+    return HWB_OK;
+}
+
+hwb_status hwb_memory_size(const void *plan, uint32_t plan_size, uint32_t *size) {
+    if (plan == 0 || size == 0) return HWB_ERR_ARGUMENT;
+    hwb_context ctx;
+    uint32_t data_offset, data_size;
+    uint64_t table = 0;
+    hwb_status status = read_plan(&ctx, (const uint8_t *)plan, plan_size, &data_offset, &data_size);
+    if (status == HWB_OK) status = table_size(&ctx, &table);
+    if (status == HWB_OK && table + ctx.arena_size > 0xFFFFFFFFu) status = HWB_ERR_ARENA;
+    *size = status == HWB_OK ? (uint32_t)(table + ctx.arena_size) : 0;
+    return status;
+}
+
+hwb_status hwb_load(hwb_context *ctx, const void *plan, uint32_t plan_size, void *memory, uint32_t memory_size) {
+    if (ctx == 0 || plan == 0) return HWB_ERR_ARGUMENT;
+    memset(ctx, 0, sizeof *ctx);
+    uint32_t data_offset, data_size;
+    uint64_t table = 0;
+    hwb_status status = read_plan(ctx, (const uint8_t *)plan, plan_size, &data_offset, &data_size);
+    if (status == HWB_OK) status = table_size(ctx, &table);
+    if (status == HWB_OK && (table + ctx->arena_size > memory_size || (memory == 0 && table + ctx->arena_size > 0) ||
+                             ((uintptr_t)memory & (HWB_ARENA_ALIGNMENT - 1u)) != 0))
+        status = HWB_ERR_ARENA;
+    hwb_decoded_op *ops = (hwb_decoded_op *)memory; /* NULL only for a plan of no ops and no arena */
+    if (status == HWB_OK && memory != 0) {
+        ctx->table = ops;
+        ctx->arena = (uint8_t *)memory + (size_t)table;
     }
     for (uint32_t i = 0; status == HWB_OK && i < ctx->tensor_count; i++) status = check_tensor(ctx, i, data_offset, data_size);
     for (uint32_t i = 0; status == HWB_OK && i < ctx->input_count + ctx->output_count; i++)
         if (!in_arena(ctx, ctx->io[i])) status = HWB_ERR_OP;
-    for (uint32_t i = 0; status == HWB_OK && i < ctx->op_count; i++) status = check_op(ctx, i, data_offset, data_size);
+    for (uint32_t i = 0, decoded = 0; status == HWB_OK && i < ctx->op_count; i++) {
+        hwb_tensor *operands = (hwb_tensor *)(void *)(ops + ctx->op_count) + decoded; /* after the ops */
+        status = check_op(ctx, i, data_offset, data_size, &ops[i], operands);
+        decoded += ctx->ops[i].input_count + ctx->ops[i].output_count;
+    }
     if (status != HWB_OK) memset(ctx, 0, sizeof *ctx); /* a refused plan leaves nothing runnable */
     return status;
 }
 
 hwb_status hwb_invoke_op(const hwb_context *ctx, uint32_t index) {
     if (ctx == 0 || ctx->plan == 0 || index >= ctx->op_count) return HWB_ERR_ARGUMENT;
-    const hwb_op_record *r = &ctx->ops[index];
-    hwb_tensor inputs[HWB_MAX_INPUTS], outputs[HWB_MAX_OUTPUTS];
-    hwb_op_args args;
-    decode_op(ctx, r, inputs, outputs, &args);
-    return kernels[r->code].run(&args);
+    const hwb_decoded_op *op = &ctx->table[index];
+    return op->run(&op->args);
 }
 
 hwb_status hwb_invoke(const hwb_context *ctx) {

@@ -1,8 +1,9 @@
-/* hwbench runtime: executes a plan (see firmware_runner/compiler/plan.py for the byte layout) in a
- * caller-provided arena. C99, no dynamic allocation, no globals: all state is in hwb_context.
+/* hwbench runtime: executes a plan (see firmware_runner/compiler/plan.py for the byte layout) in
+ * caller-provided memory. C99, no dynamic allocation, no globals: all state is in hwb_context and
+ * that memory.
  *
  *   hwb_context ctx;
- *   if (hwb_load(&ctx, plan, plan_size, arena, arena_size) != HWB_OK) ...   checks the whole plan, once
+ *   if (hwb_load(&ctx, plan, plan_size, memory, memory_size) != HWB_OK) ...  checks the whole plan, once
  *   hwb_io(&ctx, HWB_INPUT, 0, &t);  fill t.data
  *   for (i = 0; i < ctx.op_count; i++) hwb_invoke_op(&ctx, i);            or hwb_invoke(&ctx)
  *   hwb_io(&ctx, HWB_OUTPUT, 0, &t); read t.data
@@ -27,7 +28,7 @@ typedef enum {
     HWB_ERR_VERSION,       /* a plan of another format version */
     HWB_ERR_CRC,           /* damaged: the CRC32 does not match */
     HWB_ERR_LAYOUT,        /* a section, offset or size reaches outside the plan, or is misaligned */
-    HWB_ERR_ARENA,         /* the arena given is too small or misaligned, or a tensor reaches past it */
+    HWB_ERR_ARENA,         /* the memory given is too small or misaligned, or a tensor reaches past the arena */
     HWB_ERR_TENSOR,        /* a tensor record is invalid (dtype, rank, dims, byte size) */
     HWB_ERR_OP,            /* an op record is invalid (unknown op, operand counts or indices) */
     HWB_ERR_PARAMS,        /* an op's parameters are the wrong size or out of range */
@@ -86,9 +87,27 @@ typedef struct {
     uint32_t scratch_size;
 } hwb_op_args;
 
+/* An op as hwb_invoke runs it: hwb_load decodes every op once into a table of these (and their
+ * operands), so that an invoke only calls kernels. */
+typedef struct {
+    hwb_status (*run)(const hwb_op_args *args);
+    hwb_op_args args;
+} hwb_decoded_op;
+
+/* The memory a plan runs in: the table of its `ops` decoded ops and their `operands` tensors in all,
+ * then, 16-byte aligned, its arena (activations and scratch buffers at the offsets the arena planner
+ * chose: the plan header's arena size, what `hwbench analyze` reports). The arena comes last, so
+ * that a kernel reaching past it reaches past the memory. */
+#define HWB_ARENA_ALIGNMENT 16u
+#define HWB_ALIGN_ARENA(n) (((n) + HWB_ARENA_ALIGNMENT - 1u) / HWB_ARENA_ALIGNMENT * HWB_ARENA_ALIGNMENT)
+#define HWB_TABLE_SIZE(ops, operands) \
+    HWB_ALIGN_ARENA((ops) * sizeof(hwb_decoded_op) + (operands) * sizeof(hwb_tensor))
+#define HWB_MEMORY_SIZE(arena_size, ops, operands) (HWB_TABLE_SIZE(ops, operands) + (arena_size))
+
 typedef struct {
     const uint8_t *plan;
     uint8_t *arena;
+    const hwb_decoded_op *table; /* op_count decoded ops, at the memory's start */
     const hwb_tensor_record *tensors;
     const hwb_op_record *ops;
     const uint16_t *io; /* input then output tensor indices */
@@ -102,7 +121,10 @@ typedef struct {
 
 enum { HWB_INPUT = 0, HWB_OUTPUT = 1 };
 
-hwb_status hwb_load(hwb_context *ctx, const void *plan, uint32_t plan_size, void *arena, uint32_t arena_size);
+/* Checks the plan and decodes it into `memory` (16-byte aligned, at least hwb_memory_size bytes). */
+hwb_status hwb_load(hwb_context *ctx, const void *plan, uint32_t plan_size, void *memory, uint32_t memory_size);
+/* The memory a plan needs (HWB_MEMORY_SIZE), from its header and op table once they are checked. */
+hwb_status hwb_memory_size(const void *plan, uint32_t plan_size, uint32_t *size);
 hwb_status hwb_invoke_op(const hwb_context *ctx, uint32_t index);
 hwb_status hwb_invoke(const hwb_context *ctx);
 hwb_status hwb_io(const hwb_context *ctx, int which, uint32_t index, hwb_tensor *tensor);
@@ -111,9 +133,6 @@ hwb_status hwb_op_info(const hwb_context *ctx, uint32_t index, uint32_t *code, u
 uint32_t hwb_crc32(const uint8_t *data, uint32_t size);
 const char *hwb_status_name(hwb_status status);
 uint32_t hwb_context_size(void);
-
-/* The check of a kernel that still checks its operands itself each time it runs. */
-hwb_status hwb_checks_when_run(const hwb_op_args *args);
 
 /* Helpers for kernels. */
 int32_t hwb_flat_size(const hwb_tensor *t);

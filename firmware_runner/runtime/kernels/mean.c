@@ -57,7 +57,13 @@ static void mean_split(const hwb_tensor *in, int32_t axes, mean_dims *kept, mean
     }
 }
 
-hwb_status hwb_mean_s8(const hwb_op_args *args) {
+/* How many inputs each output averages, and the loops' dims. */
+static int32_t mean_count(const hwb_tensor *in, int32_t axes, mean_dims *kept, mean_dims *averaged) {
+    mean_split(in, axes, kept, averaged);
+    return averaged->size[0] * averaged->size[1];
+}
+
+hwb_status hwb_mean_s8_check(const hwb_op_args *args) {
     if (!hwb_args_match(args, 1, 1, sizeof(struct mean_params))) return HWB_ERR_PARAMS;
     const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
     const struct mean_params *p = (const struct mean_params *)args->params;
@@ -66,11 +72,15 @@ hwb_status hwb_mean_s8(const hwb_op_args *args) {
     if (p->axes <= 0 || p->axes >= (1 << in->rank)) return HWB_ERR_PARAMS;
     if (!mean_output_fits(in, out, p->axes)) return HWB_ERR_SHAPE;
     if (!hwb_is_int8(in->zero_point) || !hwb_is_int8(out->zero_point)) return HWB_ERR_PARAMS;
-
     mean_dims kept, averaged;
-    mean_split(in, p->axes, &kept, &averaged);
-    const int32_t count = averaged.size[0] * averaged.size[1];
-    if (count > (1 << 24)) return HWB_ERR_SHAPE; /* the int8 sum fits in int32 */
+    return mean_count(in, p->axes, &kept, &averaged) > (1 << 24) ? HWB_ERR_SHAPE : HWB_OK; /* int8 sums fit int32 */
+}
+
+hwb_status hwb_mean_s8(const hwb_op_args *args) {
+    const hwb_tensor *in = &args->inputs[0], *out = &args->outputs[0];
+    const struct mean_params *p = (const struct mean_params *)args->params;
+    mean_dims kept, averaged;
+    const int32_t count = mean_count(in, p->axes, &kept, &averaged);
     /* Integer sums do not depend on the order: the longer averaged dim runs innermost. */
     const int32_t inner = averaged.size[0] >= averaged.size[1] ? 0 : 1, outer = 1 - inner;
 
