@@ -25,10 +25,11 @@ import numpy as np
 
 from hwbench.boards import get_board
 from hwbench.errors import HwbenchError
-from nas.datasets import load_dataset
+from nas.datasets import load_dataset, resized
 from nas.evaluate import Evaluation, evaluate
 from nas.objectives import Bounds, LatencyEstimator
-from nas.spaces import CnnSpace, propose
+from nas.spaces import SPACES, build_space, propose
+from nas.spaces.tinynas import SAMPLES
 from nas.store import Candidate, SearchStore
 
 ALGORITHMS = ("aging", "random")
@@ -51,11 +52,15 @@ class SearchSettings:
     sample: int = 25
     max_error: float = MUNAS_ERROR_BOUND
     in_flight: int = 4
+    space: str = "unas"
+    space_samples: int = SAMPLES  # per width and resolution, when the space is optimised first (mbconv)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise HwbenchError(f"unknown search algorithm {self.algorithm!r}: use {' or '.join(ALGORITHMS)}")
-        for name in ("rounds", "epochs", "population", "sample", "in_flight"):
+        if self.space not in SPACES:
+            raise HwbenchError(f"unknown search space {self.space!r}: use {', '.join(SPACES)}")
+        for name in ("rounds", "epochs", "population", "sample", "in_flight", "space_samples"):
             if getattr(self, name) < 1:
                 raise HwbenchError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.sample > self.population:
@@ -69,15 +74,25 @@ class SearchSettings:
 
 @cache
 def search_context(settings: SearchSettings) -> tuple:
-    """(dataset, space, latency estimator) of a search, loaded once per process."""
+    """(dataset, space, latency estimator) of a search, loaded once per process (the MBConv space is
+    optimised for the bounds first)."""
+    dataset, latency = _evaluation_context(settings)
+    space = build_space(settings.space, dataset.input_shape, dataset.classes, settings.bounds, latency, settings.seed,
+                        settings.space_samples)
+    return dataset, space, latency
+
+
+@cache
+def _evaluation_context(settings: SearchSettings) -> tuple:
+    """(dataset, latency estimator): what a worker needs, without the space."""
     dataset = load_dataset(settings.dataset, seed=settings.seed)
     latency = LatencyEstimator(settings.latency_model, get_board(settings.board)) if settings.latency_model else None
-    return dataset, CnnSpace(dataset.input_shape, dataset.classes), latency
+    return dataset, latency
 
 
 def _evaluate(settings: SearchSettings, spec: dict, seed: int) -> Evaluation:
-    dataset, _, latency = search_context(settings)
-    return evaluate(spec, dataset, settings.epochs, seed, latency)
+    dataset, latency = _evaluation_context(settings)
+    return evaluate(spec, resized(dataset, spec["input"][:2]), settings.epochs, seed, latency)
 
 
 def score(evaluation: Evaluation, settings: SearchSettings, lambdas: np.ndarray) -> float:
@@ -134,6 +149,10 @@ class Search:
         search_context(settings)
         self.store = SearchStore(out_dir, settings.as_json(), resume)
         self.candidates = self.store.candidates()
+
+    @property
+    def space(self):
+        return search_context(self.settings)[1]
 
     def __enter__(self) -> "Search":
         return self
