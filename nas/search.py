@@ -1,5 +1,6 @@
-"""The search loop: aging evolution with μNAS's selection, or random search, under one evaluation
-budget (`rounds` candidates), stored candidate by candidate so that a killed search resumes.
+"""The search loop: aging evolution with μNAS's selection, or random search, in one of the spaces of
+nas.spaces, under one evaluation budget (`rounds` candidates), stored candidate by candidate so that a
+killed search resumes.
 
 Aging evolution (Real et al.; μNAS's defaults): the space is sampled until `population` candidates
 are finished (the first population + in_flight - 1 rounds); each later round draws `sample` candidates from the `population` most recent ones, takes as parent the one

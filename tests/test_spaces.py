@@ -166,7 +166,8 @@ def test_images_are_resized_to_the_spaces_resolution_as_pil_does():
         smaller = resized(digits, size)
         assert smaller.x_train.shape[1:] == (*size, 1) and len(smaller.x_test) == len(digits.x_test)
         assert np.array_equal(smaller.y_val, digits.y_val)
-        expected = [np.asarray(Image.fromarray(x[..., 0]).resize(size[::-1], Image.BILINEAR)) for x in digits.x_val[:40]]
+        expected = [np.asarray(Image.fromarray(x[..., 0]).resize(size[::-1], Image.BILINEAR))
+                    for x in digits.x_val[:40]]
         assert np.allclose(smaller.x_val[:40, ..., 0], expected, atol=1e-6)
 
 

@@ -69,7 +69,8 @@ def optimise_space(input_shape: tuple[int, int, int], classes: int, bounds: Boun
     pairs, misses = [], Misses()
     for width in widths:
         for resolution in resolutions or resolution_grid((h, w)):
-            space, rng, macs = MbconvSpace((*resolution, channels), classes, width), pair_rng(seed, width, resolution), []
+            space, rng = MbconvSpace((*resolution, channels), classes, width), pair_rng(seed, width, resolution)
+            macs = []
             for _ in range(samples):
                 cost = spec_cost(space.sample(rng), latency)
                 if bounds.violations(cost):
