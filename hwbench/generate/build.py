@@ -80,9 +80,8 @@ def _apply(layer: dict, x, name: str, weights):
                               **common)(x)
         if not normalized:
             return y
-        # A short training's moving statistics must settle within its few hundred steps: momentum 0.9, not
-        # 0.99. Beta drawn like a bias, so that the folded bias is never all zeros.
-        y = L.BatchNormalization(momentum=0.9, beta_initializer=bias, name=f"{name}_bn")(y)
+        # Beta drawn like a bias, so that the folded bias is never all zeros.
+        y = L.BatchNormalization(beta_initializer=bias, name=f"{name}_bn")(y)
         return L.Activation(activation, name=f"{name}_act")(y) if activation else y
     if op == "mbconv":
         channels = x.shape[-1]
