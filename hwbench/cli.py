@@ -518,6 +518,10 @@ def search(
     max_error: Annotated[float, typer.Option(min=0.0, max=1.0, help="The validation error the selection aims at "
                                              "(μNAS's MNIST bound by default).")] = 0.035,
     algorithm: Annotated[str, typer.Option(help="aging (aging evolution) or random.")] = "aging",
+    space: Annotated[str, typer.Option(help="unas (μNAS's CNN space), mbconv (MCUNet's MBConv space, its width "
+                                       "and resolution chosen first as TinyNAS does) or dscnn (DS-CNN).")] = "unas",
+    space_samples: Annotated[int, typer.Option(min=1, help="mbconv: architectures sampled per width and "
+                                               "resolution to choose them.")] = 100,
     rounds: Annotated[int, typer.Option(min=1, help="Candidates to evaluate (the budget).")] = 2000,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs per candidate.")] = 10,
     population: Annotated[int, typer.Option(min=1, help="Aging evolution's population.")] = 100,
@@ -559,8 +563,11 @@ def search(
     checked = _checked_board(verify_board) if verify_board else None  # fails now, not after hours of search
     settings = SearchSettings(target.name, dataset, bounds, str(latency_model) if latency_model else None, algorithm,
                               rounds, epochs, seed, population, sample, max_error, in_flight=max(4, workers),
-                              runtime_code_bytes=runtime_code_bytes(target))
+                              runtime_code_bytes=runtime_code_bytes(target), space=space, space_samples=space_samples)
+    if space == "mbconv":
+        err.print(f"choosing the MBConv space's width and resolution ({space_samples} samples a pair)...")
     with Search(settings, out_dir, resume, ray_address) as opened, _progress() as progress:
+        space_summary = opened.space.summary()
         task = progress.add_task(f"{algorithm} search on {target.name}", total=rounds,
                                  completed=len(opened.candidates))
 
@@ -579,8 +586,10 @@ def search(
         summary["verification"] = _verify_front(out_dir, done, bounds, checked, db or out_dir / "results.db", latency,
                                                 workers)
     if as_json:
-        print(json.dumps({"out": str(out_dir), "settings": settings.as_json(), **summary}))
+        print(json.dumps({"out": str(out_dir), "settings": settings.as_json(), "space": space_summary, **summary}))
         return
+    if "pairs" in space_summary:
+        out.print(_pairs_table(space_summary))
     out.print(f"{summary['candidates']} candidates, {summary['feasible']} feasible, {summary['failed']} failed to "
               f"train; Pareto front of {summary['pareto_size']} in {out_dir / 'pareto.csv'}")
     top = summary["best"]
@@ -644,6 +653,19 @@ def _show_verification(report: dict) -> None:
 
 def _warn(message: str) -> None:
     err.print(Text.assemble(("warning: ", "bold yellow"), message), highlight=False, soft_wrap=True)
+
+
+def _pairs_table(space: dict) -> Table:
+    """TinyNAS's choice: each (width, resolution) pair's feasible samples and their MACs, the chosen one marked."""
+    table = Table("width", "resolution", "feasible", "MACs min", "median", "mean", "max", "",
+                  title="MBConv space: MACs of the samples within the bounds")
+    for pair in space["pairs"]:
+        macs = [f"{pair[k]:,.0f}" if pair[k] is not None else "-"
+                for k in ("macs_min", "macs_median", "macs_mean", "macs_max")]
+        chosen = (pair["width"], pair["resolution"]) == (space["width"], space["resolution"])
+        table.add_row(f"{pair['width']:g}", "×".join(map(str, pair["resolution"])),
+                      f"{pair['feasible']}/{pair['samples']}", *macs, "chosen" if chosen else "")
+    return table
 
 
 def _board(name_or_path: str):

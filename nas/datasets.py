@@ -8,7 +8,7 @@ drawn from the training data with the given seed; the test split is for the fina
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +120,26 @@ def _load_npz(path: Path, seed: int, validation_fraction: float) -> Dataset:
     scaled = {s: arrays[s] / 255.0 if arrays[s].dtype == np.uint8 else arrays[s] for s in ("x_train", "x_test")}
     return _with_validation(path.name, scaled["x_train"], arrays["y_train"], scaled["x_test"], arrays["y_test"],
                             seed, validation_fraction)
+
+
+def resized(dataset: Dataset, size: tuple[int, int]) -> Dataset:
+    """`dataset` with every image resized to `size` (H, W), for a search space whose input resolution is
+    not the images' own: bilinear interpolation, averaging over each output pixel's footprint when
+    shrinking (the triangle filter of PIL's bilinear resize)."""
+    h, w, _ = dataset.input_shape
+    if tuple(size) == (h, w):
+        return dataset
+    rows, columns = _resize_weights(h, size[0]), _resize_weights(w, size[1])
+
+    def resize(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.einsum("ih,nhwc,jw->nijc", rows, x, columns), np.float32)
+
+    return replace(dataset, x_train=resize(dataset.x_train), x_val=resize(dataset.x_val), x_test=resize(dataset.x_test))
+
+
+def _resize_weights(old: int, new: int) -> np.ndarray:
+    """The (new, old) weights of a triangle filter on half-pixel centres, as wide as one output pixel."""
+    scale = old / new
+    centres = (np.arange(new) + 0.5) * scale - 0.5
+    weights = np.maximum(0.0, 1.0 - np.abs(np.arange(old)[None, :] - centres[:, None]) / max(scale, 1.0))
+    return weights / weights.sum(axis=1, keepdims=True)

@@ -1,5 +1,6 @@
-"""The search loop: aging evolution with μNAS's selection, or random search, under one evaluation
-budget (`rounds` candidates), stored candidate by candidate so that a killed search resumes.
+"""The search loop: aging evolution with μNAS's selection, or random search, in one of the spaces of
+nas.spaces, under one evaluation budget (`rounds` candidates), stored candidate by candidate so that a
+killed search resumes.
 
 Aging evolution (Real et al.; μNAS's defaults): the space is sampled until `population` candidates
 are finished (the first population + in_flight - 1 rounds); each later round draws `sample` candidates from the `population` most recent ones, takes as parent the one
@@ -30,11 +31,12 @@ import numpy as np
 
 from hwbench.boards import get_board
 from hwbench.errors import HwbenchError
-from nas.datasets import load_dataset
+from nas.datasets import load_dataset, resized
 from nas.evaluate import Evaluation, evaluate
 from nas.executors import RayCluster, local_executor
 from nas.objectives import Bounds, LatencyEstimator
-from nas.spaces import CnnSpace, propose
+from nas.spaces import SPACES, build_space, propose
+from nas.spaces.tinynas import SAMPLES
 from nas.store import Candidate, SearchStore
 
 ALGORITHMS = ("aging", "random")
@@ -58,11 +60,15 @@ class SearchSettings:
     max_error: float = MUNAS_ERROR_BOUND
     in_flight: int = 4
     runtime_code_bytes: int = 0  # counted in every candidate's flash: nas.objectives.runtime_code_bytes(board)
+    space: str = "unas"
+    space_samples: int = SAMPLES  # per width and resolution, when the space is optimised first (mbconv)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise HwbenchError(f"unknown search algorithm {self.algorithm!r}: use {' or '.join(ALGORITHMS)}")
-        for name in ("rounds", "epochs", "population", "sample", "in_flight"):
+        if self.space not in SPACES:
+            raise HwbenchError(f"unknown search space {self.space!r}: use {', '.join(SPACES)}")
+        for name in ("rounds", "epochs", "population", "sample", "in_flight", "space_samples"):
             if getattr(self, name) < 1:
                 raise HwbenchError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.sample > self.population:
@@ -76,19 +82,30 @@ class SearchSettings:
 
 @cache
 def search_context(settings: SearchSettings) -> tuple:
-    """(dataset, space, latency estimator) of a search, loaded once per process."""
+    """(dataset, space, latency estimator) of a search, loaded once per process (the MBConv space is
+    optimised for the bounds first)."""
+    dataset, latency = _evaluation_context(settings)
+    space = build_space(settings.space, dataset.input_shape, dataset.classes, settings.bounds, latency, settings.seed,
+                        settings.space_samples, settings.runtime_code_bytes)
+    return dataset, space, latency
+
+
+@cache
+def _evaluation_context(settings: SearchSettings) -> tuple:
+    """(dataset, latency estimator): what a worker needs, without the space."""
     dataset = load_dataset(settings.dataset, seed=settings.seed)
     latency = LatencyEstimator(settings.latency_model, get_board(settings.board)) if settings.latency_model else None
-    return dataset, CnnSpace(dataset.input_shape, dataset.classes), latency
+    return dataset, latency
 
 
 def _evaluate(settings: SearchSettings, spec: dict, seed: int, context: tuple | None = None) -> Evaluation:
     """Train and measure one candidate, in a worker (a local process or a cluster's). `context` is the
-    search's dataset, space and latency model as the search loaded them (a cluster's nodes may not read
-    its files); without it this process loads them, once."""
+    search's dataset and latency model as the search loaded them (a cluster's nodes may not read its
+    files); without it this process loads them, once."""
     _one_thread_tensorflow()
-    dataset, _, latency = context or search_context(settings)
-    return evaluate(spec, dataset, settings.epochs, seed, latency, code_bytes=settings.runtime_code_bytes)
+    dataset, latency = context or _evaluation_context(settings)
+    return evaluate(spec, resized(dataset, spec["input"][:2]), settings.epochs, seed, latency,
+                    code_bytes=settings.runtime_code_bytes)
 
 
 def score(evaluation: Evaluation, settings: SearchSettings, lambdas: np.ndarray) -> float:
@@ -155,6 +172,10 @@ class Search:
             raise
         self.candidates = self.store.candidates()
 
+    @property
+    def space(self):
+        return search_context(self.settings)[1]
+
     def __enter__(self) -> "Search":
         return self
 
@@ -172,7 +193,7 @@ class Search:
         if workers < 1:
             raise HwbenchError(f"--workers must be at least 1, got {workers}")
         pool = self.cluster or local_executor(workers)
-        context = self.cluster.share(search_context(self.settings)) if self.cluster else None
+        context = self.cluster.share(_evaluation_context(self.settings)) if self.cluster else None
         try:
             _loop(self.settings, self.store, self.candidates, pool, context, workers, progress)
         finally:

@@ -18,6 +18,7 @@ from math import prod
 import numpy as np
 
 from hwbench.errors import HwbenchError
+from hwbench.generate.spec_graph import mbconv_adds, mbconv_layers
 
 CALIBRATION_SAMPLES = 8
 
@@ -70,13 +71,22 @@ def _apply(layer: dict, x, name: str, weights):
     op = layer["op"]
     activation = layer.get("activation")
     kernel, bias = weights
-    if op == "conv":
-        return L.Conv2D(layer["filters"], layer["kernel"], strides=layer["stride"], padding=layer["padding"],
-                        activation=activation, kernel_initializer=kernel, bias_initializer=bias, name=name)(x)
-    if op == "dwconv":
-        return L.DepthwiseConv2D(layer["kernel"], strides=layer["stride"], padding=layer["padding"],
-                                 depth_multiplier=layer["multiplier"], activation=activation,
-                                 depthwise_initializer=kernel, bias_initializer=bias, name=name)(x)
+    if op in ("conv", "dwconv"):
+        normalized = layer.get("batchnorm", False)
+        common = {"strides": layer["stride"], "padding": layer["padding"], "use_bias": not normalized,
+                  "activation": None if normalized else activation, "bias_initializer": bias, "name": name}
+        y = L.Conv2D(layer["filters"], layer["kernel"], kernel_initializer=kernel, **common)(x) if op == "conv" else \
+            L.DepthwiseConv2D(layer["kernel"], depth_multiplier=layer["multiplier"], depthwise_initializer=kernel,
+                              **common)(x)
+        if not normalized:
+            return y
+        # Beta drawn like a bias, so that the folded bias is never all zeros.
+        y = L.BatchNormalization(beta_initializer=bias, name=f"{name}_bn")(y)
+        return L.Activation(activation, name=f"{name}_act")(y) if activation else y
+    if op == "mbconv":
+        channels = x.shape[-1]
+        y = _sequence(mbconv_layers(layer, channels), x, f"{name}_", weights)
+        return L.Add(name=f"{name}_add")([x, y]) if mbconv_adds(layer, channels) else y
     if op in ("maxpool", "avgpool"):
         pool = L.MaxPooling2D if op == "maxpool" else L.AveragePooling2D
         return pool(layer["size"], strides=layer["stride"], padding=layer["padding"], name=name)(x)

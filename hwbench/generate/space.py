@@ -10,6 +10,15 @@ with these layers (shapes are H, W, C without the batch; A is an activation, see
 
     {"op": "conv", "filters": 16, "kernel": 3, "stride": 2, "padding": "same" | "valid", "activation": A}
     {"op": "dwconv", "kernel": 3, "stride": 1, "padding": ..., "multiplier": 1 | 2, "activation": A}
+                                                            either may add "batchnorm": true: trained with batch
+                                                            normalisation before A, which the converter folds
+                                                            into the convolution (the same graph)
+    {"op": "mbconv", "expansion": 6, "kernel": 5, "stride": 2, "filters": 24, "activation": "relu6",
+     "batchnorm": true}                                     MobileNetV2's inverted residual: a 1x1 convolution to
+                                                            expansion x the input's channels (none for 1), a
+                                                            depthwise kernel x kernel (SAME), both with A, a
+                                                            linear 1x1 convolution to filters, and x added when
+                                                            the shape is kept (stride 1, as many filters as x)
     {"op": "maxpool" | "avgpool", "size": 2, "stride": 2, "padding": ...}
     {"op": "pad", "pads": [top, bottom, left, right]}      zero padding, before a VALID convolution
     {"op": "residual", "body": [layers keeping the shape], "activation": None | "relu" | "relu6",

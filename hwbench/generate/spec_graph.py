@@ -53,6 +53,22 @@ def conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
     return ceil(size / stride) if padding == "same" else (size - kernel) // stride + 1
 
 
+def mbconv_layers(layer: dict, channels: int) -> list[dict]:
+    """The convolutions of an "mbconv" layer reading `channels` channels (its ADD aside)."""
+    same = {"padding": "same", "batchnorm": layer.get("batchnorm", False)}
+    expand = [{"op": "conv", "filters": channels * layer["expansion"], "kernel": 1, "stride": 1,
+               "activation": layer["activation"], **same}] if layer["expansion"] > 1 else []
+    return expand + [
+        {"op": "dwconv", "kernel": layer["kernel"], "stride": layer["stride"], "multiplier": 1,
+         "activation": layer["activation"], **same},
+        {"op": "conv", "filters": layer["filters"], "kernel": 1, "stride": 1, "activation": None, **same}]
+
+
+def mbconv_adds(layer: dict, channels: int) -> bool:
+    """Whether an "mbconv" layer reading `channels` channels adds its input (it keeps the shape)."""
+    return layer["stride"] == 1 and layer["filters"] == channels
+
+
 class GraphBuilder:
     """Appends the converter's ops for one spec layer after another; `shape()` and `last_op` are what
     the sampler looks at to choose the next layer."""
@@ -170,6 +186,13 @@ class GraphBuilder:
         for inner in layer["body"]:
             y = self.layer(inner, y)
         return self._add(x, y, layer["activation"])
+
+    def _mbconv(self, layer: dict, x: int) -> int:
+        channels = self.tensors[x].shape[-1]
+        y = x
+        for inner in mbconv_layers(layer, channels):
+            y = self.layer(inner, y)
+        return self._add(x, y) if mbconv_adds(layer, channels) else y
 
     def _add(self, x: int, y: int, activation: str | None = None) -> int:
         c = self.tensors[y].shape[-1]

@@ -1,12 +1,10 @@
-"""Search spaces: ways to sample and mutate architecture specs (the format of hwbench/generate/space.py).
+"""μNAS's CNN space (`--space unas`).
 
 `CnnSpace` is μNAS's CNN space: a chain of blocks — convolution, depthwise convolution, 1×1
 convolution, pooling, and a branch joined to its input by ADD (a residual convolution keeping the
 channels) — then a dense head (flatten or global average, at most one hidden dense layer,
 the class logits). Its morphisms change a kernel, a channel count or a stride, add or remove a block,
 and change the head. Every convolution pads SAME, so no mutation can shrink a map to nothing.
-
-`propose` draws from a space until a spec meets the hard bounds: one that breaks them is never trained.
 """
 
 from __future__ import annotations
@@ -15,19 +13,16 @@ import copy
 
 import numpy as np
 
-from hwbench.errors import HwbenchError
 from hwbench.generate.spec_graph import GraphBuilder
-from nas.objectives import Bounds, LatencyEstimator, SpecCost, spec_cost
 
 KERNELS = (1, 3, 5, 7)
 MAX_BLOCKS = 8
-MAX_TRIES = 500  # draws per proposal before saying the bounds are out of reach
 
 
 class CnnSpace:
     """μNAS's CNN space for images of `input_shape` (H, W, C) and `classes` classes."""
 
-    name = "cnn"
+    name = "unas"
 
     def __init__(self, input_shape: tuple[int, ...], classes: int, max_channels: int = 64, max_units: int = 64):
         self.input_shape, self.classes = list(input_shape), classes
@@ -105,6 +100,9 @@ class CnnSpace:
             if mutated != spec:
                 return mutated
 
+    def summary(self) -> dict:
+        return {"name": self.name}
+
     def parts(self, spec: dict) -> tuple[list[dict], str, list[dict]]:
         """(blocks, the pooling that starts the head, hidden dense layers) of a spec of this space."""
         layers = spec["layers"]
@@ -121,25 +119,3 @@ def _fit_branches(spec: dict) -> dict:
             layer["body"][-1]["filters"] = int(builder.shape()[-1])
         builder.add(layer)
     return spec
-
-
-def propose(space: CnnSpace, rng: np.random.Generator, bounds: Bounds, latency: LatencyEstimator | None = None,
-            parent: dict | None = None, max_tries: int = MAX_TRIES, code_bytes: int = 0) -> tuple[dict, SpecCost]:
-    """A spec sampled from `space` (or a mutation of `parent`) that meets `bounds`, and its costs
-    (flash counting the runtime's `code_bytes`).
-
-    After `max_tries` misses, raises HwbenchError with the smallest peak and flash seen."""
-    smallest: dict[str, float] = {}
-    for _ in range(max_tries):
-        spec = space.mutate(parent, rng) if parent is not None else space.sample(rng)
-        cost = spec_cost(spec, latency, code_bytes)
-        if not bounds.violations(cost):
-            return spec, cost
-        for name in ("peak_bytes", "flash_bytes", "latency_ms"):
-            if getattr(cost, name) is not None:
-                smallest[name] = min(smallest.get(name, getattr(cost, name)), getattr(cost, name))
-    what = "mutation of the parent" if parent is not None else "sampled architecture"
-    latency_seen = f", the lowest latency {smallest['latency_ms']:.3f} ms" if "latency_ms" in smallest else ""
-    raise HwbenchError(f"no {what} met the bounds ({bounds}) in {max_tries} tries; the smallest peak seen was "
-                       f"{smallest['peak_bytes']:,} B, the smallest flash {smallest['flash_bytes']:,} B"
-                       f"{latency_seen}: widen the bounds")
