@@ -16,7 +16,7 @@ from hwbench.errors import HwbenchError
 from hwbench.results import ResultsDB
 from latency_models.artifact import load_artifact
 from latency_models.dataset import load_dataset
-from latency_models.features import kind_of
+from latency_models.features import op_kind
 from latency_models.metrics import accuracy
 from latency_models.model import LatencyModel
 from latency_models.regressors import CANDIDATES, LoopCountRegressor, ScaledRegressor
@@ -104,7 +104,7 @@ def test_transfer_with_ten_models_beats_a_fit_from_scratch_on_the_same_ten(prior
 
 
 def kinds_in(graph) -> set[str]:
-    return {kind_of(op.type) for op in graph.ops}
+    return {op_kind(graph, op) for op in graph.ops}
 
 
 def test_a_kind_without_new_layers_gets_the_global_factor(prior, new_data):
@@ -118,7 +118,7 @@ def test_a_kind_without_new_layers_gets_the_global_factor(prior, new_data):
     assert model.regressors_[missing].factors_.tolist() == [model.scale_] == model.summary()["factors"][missing]
     assert model.kind_reports_[missing].layers == 0
     graph = next(g for g in test.graphs + train.graphs if missing in kinds_in(g))
-    rows = [i for i, op in enumerate(graph.ops) if kind_of(op.type) == missing]
+    rows = [i for i, op in enumerate(graph.ops) if op_kind(graph, op) == missing]
     np.testing.assert_allclose(model.predict_layers(graph)[rows], prior_model.predict_layers(graph)[rows] * model.scale_)
 
 
