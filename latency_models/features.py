@@ -111,7 +111,7 @@ def _conv2d(graph: Graph, op: Op) -> list[float]:
     pixels = n * out_h * out_w
     fy = n * out_c * rows * out_w  # the fx loop is entered once per (output, window row)
     fx = n * out_c * rows * cols  # the channel loop is entered once per (output, window tap)
-    return [1.0, n * out_h, pixels, pixels * out_c, fy, fx, fx * f_c, out_c,
+    return [1.0, n * out_h, pixels, pixels * out_c, fy, fx, fx * f_c, out_c, pixels * out_c * _unclipped(graph, op),
             in_h, in_w, in_c, out_c, f_h, f_w, s_h, s_w, float(op.options.get("padding") == "SAME"),
             _activation(op), op_macs(graph, op)]
 
@@ -121,7 +121,8 @@ def _depthwise(graph: Graph, op: Op) -> list[float]:
     n, in_h, in_w, in_c, out_h, out_w, _, rows, cols, s_h, s_w = _window(graph, op, f_h, f_w)
     pixels = n * out_h * out_w
     return [1.0, n * out_h, pixels, pixels * out_c, n * out_c * rows * out_w, n * out_c * rows * cols, out_c,
-            in_h, in_w, in_c, out_c, f_h, f_w, s_h, s_w, float(op.options.get("depth_multiplier", 1)),
+            pixels * out_c * _unclipped(graph, op), in_h, in_w, in_c, out_c, f_h, f_w, s_h, s_w,
+            float(op.options.get("depth_multiplier", 1)),
             float(op.options.get("padding") == "SAME"), _activation(op), op_macs(graph, op)]
 
 
@@ -137,7 +138,8 @@ def _fully_connected(graph: Graph, op: Op) -> list[float]:
     units, depth = graph.tensors[op.inputs[1]].shape
     outputs = graph.tensors[op.outputs[0]].size
     bias = float(len(op.inputs) > 2 and op.inputs[2] != NO_TENSOR)
-    return [1.0, units, outputs, outputs * depth, depth, outputs // max(units, 1), bias, _activation(op)]
+    return [1.0, units, outputs, outputs * depth, outputs * _unclipped(graph, op), depth, outputs // max(units, 1), bias,
+            _activation(op)]
 
 
 # ------------------------------------------------------------------- fast paths (kernel_paths)
@@ -181,7 +183,8 @@ def _pointwise(graph: Graph, op: Op) -> list[float]:
     n, _, _, in_c, out_h, out_w, out_c = window[:7]
     pixels, partial = n * out_h * out_w, in_c % 4
     return [1.0, n * out_h, pixels, pixels * (in_c // 4), pixels * (partial > 0), pixels * partial,
-            *_matrix_multiply(pixels, out_c, round_up4(in_c) // 4), *_conv2d_descriptive(graph, op, window)]
+            *_matrix_multiply(pixels, out_c, round_up4(in_c) // 4), 2 * -(-pixels // 2) * out_c * _unclipped(graph, op),
+            *_conv2d_descriptive(graph, op, window)]
 
 
 def _im2col(graph: Graph, op: Op) -> list[float]:
@@ -195,7 +198,8 @@ def _im2col(graph: Graph, op: Op) -> list[float]:
     kp, pixels = round_up4(k), n * out_h * out_w
     fills, copies, outside_rows = _gather_calls(in_h, in_w, in_c, f_h, f_w, out_h, out_w, s_h, s_w)
     return [1.0, n * out_h, pixels, pixels * f_h, n * outside_rows, *(n * fills), *(n * copies), pixels * (kp - k),
-            pixels * kp // 4, *_matrix_multiply(pixels, out_c, kp // 4), *_conv2d_descriptive(graph, op, window)]
+            pixels * kp // 4, *_matrix_multiply(pixels, out_c, kp // 4),
+            2 * -(-pixels // 2) * out_c * _unclipped(graph, op), *_conv2d_descriptive(graph, op, window)]
 
 
 @lru_cache(maxsize=1024)
@@ -245,7 +249,7 @@ def _depthwise_fast(graph: Graph, op: Op) -> list[float]:
             border * groups, border * groups * f_h, border_rows_in * groups, border_taps_in * groups,
             (border * taps - border_taps_in) * groups,
             pixels * has_partial, pixels * f_h * has_partial, rows_in * has_partial, taps_in * has_partial,
-            taps_in * partial, (pixels * taps - taps_in) * has_partial,
+            taps_in * partial, (pixels * taps - taps_in) * has_partial, pixels * channels * _unclipped(graph, op),
             in_h, in_w, channels, channels, f_h, f_w, s_h, s_w, float(op.options.get("padding") == "SAME"),
             _activation(op), op_macs(graph, op)]
 
@@ -260,7 +264,8 @@ def _dot(graph: Graph, op: Op) -> list[float]:
     blocks, rest = units // 4, units % 4
     bias = float(len(op.inputs) > 2 and op.inputs[2] != NO_TENSOR)
     return [1.0, batches, batches * partial, batches * blocks, batches * blocks * whole, batches * units,
-            batches * units * (partial > 0), batches * rest, batches * rest * whole, depth, units, bias, _activation(op)]
+            batches * units * (partial > 0), batches * rest, batches * rest * whole, batches * units * _unclipped(graph, op),
+            depth, units, bias, _activation(op)]
 
 
 def _broadcast(graph: Graph, op: Op) -> list[float]:
@@ -273,20 +278,27 @@ def _broadcast(graph: Graph, op: Op) -> list[float]:
 
 def _add_sub(graph: Graph, op: Op) -> list[float]:
     # Per element three requantizations (each input, then the sum), each a step longer for a
-    # negative value: estimated from where the zero points sit (_below_zero_point).
+    # negative value in portable C: estimated from where the zero points sit (_below_zero_point).
+    # With the DSP extension the usual one (shift <= -2) is branch-free, and the shift picks the
+    # path: TFLite's multipliers are each input's scale over twice the larger one (the larger
+    # input's is 1/2: shift 0), and twice that over 2^20 times the output's.
     a, b, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     n = y.size
+    twice_max = 2 * max(_scale(a), _scale(b))
+    shifts = [_shift(_scale(a) / twice_max), _shift(_scale(b) / twice_max), _shift(twice_max / (2**20 * _scale(y)))]
     return [1.0, *_broadcast(graph, op), n * (_below_zero_point(a) + _below_zero_point(b)), n * _below_zero_point(y),
-            _activation(op)]
+            n * shifts.count(-1), n * sum(s >= 0 for s in shifts), _activation(op)]
 
 
 def _mul(graph: Graph, op: Op) -> list[float]:
     # Per element one requantization of the product: a step longer for a negative product (one
-    # input below its zero point, the other not) and for a right shift (scale ratio below 1).
+    # input below its zero point, the other not) and for a right shift (scale ratio below 1); with
+    # the DSP extension, the path its shift picks (as ADD's).
     a, b, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     n, pa, pb = y.size, _below_zero_point(a), _below_zero_point(b)
+    shift = _shift(_scale(a) * _scale(b) / _scale(y))
     return [1.0, *_broadcast(graph, op), n * (pa * (1 - pb) + pb * (1 - pa)),
-            n * (_scale(a) * _scale(b) < _scale(y)), _activation(op)]
+            n * (_scale(a) * _scale(b) < _scale(y)), n * (shift == -1), n * (shift >= 0), _activation(op)]
 
 
 def _mean(graph: Graph, op: Op) -> list[float]:
@@ -551,6 +563,24 @@ def _zero_point(t) -> float:
     return float(q.zero_point[0]) if q is not None and len(q.zero_point) else 0.0
 
 
+def _unclipped(graph: Graph, op: Op) -> float:
+    """Whether the output clamp leaves negative results alone (no fused RELU or RELU6, an output zero
+    point above the int8 minimum): every output then takes the clamp's longer branch, where a
+    clipping clamp skips it for the negative results (how many depends on the values: the
+    regressors learn the usual share)."""
+    y = graph.tensors[op.outputs[0]]
+    return float(op.options.get("fused_activation_function") not in ("RELU", "RELU6") and _zero_point(y) > -128)
+
+
+def _shift(real: float) -> int:
+    """The shift of TFLite's QuantizeMultiplier for a positive `real` (real = q * 2^shift, q in
+    [1/2, 1) rounded to 31 bits): which path the runtime's requantization takes."""
+    if not (real > 0 and isfinite(real)):
+        return 0
+    fraction, shift = frexp(real)
+    return shift + (round(fraction * 2**31) == 2**31)
+
+
 def _log2(value: float) -> float:
     return log2(value) if value > 0 and isfinite(value) else 0.0
 
@@ -564,12 +594,13 @@ MEMCPY = ("memcpy_calls", "memcpy_word_calls", "memcpy_realigned", "memcpy_block
 _NO_CALLS = (0.0,) * len(COPY)
 _QUANT = ("input_zero_point", "output_zero_point", "log2_scale_ratio")
 _MULTIPLY = ("pixel_pairs", "channel_chunks", "channel_pairs", "pair_words", "single_channels", "single_words",
-             "requantized", "odd_pixel_words")
+             "requantized", "odd_pixel_words", "requantized_unclipped")
 _DEPTHWISE_FAST = ("rows", "pixels", "channel_chunks", "requantized", "inside_groups", "inside_group_rows",
                    "inside_group_taps", "border_groups", "border_group_rows", "border_group_rows_inside",
                    "border_group_taps_inside", "border_group_taps_padding", "partial_groups", "partial_group_rows",
                    "partial_group_rows_inside", "partial_group_taps_inside", "partial_bytes",
-                   "partial_group_taps_padding")
+                   "partial_group_taps_padding", "requantized_unclipped")
+_SHIFT_PATHS = ("shift_minus_one", "shift_nonnegative")  # requantizations off the usual path (shift <= -2)
 _BROADCAST = ("elements", "broadcast", "broadcast_rows", "broadcast_elements")
 
 
@@ -578,26 +609,30 @@ def _kind(kind: str, loops: tuple[str, ...], parameters: tuple[str, ...], comput
 
 
 _KINDS = (
-    _kind("CONV_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps", "macs_inside", "channel_checks"),
+    _kind("CONV_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps", "macs_inside", "channel_checks",
+                      "outputs_unclipped"),
           (*_WINDOW, "same_padding", "activation", "macs"), _conv2d),
     _kind("CONV_2D/pointwise", ("rows", "pixels", "packed_words", "partial_words", "partial_bytes", *_MULTIPLY),
           (*_WINDOW, "same_padding", "activation", "macs"), _pointwise),
     _kind("CONV_2D/im2col", ("rows", "pixels", "window_rows", "rows_outside", *FILL, *MEMCPY, "zero_bytes",
                              "packed_words", *_MULTIPLY), (*_WINDOW, "same_padding", "activation", "macs"), _im2col),
-    _kind("DEPTHWISE_CONV_2D", ("rows", "pixels", "outputs", "window_rows", "macs_inside", "channel_checks"),
+    _kind("DEPTHWISE_CONV_2D", ("rows", "pixels", "outputs", "window_rows", "macs_inside", "channel_checks",
+                                "outputs_unclipped"),
           (*_WINDOW, "depth_multiplier", "same_padding", "activation", "macs"), _depthwise),
     _kind("DEPTHWISE_CONV_2D/dw_3x3", _DEPTHWISE_FAST, (*_WINDOW, "same_padding", "activation", "macs"),
           _depthwise_fast),
     _kind("AVERAGE_POOL_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps"),
           ("in_h", "in_w", "channels", "kernel_h", "kernel_w", "stride_h", "stride_w", "same_padding", "activation"),
           _pool),
-    _kind("FULLY_CONNECTED", ("units", "outputs", "macs"), ("depth", "batches", "bias", "activation"),
+    _kind("FULLY_CONNECTED", ("units", "outputs", "macs", "outputs_unclipped"), ("depth", "batches", "bias", "activation"),
           _fully_connected),
     _kind("FULLY_CONNECTED/dot", ("batches", "partial_bytes", "blocks", "block_words", "outputs", "partial_words",
-                                  "single_units", "single_words"), ("depth", "units", "bias", "activation"),
+                                  "single_units", "single_words", "outputs_unclipped"), ("depth", "units", "bias",
+                                                                                        "activation"),
           _dot),
-    _kind("ADD", (*_BROADCAST, "inputs_below_zero_point", "output_below_zero_point"), ("activation",), _add_sub),
-    _kind("MUL", (*_BROADCAST, "negative_products", "right_shifted"), ("activation",), _mul),
+    _kind("ADD", (*_BROADCAST, "inputs_below_zero_point", "output_below_zero_point", *_SHIFT_PATHS), ("activation",),
+          _add_sub),
+    _kind("MUL", (*_BROADCAST, "negative_products", "right_shifted", *_SHIFT_PATHS), ("activation",), _mul),
     _kind("MEAN", ("outputs", "elements"), ("reduced", "depth"), _mean),
     _kind("SOFTMAX", ("rows", "elements"), ("depth", "log2_beta_scale"), _softmax),
     _kind("RESHAPE", COPY, ("bytes",), _reshape),

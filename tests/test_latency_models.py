@@ -465,7 +465,7 @@ def tflite_padding(size: int, filter_size: int, stride: int, padding: str) -> tu
     return out, max((out - 1) * stride + filter_size - size, 0) // 2
 
 
-def matrix_multiply(loops: dict, out_c: int, groups: int) -> None:
+def matrix_multiply(loops: dict, out_c: int, groups: int, relu: bool) -> None:
     loops["pixel_pairs"] += 1
     for first in range(0, out_c, 16):
         loops["channel_chunks"] += 1
@@ -476,9 +476,11 @@ def matrix_multiply(loops: dict, out_c: int, groups: int) -> None:
             loops["single_channels"] += 1
             loops["single_words"] += groups
         loops["requantized"] += 2 * count
+        loops["requantized_unclipped"] += 2 * count * (not relu)  # no negative result cut: the clamp's long branch
 
 
-def conv_fast_kernel(x: np.ndarray, f_h: int, f_w: int, out_c: int, stride: int, padding: str, zero_point: int = -3):
+def conv_fast_kernel(x: np.ndarray, f_h: int, f_w: int, out_c: int, stride: int, padding: str, relu: bool,
+                     zero_point: int = -3):
     """conv2d.c's fast path: the window of every pixel gathered (im2col) or the pixel read (pointwise),
     packed, and multiplied two pixels at a time."""
     n, in_h, in_w, in_c = x.shape
@@ -488,7 +490,8 @@ def conv_fast_kernel(x: np.ndarray, f_h: int, f_w: int, out_c: int, stride: int,
     k = f_h * f_w * in_c
     kp = -(-k // 4) * 4
     loops = dict.fromkeys(["one", "rows", "pixels", "packed_words", "pixel_pairs", "channel_chunks", "channel_pairs",
-                           "pair_words", "single_channels", "single_words", "requantized", "odd_pixel_words"], 0)
+                           "pair_words", "single_channels", "single_words", "requantized", "odd_pixel_words",
+                           "requantized_unclipped"], 0)
     loops.update(dict.fromkeys(["partial_words", "partial_bytes"] if pointwise else
                                ["window_rows", "rows_outside", "zero_bytes"], 0))
     loops["one"] = 1
@@ -523,11 +526,11 @@ def conv_fast_kernel(x: np.ndarray, f_h: int, f_w: int, out_c: int, stride: int,
                     assert np.array_equal(libc.out[:k], window.ravel())
                     loops["packed_words"] += kp // 4
                 if pending:
-                    matrix_multiply(loops, out_c, kp // 4)
+                    matrix_multiply(loops, out_c, kp // 4, relu)
                 pending = not pending
     if pending:  # the odd pixel out, copied beside itself
         loops["odd_pixel_words"] += kp // 4
-        matrix_multiply(loops, out_c, kp // 4)
+        matrix_multiply(loops, out_c, kp // 4, relu)
     return libc, loops
 
 
@@ -548,10 +551,11 @@ def test_conv_fast_path_features_count_the_kernels_loop_trips(size, cin, cout, k
     out_h, out_w = (tflite_padding(n, f, stride, padding)[0] for n, f in zip(size, (f_h, f_w)))
     graph = Graph([_tensor("x", x.shape), _tensor("w", (cout, f_h, f_w, cin), constant=True),
                    _tensor("y", (1, out_h, out_w, cout))],
-                  [Op("CONV_2D", (0, 1), (2,), {"padding": padding, "stride_h": stride, "stride_w": stride})], (0,), (2,),
-                  "conv")
+                  [Op("CONV_2D", (0, 1), (2,), {"padding": padding, "stride_h": stride, "stride_w": stride,
+                                                "fused_activation_function": "RELU" if stride == 2 else "NONE"})],
+                  (0,), (2,), "conv")
     assert op_kind(graph, graph.ops[0]) == ("CONV_2D/pointwise" if f_h == f_w == 1 else "CONV_2D/im2col")
-    libc, loops = conv_fast_kernel(x, f_h, f_w, cout, stride, padding)
+    libc, loops = conv_fast_kernel(x, f_h, f_w, cout, stride, padding, relu=stride == 2)
     assert_counts(features_of(graph), libc, loops)
 
 
@@ -599,6 +603,7 @@ def depthwise_fast_loops(shape, f_h: int, f_w: int, stride: int, padding: str) -
                         else:
                             group_any(loops, "border", 4, f_h, f_w, y, x)
                     loops["requantized"] += count
+                    loops["requantized_unclipped"] += count  # no fused activation, zero point 0
     return loops
 
 
@@ -633,12 +638,14 @@ def test_fully_connected_dot_features_count_the_kernels_loop_trips(batches, dept
             loops["blocks"] += 1
             loops["block_words"] += whole
             loops["outputs"] += 4
+            loops["outputs_unclipped"] += 4  # no fused activation, zero point 0
             loops["partial_words"] += 4 * (depth % 4 > 0)
             u += 4
         for _ in range(u, units):
             loops["single_units"] += 1
             loops["single_words"] += whole
             loops["outputs"] += 1
+            loops["outputs_unclipped"] += 1
             loops["partial_words"] += depth % 4 > 0
     graph = Graph([_tensor("x", (batches, depth)), _tensor("w", (units, depth), constant=True),
                    _tensor("y", (batches, units))], [Op("FULLY_CONNECTED", (0, 1), (2,), {})], (0,), (2,), "fc")
