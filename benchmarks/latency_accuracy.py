@@ -163,7 +163,7 @@ def run_board(name: str, args) -> dict:
     # Every kind the runtime runs should have a regressor of its own; which ones fell back, and which
     # evaluated models needed the fallback. An operator with fast paths runs its reference path only
     # for what they refuse (grouped or dilated convolutions, ...): its kinds are those its layers take.
-    with_paths = {k.split("/")[0] for k in KINDS if "/" in k}
+    with_paths = {k.split(".")[0] for k in KINDS if "." in k}
     taken = {op_kind(g, op) for g in [*train.graphs, *test.graphs, *checks.graphs] for op in g.ops}
     expected = {kind_of(t) for t in KNOWN_OPS if t not in with_paths} | {k for k in taken if k != GENERIC}
     without_regressor = sorted(expected - set(model.regressors_))

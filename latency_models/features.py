@@ -14,10 +14,11 @@ addresses: their features count those loops' trips per call (copy_trips, fill_tr
 
 Kernel paths: an operator whose kernel has fast paths (hwbench.kernel_paths: CONV_2D's im2col and
 pointwise matrix multiplies, DEPTHWISE_CONV_2D's dw_3x3 and dw_general, FULLY_CONNECTED's dot) is
-a kind of its own on each fast path, named "TYPE/path" (CONV_2D/im2col), with the fast path's loops
-as its features: the loop structures of two paths have little in common, so one regressor per path
-fits each exactly, and an artifact's kinds say which path each regressor describes. The reference
-path keeps the plain type name. The path is the one the plan compiler records by default, the one
+a kind of its own on each fast path, named "TYPE.path" (CONV_2D.im2col; not a slash, which would
+nest one kind's arrays inside another's in a model file), with the fast path's loops as its
+features: the loop structures of two paths have little in common, so one regressor per path fits
+each exactly, and an artifact's kinds say which path each regressor describes. The reference path
+keeps the plain type name. The path is the one the plan compiler records by default, the one
 `collect` measures.
 
 Operator kinds: every operator the runtime executes has its own features and its own regressor,
@@ -138,8 +139,8 @@ def _fully_connected(graph: Graph, op: Op) -> list[float]:
     units, depth = graph.tensors[op.inputs[1]].shape
     outputs = graph.tensors[op.outputs[0]].size
     bias = float(len(op.inputs) > 2 and op.inputs[2] != NO_TENSOR)
-    return [1.0, units, outputs, outputs * depth, outputs * _unclipped(graph, op), depth, outputs // max(units, 1), bias,
-            _activation(op)]
+    return [1.0, units, outputs, outputs * depth, outputs * _unclipped(graph, op), depth, outputs // max(units, 1),
+            bias, _activation(op)]
 
 
 # ------------------------------------------------------------------- fast paths (kernel_paths)
@@ -207,7 +208,7 @@ def _gather_calls(in_h: int, in_w: int, in_c: int, f_h: int, f_w: int, out_h: in
                   s_w: int) -> tuple[np.ndarray, np.ndarray, int]:
     """One image's memset (FILL) and memcpy (MEMCPY) trips of gather, and its window rows outside the
     input. The window sits at a 16-aligned address in the scratch buffer, the input image at one in
-    the arena."""
+    the arena (further images of a batch are counted as the first: their alignment is left out)."""
     y0, y_begin, y_end = _axis_windows(in_h, f_h, out_h, s_h)
     x0, x_begin, x_end = _axis_windows(in_w, f_w, out_w, s_w)
     row = f_w * in_c
@@ -222,6 +223,7 @@ def _gather_calls(in_h: int, in_w: int, in_c: int, f_h: int, f_w: int, out_h: in
              + fill_trips(np.broadcast_to(after, at.shape[:1] + after.shape), at + x_end * in_c))
     source = ((y0[oy_in] + fy_in)[:, None] * in_w + (x0 + x_begin)[None, :]) * in_c
     copies = memcpy_trips(np.broadcast_to((x_end - x_begin) * in_c, source.shape), at + before, source)
+    fills.flags.writeable = copies.flags.writeable = False  # cached
     return fills, copies, int(fy_out.size) * out_w
 
 
@@ -264,8 +266,8 @@ def _dot(graph: Graph, op: Op) -> list[float]:
     blocks, rest = units // 4, units % 4
     bias = float(len(op.inputs) > 2 and op.inputs[2] != NO_TENSOR)
     return [1.0, batches, batches * partial, batches * blocks, batches * blocks * whole, batches * units,
-            batches * units * (partial > 0), batches * rest, batches * rest * whole, batches * units * _unclipped(graph, op),
-            depth, units, bias, _activation(op)]
+            batches * units * (partial > 0), batches * rest, batches * rest * whole,
+            batches * units * _unclipped(graph, op), depth, units, bias, _activation(op)]
 
 
 def _broadcast(graph: Graph, op: Op) -> list[float]:
@@ -612,21 +614,22 @@ _KINDS = (
     _kind("CONV_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps", "macs_inside", "channel_checks",
                       "outputs_unclipped"),
           (*_WINDOW, "same_padding", "activation", "macs"), _conv2d),
-    _kind("CONV_2D/pointwise", ("rows", "pixels", "packed_words", "partial_words", "partial_bytes", *_MULTIPLY),
+    _kind("CONV_2D.pointwise", ("rows", "pixels", "packed_words", "partial_words", "partial_bytes", *_MULTIPLY),
           (*_WINDOW, "same_padding", "activation", "macs"), _pointwise),
-    _kind("CONV_2D/im2col", ("rows", "pixels", "window_rows", "rows_outside", *FILL, *MEMCPY, "zero_bytes",
+    _kind("CONV_2D.im2col", ("rows", "pixels", "window_rows", "rows_outside", *FILL, *MEMCPY, "zero_bytes",
                              "packed_words", *_MULTIPLY), (*_WINDOW, "same_padding", "activation", "macs"), _im2col),
     _kind("DEPTHWISE_CONV_2D", ("rows", "pixels", "outputs", "window_rows", "macs_inside", "channel_checks",
                                 "outputs_unclipped"),
           (*_WINDOW, "depth_multiplier", "same_padding", "activation", "macs"), _depthwise),
-    _kind("DEPTHWISE_CONV_2D/dw_3x3", _DEPTHWISE_FAST, (*_WINDOW, "same_padding", "activation", "macs"),
+    _kind("DEPTHWISE_CONV_2D.dw_3x3", _DEPTHWISE_FAST, (*_WINDOW, "same_padding", "activation", "macs"),
           _depthwise_fast),
     _kind("AVERAGE_POOL_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps"),
           ("in_h", "in_w", "channels", "kernel_h", "kernel_w", "stride_h", "stride_w", "same_padding", "activation"),
           _pool),
-    _kind("FULLY_CONNECTED", ("units", "outputs", "macs", "outputs_unclipped"), ("depth", "batches", "bias", "activation"),
+    _kind("FULLY_CONNECTED", ("units", "outputs", "macs", "outputs_unclipped"),
+          ("depth", "batches", "bias", "activation"),
           _fully_connected),
-    _kind("FULLY_CONNECTED/dot", ("batches", "partial_bytes", "blocks", "block_words", "outputs", "partial_words",
+    _kind("FULLY_CONNECTED.dot", ("batches", "partial_bytes", "blocks", "block_words", "outputs", "partial_words",
                                   "single_units", "single_words", "outputs_unclipped"), ("depth", "units", "bias",
                                                                                         "activation"),
           _dot),
@@ -650,8 +653,8 @@ _KINDS = (
     _kind(GENERIC, ("input_elements", "output_elements", "macs"), ("constant_bytes", "inputs"), _generic),
 )
 # Kinds whose kernels share another kind's loop structure: the same features, a regressor of their own.
-_SAME_LOOPS = {"DEPTHWISE_CONV_2D/dw_general": "DEPTHWISE_CONV_2D/dw_3x3", "MAX_POOL_2D": "AVERAGE_POOL_2D", "SUB": "ADD", "LOG_SOFTMAX": "SOFTMAX",
-               "TANH": "LOGISTIC", "RELU6": "RELU"}
+_SAME_LOOPS = {"DEPTHWISE_CONV_2D.dw_general": "DEPTHWISE_CONV_2D.dw_3x3", "MAX_POOL_2D": "AVERAGE_POOL_2D",
+               "SUB": "ADD", "LOG_SOFTMAX": "SOFTMAX", "TANH": "LOGISTIC", "RELU6": "RELU"}
 KINDS: dict[str, KindFeatures] = {k.kind: k for k in _KINDS}
 KINDS.update({kind: replace(KINDS[like], kind=kind) for kind, like in _SAME_LOOPS.items()})
 # SQUEEZE runs RESHAPE's kernel: same features, same regressor.
@@ -661,9 +664,9 @@ _EXTRACTOR = {**KINDS, **{op: KINDS[kind] for op, kind in _SAME_KERNEL.items()}}
 
 def kind_of(op_type: str, path: str = REFERENCE.name) -> str:
     """The regressor an operator type gets on a kernel path: its own type on the reference path
-    (SQUEEZE shares RESHAPE's), "TYPE/path" on a fast path, GENERIC for a type without features."""
+    (SQUEEZE shares RESHAPE's), "TYPE.path" on a fast path, GENERIC for a type without features."""
     if path != REFERENCE.name:
-        kind = f"{op_type}/{path}"
+        kind = f"{op_type}.{path}"
         return kind if kind in _EXTRACTOR else GENERIC
     if op_type in _SAME_KERNEL:
         return _SAME_KERNEL[op_type]

@@ -155,7 +155,7 @@ class LatencyModel(BaseEstimator):
         return float(a + b * len(graph.ops))
 
     def fallback_kinds(self, graph: Graph) -> set[str]:
-        """Operator kinds in `graph` (types, "TYPE/path" on a fast kernel path, features.py) that this
+        """Operator kinds in `graph` (types, "TYPE.path" on a fast kernel path, features.py) that this
         model has no regressor of their own for; an operator type without features of its own by
         its type."""
         self._check_fitted()

@@ -27,8 +27,8 @@ from hwbench.tflite_reader import read_tflite
 from latency_models.artifact import ArtifactError, load_artifact, save_artifact
 from latency_models.baseline import MacsBaseline
 from latency_models.dataset import load_dataset
-from latency_models.features import (COPY, FILL, GENERIC, KINDS, MEMCPY, copy_trips, fill_trips, graph_features, kind_of,
-                                     memcpy_trips, op_kind,
+from latency_models.features import (COPY, FILL, GENERIC, KINDS, MEMCPY, copy_trips, fill_trips, graph_features,
+                                     kind_of, memcpy_trips, op_kind,
                                      same_padding, window_extent)
 from latency_models.metrics import accuracy
 from latency_models.model import LatencyModel, grouped_folds
@@ -167,7 +167,7 @@ def test_conv_features_count_only_the_taps_inside_the_input():
 def test_ops_are_grouped_by_kind_and_unknown_ops_get_generic_features():
     graph = graph_with_a_fallback_op()
     features = graph_features(graph)
-    assert sorted(features.kinds) == ["CONCATENATION", "CONV_2D/im2col", GENERIC]
+    assert sorted(features.kinds) == ["CONCATENATION", "CONV_2D.im2col", GENERIC]
     indices, X = features.kinds[GENERIC]
     assert list(indices) == [2] and X.shape == (1, len(KINDS[GENERIC].names))
     assert dict(zip(KINDS[GENERIC].names, X[0]))["output_elements"] == 8 * 8 * 8
@@ -180,7 +180,7 @@ def test_every_operator_the_runtime_runs_has_features_of_its_own():
     header = (Path(__file__).parents[1] / "firmware_runner" / "runtime" / "hwb_ops.h").read_text()
     paths = re.search(r"#define HWB_PATHS\(X\)(.*)", header).group(1)
     fast_paths = set(re.findall(r"X\(\d+, (\w+)\)", paths)) - {"reference"}
-    assert {kind.split("/")[1] for kind in KINDS if "/" in kind} == fast_paths
+    assert {kind.split(".")[1] for kind in KINDS if "." in kind} == fast_paths
     for kind, features in KINDS.items():
         assert features.kind == kind and 1 <= features.n_linear <= len(features.names)
         assert len(set(features.names)) == len(features.names) and features.names[0] == "one"
@@ -471,7 +471,9 @@ def matrix_multiply(loops: dict, out_c: int, groups: int, relu: bool) -> None:
         loops["channel_chunks"] += 1
         count, k = min(16, out_c - first), 0
         while k + 1 < count:
-            loops["channel_pairs"], loops["pair_words"], k = loops["channel_pairs"] + 1, loops["pair_words"] + groups, k + 2
+            loops["channel_pairs"] += 1
+            loops["pair_words"] += groups
+            k += 2
         if k < count:
             loops["single_channels"] += 1
             loops["single_words"] += groups
@@ -517,8 +519,8 @@ def conv_fast_kernel(x: np.ndarray, f_h: int, f_w: int, out_c: int, stride: int,
                             libc.memset(fy * row, zero_point, row)
                             continue
                         libc.memset(fy * row, zero_point, fx_begin * in_c)
-                        libc.memcpy(fy * row + fx_begin * in_c, flat, ((b * in_h + y0 + fy) * in_w + x0 + fx_begin) * in_c,
-                                    (fx_end - fx_begin) * in_c)
+                        source = ((b * in_h + y0 + fy) * in_w + x0 + fx_begin) * in_c
+                        libc.memcpy(fy * row + fx_begin * in_c, flat, source, (fx_end - fx_begin) * in_c)
                         libc.memset(fy * row + fx_end * in_c, zero_point, (f_w - fx_end) * in_c)
                     loops["zero_bytes"] += kp - k
                     padded = np.pad(x[b], [(pad_top, f_h), (pad_left, f_w), (0, 0)], constant_values=zero_point)
@@ -554,7 +556,7 @@ def test_conv_fast_path_features_count_the_kernels_loop_trips(size, cin, cout, k
                   [Op("CONV_2D", (0, 1), (2,), {"padding": padding, "stride_h": stride, "stride_w": stride,
                                                 "fused_activation_function": "RELU" if stride == 2 else "NONE"})],
                   (0,), (2,), "conv")
-    assert op_kind(graph, graph.ops[0]) == ("CONV_2D/pointwise" if f_h == f_w == 1 else "CONV_2D/im2col")
+    assert op_kind(graph, graph.ops[0]) == ("CONV_2D.pointwise" if f_h == f_w == 1 else "CONV_2D.im2col")
     libc, loops = conv_fast_kernel(x, f_h, f_w, cout, stride, padding, relu=stride == 2)
     assert_counts(features_of(graph), libc, loops)
 
@@ -580,7 +582,7 @@ def depthwise_fast_loops(shape, f_h: int, f_w: int, stride: int, padding: str) -
     n, in_h, in_w, channels = shape
     out_h, pad_top = tflite_padding(in_h, f_h, stride, padding)
     out_w, pad_left = tflite_padding(in_w, f_w, stride, padding)
-    loops = dict.fromkeys(KINDS["DEPTHWISE_CONV_2D/dw_3x3"].names[:KINDS["DEPTHWISE_CONV_2D/dw_3x3"].n_linear], 0)
+    loops = dict.fromkeys(KINDS["DEPTHWISE_CONV_2D.dw_3x3"].names[:KINDS["DEPTHWISE_CONV_2D.dw_3x3"].n_linear], 0)
     loops["one"] = 1
     for _ in range(n):
         for oy in range(out_h):
@@ -621,13 +623,13 @@ def test_depthwise_fast_path_features_count_the_kernels_loop_trips(shape, kernel
                    _tensor("y", (shape[0], *out, shape[3]))],
                   [Op("DEPTHWISE_CONV_2D", (0, 1), (2,), {"padding": padding, "stride_h": stride, "stride_w": stride,
                                                           "depth_multiplier": 1})], (0,), (2,), "dw")
-    assert op_kind(graph, graph.ops[0]) == "DEPTHWISE_CONV_2D/" + ("dw_3x3" if kernel == (3, 3) else "dw_general")
+    assert op_kind(graph, graph.ops[0]) == "DEPTHWISE_CONV_2D." + ("dw_3x3" if kernel == (3, 3) else "dw_general")
     assert_counts(features_of(graph), Libc(0), depthwise_fast_loops(shape, *kernel, stride, padding))
 
 
 @pytest.mark.parametrize("batches, depth, units", [(1, 64, 12), (1, 37, 10), (3, 5, 3), (2, 3, 9), (1, 640, 128)])
 def test_fully_connected_dot_features_count_the_kernels_loop_trips(batches, depth, units):
-    loops = dict.fromkeys(KINDS["FULLY_CONNECTED/dot"].names[:KINDS["FULLY_CONNECTED/dot"].n_linear], 0)
+    loops = dict.fromkeys(KINDS["FULLY_CONNECTED.dot"].names[:KINDS["FULLY_CONNECTED.dot"].n_linear], 0)
     loops["one"] = 1
     whole = depth // 4
     for _ in range(batches):  # fully_connected.c's fast()
@@ -649,7 +651,7 @@ def test_fully_connected_dot_features_count_the_kernels_loop_trips(batches, dept
             loops["partial_words"] += depth % 4 > 0
     graph = Graph([_tensor("x", (batches, depth)), _tensor("w", (units, depth), constant=True),
                    _tensor("y", (batches, units))], [Op("FULLY_CONNECTED", (0, 1), (2,), {})], (0,), (2,), "fc")
-    assert op_kind(graph, graph.ops[0]) == "FULLY_CONNECTED/dot"
+    assert op_kind(graph, graph.ops[0]) == "FULLY_CONNECTED.dot"
     assert_counts(features_of(graph), Libc(0), loops)
 
 
