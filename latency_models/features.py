@@ -229,10 +229,11 @@ def _gather_calls(in_h: int, in_w: int, in_c: int, f_h: int, f_w: int, out_h: in
 
 def _depthwise_fast(graph: Graph, op: Op) -> list[float]:
     # dw_3x3, dw_general: per pixel, per chunk of 32 channels, groups of four channels: a window inside
-    # the input runs the unrolled 3 x 3 (group_3x3) or one loop over its taps (group_inside); a window
-    # at the border, and the last partial group of C % 4 channels at every pixel, run group_any: per
-    # filter row, taps in the padding (the zero point, no load) and taps inside (a word load, or C % 4
-    # byte loads for the partial group). Then each chunk's outputs are requantized (requantize.c).
+    # the input runs the unrolled 3 x 3 (group_3x3, on dw_3x3: its own column) or one loop over its taps
+    # (group_inside); a window at the border, and the last partial group of C % 4 channels at every
+    # pixel, run group_any: per filter row, taps in the padding (the zero point, no load) and taps
+    # inside (a word load, or C % 4 byte loads for the partial group). Then each chunk's outputs are
+    # requantized (requantize.c).
     _, f_h, f_w, channels = graph.tensors[op.inputs[1]].shape
     window = _window(graph, op, f_h, f_w)
     n, in_h, in_w, _, out_h, out_w, _, rows, cols, s_h, s_w = window
@@ -245,9 +246,9 @@ def _depthwise_fast(graph: Graph, op: Op) -> list[float]:
     taps_in, rows_in = n * rows * cols, n * rows * out_w  # over every pixel: taps and filter rows inside
     border_taps_in, border_rows_in = taps_in - inside * taps, rows_in - inside * f_h
     groups, partial = channels // 4, channels % 4
-    has_partial = float(partial > 0)
+    has_partial, is_3x3 = float(partial > 0), float(kernel_path(graph, op).name == "dw_3x3")
     return [1.0, n * out_h, pixels, pixels * -(-channels // 32), pixels * channels,
-            inside * groups, inside * groups * f_h, inside * groups * taps,
+            inside * groups * is_3x3, *(inside * groups * (1 - is_3x3) * np.array([1.0, f_h, taps])),
             border * groups, border * groups * f_h, border_rows_in * groups, border_taps_in * groups,
             (border * taps - border_taps_in) * groups,
             pixels * has_partial, pixels * f_h * has_partial, rows_in * has_partial, taps_in * has_partial,
@@ -566,12 +567,12 @@ def _zero_point(t) -> float:
 
 
 def _unclipped(graph: Graph, op: Op) -> float:
-    """Whether the output clamp leaves negative results alone (no fused RELU or RELU6, an output zero
-    point above the int8 minimum): every output then takes the clamp's longer branch, where a
-    clipping clamp skips it for the negative results (how many depends on the values: the
-    regressors learn the usual share)."""
-    y = graph.tensors[op.outputs[0]]
-    return float(op.options.get("fused_activation_function") not in ("RELU", "RELU6") and _zero_point(y) > -128)
+    """Whether the output clamp leaves negative results alone (no fused RELU or RELU6): every output
+    then takes the clamp's longer branch, where a RELU's clamp skips it for each negative result (how
+    many there are depends on the values: the regressors learn the usual share). Read from the fused
+    activation alone, which an architecture spec knows before the model is converted (an output's
+    zero point would say more, but only calibration sets it)."""
+    return float(op.options.get("fused_activation_function") not in ("RELU", "RELU6"))
 
 
 def _shift(real: float) -> int:
@@ -597,11 +598,11 @@ _NO_CALLS = (0.0,) * len(COPY)
 _QUANT = ("input_zero_point", "output_zero_point", "log2_scale_ratio")
 _MULTIPLY = ("pixel_pairs", "channel_chunks", "channel_pairs", "pair_words", "single_channels", "single_words",
              "requantized", "odd_pixel_words", "requantized_unclipped")
-_DEPTHWISE_FAST = ("rows", "pixels", "channel_chunks", "requantized", "inside_groups", "inside_group_rows",
-                   "inside_group_taps", "border_groups", "border_group_rows", "border_group_rows_inside",
-                   "border_group_taps_inside", "border_group_taps_padding", "partial_groups", "partial_group_rows",
-                   "partial_group_rows_inside", "partial_group_taps_inside", "partial_bytes",
-                   "partial_group_taps_padding", "requantized_unclipped")
+_DEPTHWISE_FAST = ("rows", "pixels", "channel_chunks", "requantized", "inside_3x3_groups", "inside_groups",
+                   "inside_group_rows", "inside_group_taps", "border_groups", "border_group_rows",
+                   "border_group_rows_inside", "border_group_taps_inside", "border_group_taps_padding",
+                   "partial_groups", "partial_group_rows", "partial_group_rows_inside", "partial_group_taps_inside",
+                   "partial_bytes", "partial_group_taps_padding", "requantized_unclipped")
 _SHIFT_PATHS = ("shift_minus_one", "shift_nonnegative")  # requantizations off the usual path (shift <= -2)
 _BROADCAST = ("elements", "broadcast", "broadcast_rows", "broadcast_elements")
 
@@ -621,7 +622,7 @@ _KINDS = (
     _kind("DEPTHWISE_CONV_2D", ("rows", "pixels", "outputs", "window_rows", "macs_inside", "channel_checks",
                                 "outputs_unclipped"),
           (*_WINDOW, "depth_multiplier", "same_padding", "activation", "macs"), _depthwise),
-    _kind("DEPTHWISE_CONV_2D.dw_3x3", _DEPTHWISE_FAST, (*_WINDOW, "same_padding", "activation", "macs"),
+    _kind("DEPTHWISE_CONV_2D.dw", _DEPTHWISE_FAST, (*_WINDOW, "same_padding", "activation", "macs"),
           _depthwise_fast),
     _kind("AVERAGE_POOL_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps"),
           ("in_h", "in_w", "channels", "kernel_h", "kernel_w", "stride_h", "stride_w", "same_padding", "activation"),
@@ -653,24 +654,23 @@ _KINDS = (
     _kind(GENERIC, ("input_elements", "output_elements", "macs"), ("constant_bytes", "inputs"), _generic),
 )
 # Kinds whose kernels share another kind's loop structure: the same features, a regressor of their own.
-_SAME_LOOPS = {"DEPTHWISE_CONV_2D.dw_general": "DEPTHWISE_CONV_2D.dw_3x3", "MAX_POOL_2D": "AVERAGE_POOL_2D",
-               "SUB": "ADD", "LOG_SOFTMAX": "SOFTMAX", "TANH": "LOGISTIC", "RELU6": "RELU"}
+_SAME_LOOPS = {"MAX_POOL_2D": "AVERAGE_POOL_2D", "SUB": "ADD", "LOG_SOFTMAX": "SOFTMAX", "TANH": "LOGISTIC",
+               "RELU6": "RELU"}
 KINDS: dict[str, KindFeatures] = {k.kind: k for k in _KINDS}
 KINDS.update({kind: replace(KINDS[like], kind=kind) for kind, like in _SAME_LOOPS.items()})
-# SQUEEZE runs RESHAPE's kernel: same features, same regressor.
-_SAME_KERNEL = {"SQUEEZE": "RESHAPE"}
-_EXTRACTOR = {**KINDS, **{op: KINDS[kind] for op, kind in _SAME_KERNEL.items()}}
+# SQUEEZE runs RESHAPE's kernel, and the two depthwise fast paths one loop nest that differs only in
+# the interior groups (fast() in depthwise_conv2d.c): same features, same regressor.
+_SAME_KERNEL = {"SQUEEZE": "RESHAPE", "DEPTHWISE_CONV_2D.dw_3x3": "DEPTHWISE_CONV_2D.dw",
+                "DEPTHWISE_CONV_2D.dw_general": "DEPTHWISE_CONV_2D.dw"}
 
 
 def kind_of(op_type: str, path: str = REFERENCE.name) -> str:
     """The regressor an operator type gets on a kernel path: its own type on the reference path
-    (SQUEEZE shares RESHAPE's), "TYPE.path" on a fast path, GENERIC for a type without features."""
-    if path != REFERENCE.name:
-        kind = f"{op_type}.{path}"
-        return kind if kind in _EXTRACTOR else GENERIC
-    if op_type in _SAME_KERNEL:
-        return _SAME_KERNEL[op_type]
-    return op_type if op_type in _EXTRACTOR else GENERIC
+    (SQUEEZE shares RESHAPE's), "TYPE.path" on a fast path (both depthwise paths share
+    DEPTHWISE_CONV_2D.dw), GENERIC for a type without features."""
+    kind = op_type if path == REFERENCE.name else f"{op_type}.{path}"
+    kind = _SAME_KERNEL.get(kind, kind)
+    return kind if kind in KINDS else GENERIC
 
 
 def op_kind(graph: Graph, op: Op) -> str:
@@ -679,7 +679,7 @@ def op_kind(graph: Graph, op: Op) -> str:
 
 
 def extractor(kind: str) -> KindFeatures:
-    return _EXTRACTOR.get(kind, KINDS[GENERIC])
+    return KINDS.get(kind, KINDS[GENERIC])
 
 
 def feature_names(kind: str) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from hwbench.cli import main
 from hwbench.costs import op_macs
 from hwbench.errors import HwbenchError
 from hwbench.graph import KNOWN_OPS, Graph, Op, Quantization, Tensor
+from hwbench.kernel_paths import kernel_path
 from hwbench.memory import memory_report
 from hwbench.results import ResultsDB
 from hwbench.tflite_reader import read_tflite
@@ -176,11 +177,12 @@ def test_ops_are_grouped_by_kind_and_unknown_ops_get_generic_features():
 def test_every_operator_the_runtime_runs_has_features_of_its_own():
     assert {kind_of(t) for t in KNOWN_OPS} == KNOWN_OPS - {"SQUEEZE"}  # SQUEEZE runs RESHAPE's kernel
     assert kind_of("SQUEEZE") == "RESHAPE" and kind_of("SOME_FUTURE_OP") == GENERIC
-    # Every fast path the runtime has (hwb_ops.h's HWB_PATHS) is a kind of its own.
+    # Every fast path the runtime has (hwb_ops.h's HWB_PATHS) gets features of its own.
     header = (Path(__file__).parents[1] / "firmware_runner" / "runtime" / "hwb_ops.h").read_text()
     paths = re.search(r"#define HWB_PATHS\(X\)(.*)", header).group(1)
     fast_paths = set(re.findall(r"X\(\d+, (\w+)\)", paths)) - {"reference"}
-    assert {kind.split(".")[1] for kind in KINDS if "." in kind} == fast_paths
+    with_path = {path: {kind_of(t, path) for t in KNOWN_OPS} - {GENERIC} for path in fast_paths}
+    assert all(len(kinds) == 1 and "." in kinds.pop() for kinds in with_path.values()), with_path
     for kind, features in KINDS.items():
         assert features.kind == kind and 1 <= features.n_linear <= len(features.names)
         assert len(set(features.names)) == len(features.names) and features.names[0] == "one"
@@ -582,7 +584,7 @@ def depthwise_fast_loops(shape, f_h: int, f_w: int, stride: int, padding: str) -
     n, in_h, in_w, channels = shape
     out_h, pad_top = tflite_padding(in_h, f_h, stride, padding)
     out_w, pad_left = tflite_padding(in_w, f_w, stride, padding)
-    loops = dict.fromkeys(KINDS["DEPTHWISE_CONV_2D.dw_3x3"].names[:KINDS["DEPTHWISE_CONV_2D.dw_3x3"].n_linear], 0)
+    loops = dict.fromkeys(KINDS["DEPTHWISE_CONV_2D.dw"].names[:KINDS["DEPTHWISE_CONV_2D.dw"].n_linear], 0)
     loops["one"] = 1
     for _ in range(n):
         for oy in range(out_h):
@@ -598,7 +600,9 @@ def depthwise_fast_loops(shape, f_h: int, f_w: int, stride: int, padding: str) -
                     for c in range(first, first + count, 4):
                         if c + 4 > channels:
                             group_any(loops, "partial", channels - c, f_h, f_w, y, x)
-                        elif inside:  # the 3 x 3 unrolled, any other size one loop over the taps
+                        elif inside and (f_h, f_w) == (3, 3):  # unrolled
+                            loops["inside_3x3_groups"] += 1
+                        elif inside:  # one loop over the taps
                             loops["inside_groups"] += 1
                             loops["inside_group_rows"] += f_h
                             loops["inside_group_taps"] += f_h * f_w
@@ -623,7 +627,8 @@ def test_depthwise_fast_path_features_count_the_kernels_loop_trips(shape, kernel
                    _tensor("y", (shape[0], *out, shape[3]))],
                   [Op("DEPTHWISE_CONV_2D", (0, 1), (2,), {"padding": padding, "stride_h": stride, "stride_w": stride,
                                                           "depth_multiplier": 1})], (0,), (2,), "dw")
-    assert op_kind(graph, graph.ops[0]) == "DEPTHWISE_CONV_2D." + ("dw_3x3" if kernel == (3, 3) else "dw_general")
+    path = "dw_3x3" if kernel == (3, 3) else "dw_general"
+    assert kernel_path(graph, graph.ops[0]).name == path and op_kind(graph, graph.ops[0]) == "DEPTHWISE_CONV_2D.dw"
     assert_counts(features_of(graph), Libc(0), depthwise_fast_loops(shape, *kernel, stride, padding))
 
 
