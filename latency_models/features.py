@@ -22,9 +22,10 @@ keeps the plain type name. The path is the one the plan compiler records by defa
 `collect` measures.
 
 Operator kinds: every operator the runtime executes has its own features and its own regressor,
-except SQUEEZE, which runs RESHAPE's kernel (same features, same regressor). Kernels with the loop
-structure of another kind (MAX_POOL_2D of AVERAGE_POOL_2D's, SUB of ADD's, LOG_SOFTMAX of SOFTMAX's,
-TANH of LOGISTIC's, RELU6 of RELU's) share its features, not its regressor. GENERIC
+except SQUEEZE, which runs RESHAPE's kernel, and SUB, whose kernel is ADD's with a subtraction for the
+addition (same features, same regressor: generated models hold few SUBs, all broadcast). Kernels with
+the loop structure of another kind (MAX_POOL_2D of AVERAGE_POOL_2D's, LOG_SOFTMAX of SOFTMAX's, TANH
+of LOGISTIC's, RELU6 of RELU's) share its features, not its regressor. GENERIC
 features (element counts, MACs, bytes) are the fallback for a kind a latency model has no training
 data for, and for operator types the runtime does not know.
 
@@ -654,19 +655,19 @@ _KINDS = (
     _kind(GENERIC, ("input_elements", "output_elements", "macs"), ("constant_bytes", "inputs"), _generic),
 )
 # Kinds whose kernels share another kind's loop structure: the same features, a regressor of their own.
-_SAME_LOOPS = {"MAX_POOL_2D": "AVERAGE_POOL_2D", "SUB": "ADD", "LOG_SOFTMAX": "SOFTMAX", "TANH": "LOGISTIC",
-               "RELU6": "RELU"}
+_SAME_LOOPS = {"MAX_POOL_2D": "AVERAGE_POOL_2D", "LOG_SOFTMAX": "SOFTMAX", "TANH": "LOGISTIC", "RELU6": "RELU"}
 KINDS: dict[str, KindFeatures] = {k.kind: k for k in _KINDS}
 KINDS.update({kind: replace(KINDS[like], kind=kind) for kind, like in _SAME_LOOPS.items()})
-# SQUEEZE runs RESHAPE's kernel, and the two depthwise fast paths one loop nest that differs only in
-# the interior groups (fast() in depthwise_conv2d.c): same features, same regressor.
-_SAME_KERNEL = {"SQUEEZE": "RESHAPE", "DEPTHWISE_CONV_2D.dw_3x3": "DEPTHWISE_CONV_2D.dw",
+# SQUEEZE runs RESHAPE's kernel, SUB ADD's (but for one instruction), and the two depthwise fast paths
+# one loop nest that differs only in the interior groups (fast() in depthwise_conv2d.c): same
+# features, same regressor.
+_SAME_KERNEL = {"SQUEEZE": "RESHAPE", "SUB": "ADD", "DEPTHWISE_CONV_2D.dw_3x3": "DEPTHWISE_CONV_2D.dw",
                 "DEPTHWISE_CONV_2D.dw_general": "DEPTHWISE_CONV_2D.dw"}
 
 
 def kind_of(op_type: str, path: str = REFERENCE.name) -> str:
     """The regressor an operator type gets on a kernel path: its own type on the reference path
-    (SQUEEZE shares RESHAPE's), "TYPE.path" on a fast path (both depthwise paths share
+    (SQUEEZE shares RESHAPE's, SUB ADD's), "TYPE.path" on a fast path (both depthwise paths share
     DEPTHWISE_CONV_2D.dw), GENERIC for a type without features."""
     kind = op_type if path == REFERENCE.name else f"{op_type}.{path}"
     kind = _SAME_KERNEL.get(kind, kind)

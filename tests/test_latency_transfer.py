@@ -139,7 +139,10 @@ def test_kinds_with_new_layers_choose_their_factors_by_cross_validation(prior, n
     loop, and the from-scratch candidates too when it has the layers and models a from-scratch fit
     needs; a kind in one new model gets one factor."""
     train, _ = new_data
-    model = TransferredLatencyModel(load_artifact(prior).model).fit(train.graphs, train.totals, train.layer_counts)
+    # Ten small models hold few layers of each kind (a convolution's kinds are its kernel paths): a
+    # from-scratch fit here needs 10 layers in 5 models.
+    model = TransferredLatencyModel(load_artifact(prior).model, min_layers=10).fit(train.graphs, train.totals,
+                                                                                  train.layer_counts)
     transfer_candidates = [ONE_FACTOR, *(f"{PER_LOOP} (ridge {r:g})" for r in RIDGES)]
     seen = set()
     for kind, report in model.kind_reports_.items():
