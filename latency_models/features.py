@@ -12,10 +12,20 @@ Kernels that move bytes (PAD, TRANSPOSE, CONCATENATION, RESIZE_NEAREST_NEIGHBOR,
 RESHAPE) call the C library's memmove and memset, whose loops run word by word only on 4-aligned
 addresses: their features count those loops' trips per call (copy_trips, fill_trips).
 
+Kernel paths: an operator whose kernel has fast paths (hwbench.kernel_paths: CONV_2D's im2col and
+pointwise matrix multiplies, DEPTHWISE_CONV_2D's dw_3x3 and dw_general, FULLY_CONNECTED's dot) is
+a kind of its own on each fast path, named "TYPE.path" (CONV_2D.im2col; not a slash, which would
+nest one kind's arrays inside another's in a model file), with the fast path's loops as its
+features: the loop structures of two paths have little in common, so one regressor per path fits
+each exactly, and an artifact's kinds say which path each regressor describes. The reference path
+keeps the plain type name. The path is the one the plan compiler records by default, the one
+`collect` measures.
+
 Operator kinds: every operator the runtime executes has its own features and its own regressor,
-except SQUEEZE, which runs RESHAPE's kernel (same features, same regressor). Kernels with the loop
-structure of another kind (MAX_POOL_2D of AVERAGE_POOL_2D's, SUB of ADD's, LOG_SOFTMAX of SOFTMAX's,
-TANH of LOGISTIC's, RELU6 of RELU's) share its features, not its regressor. GENERIC
+except SQUEEZE, which runs RESHAPE's kernel, and SUB, whose kernel is ADD's with a subtraction for the
+addition (same features, same regressor: generated models hold few SUBs, all broadcast). Kernels with
+the loop structure of another kind (MAX_POOL_2D of AVERAGE_POOL_2D's, LOG_SOFTMAX of SOFTMAX's, TANH
+of LOGISTIC's, RELU6 of RELU's) share its features, not its regressor. GENERIC
 features (element counts, MACs, bytes) are the fallback for a kind a latency model has no training
 data for, and for operator types the runtime does not know.
 
@@ -35,9 +45,10 @@ import numpy as np
 
 from hwbench.costs import op_macs
 from hwbench.graph import NO_TENSOR, Graph, Op
+from hwbench.kernel_paths import REFERENCE, kernel_path, round_up4
 from hwbench.memory.buffers import reuse_rule
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 GENERIC = "GENERIC"
 _ACTIVATION_CODES = {None: 0, "NONE": 0, "RELU": 1, "RELU6": 2, "RELU_N1_TO_1": 3}
 
@@ -102,7 +113,7 @@ def _conv2d(graph: Graph, op: Op) -> list[float]:
     pixels = n * out_h * out_w
     fy = n * out_c * rows * out_w  # the fx loop is entered once per (output, window row)
     fx = n * out_c * rows * cols  # the channel loop is entered once per (output, window tap)
-    return [1.0, n * out_h, pixels, pixels * out_c, fy, fx, fx * f_c, out_c,
+    return [1.0, n * out_h, pixels, pixels * out_c, fy, fx, fx * f_c, out_c, pixels * out_c * _unclipped(graph, op),
             in_h, in_w, in_c, out_c, f_h, f_w, s_h, s_w, float(op.options.get("padding") == "SAME"),
             _activation(op), op_macs(graph, op)]
 
@@ -112,7 +123,8 @@ def _depthwise(graph: Graph, op: Op) -> list[float]:
     n, in_h, in_w, in_c, out_h, out_w, _, rows, cols, s_h, s_w = _window(graph, op, f_h, f_w)
     pixels = n * out_h * out_w
     return [1.0, n * out_h, pixels, pixels * out_c, n * out_c * rows * out_w, n * out_c * rows * cols, out_c,
-            in_h, in_w, in_c, out_c, f_h, f_w, s_h, s_w, float(op.options.get("depth_multiplier", 1)),
+            pixels * out_c * _unclipped(graph, op), in_h, in_w, in_c, out_c, f_h, f_w, s_h, s_w,
+            float(op.options.get("depth_multiplier", 1)),
             float(op.options.get("padding") == "SAME"), _activation(op), op_macs(graph, op)]
 
 
@@ -128,7 +140,136 @@ def _fully_connected(graph: Graph, op: Op) -> list[float]:
     units, depth = graph.tensors[op.inputs[1]].shape
     outputs = graph.tensors[op.outputs[0]].size
     bias = float(len(op.inputs) > 2 and op.inputs[2] != NO_TENSOR)
-    return [1.0, units, outputs, outputs * depth, depth, outputs // max(units, 1), bias, _activation(op)]
+    return [1.0, units, outputs, outputs * depth, outputs * _unclipped(graph, op), depth, outputs // max(units, 1),
+            bias, _activation(op)]
+
+
+# ------------------------------------------------------------------- fast paths (kernel_paths)
+
+
+@lru_cache(maxsize=4096)
+def _axis_windows(size: int, filter_size: int, out: int, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output position along one axis: the window's origin in the input (negative in the
+    padding), and the first and past-the-last filter taps that lie inside the input, as the fast
+    kernels compute them (fy_begin, fy_end)."""
+    origin = np.arange(out, dtype=np.int64) * stride - same_padding(stride, size, filter_size, out)
+    begin = np.maximum(-origin, 0)
+    end = np.minimum(size - origin, filter_size)
+    for array in (origin, begin, end):
+        array.flags.writeable = False
+    return origin, begin, end
+
+
+def _matrix_multiply(pixels: int, out_c: int, groups: int) -> list[float]:
+    """conv2d.c's multiply over `pixels` output pixels, packed two at a time, each K values in `groups`
+    words: per pair, chunks of 16 channels, in each two channels at a time (dot_pair) and the odd one
+    alone (dot_single), each over every word; each chunk's sums requantized per pixel (requantize.c).
+    An odd last pixel is copied beside itself (`groups` words) and multiplied as a pair."""
+    pairs = -(-pixels // 2)
+    chunks = pairs * -(-out_c // 16)
+    return [pairs, chunks, pairs * (out_c // 2), pairs * (out_c // 2) * groups, pairs * (out_c % 2),
+            pairs * (out_c % 2) * groups, 2 * pairs * out_c, (pixels % 2) * groups]
+
+
+def _conv2d_descriptive(graph: Graph, op: Op, window) -> list[float]:
+    n, in_h, in_w, in_c, out_h, out_w, out_c, _, _, s_h, s_w = window
+    _, f_h, f_w, _ = graph.tensors[op.inputs[1]].shape
+    return [in_h, in_w, in_c, out_c, f_h, f_w, s_h, s_w, float(op.options.get("padding") == "SAME"), _activation(op),
+            op_macs(graph, op)]
+
+
+def _pointwise(graph: Graph, op: Op) -> list[float]:
+    # Per pixel: its in_c values packed four at a time, and a last partial word of in_c % 4 values
+    # gathered byte by byte (pack_pixel_tail); then the matrix multiply.
+    window = _window(graph, op, 1, 1)
+    n, _, _, in_c, out_h, out_w, out_c = window[:7]
+    pixels, partial = n * out_h * out_w, in_c % 4
+    return [1.0, n * out_h, pixels, pixels * (in_c // 4), pixels * (partial > 0), pixels * partial,
+            *_matrix_multiply(pixels, out_c, round_up4(in_c) // 4), 2 * -(-pixels // 2) * out_c * _unclipped(graph, op),
+            *_conv2d_descriptive(graph, op, window)]
+
+
+def _im2col(graph: Graph, op: Op) -> list[float]:
+    # Per pixel: its window gathered row by row (gather: a row outside the input is one memset, a row
+    # inside is memset + memcpy + memset around the columns inside), zeros up to Kp, Kp / 4 words
+    # packed; then the matrix multiply.
+    _, f_h, f_w, in_c = graph.tensors[op.inputs[1]].shape
+    window = _window(graph, op, f_h, f_w)
+    n, in_h, in_w, _, out_h, out_w, out_c, _, _, s_h, s_w = window
+    k = f_h * f_w * in_c
+    kp, pixels = round_up4(k), n * out_h * out_w
+    fills, copies, outside_rows = _gather_calls(in_h, in_w, in_c, f_h, f_w, out_h, out_w, s_h, s_w)
+    return [1.0, n * out_h, pixels, pixels * f_h, n * outside_rows, *(n * fills), *(n * copies), pixels * (kp - k),
+            pixels * kp // 4, *_matrix_multiply(pixels, out_c, kp // 4),
+            2 * -(-pixels // 2) * out_c * _unclipped(graph, op), *_conv2d_descriptive(graph, op, window)]
+
+
+@lru_cache(maxsize=1024)
+def _gather_calls(in_h: int, in_w: int, in_c: int, f_h: int, f_w: int, out_h: int, out_w: int, s_h: int,
+                  s_w: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """One image's memset (FILL) and memcpy (MEMCPY) trips of gather, and its window rows outside the
+    input. The window sits at a 16-aligned address in the scratch buffer, the input image at one in
+    the arena (further images of a batch are counted as the first: their alignment is left out)."""
+    y0, y_begin, y_end = _axis_windows(in_h, f_h, out_h, s_h)
+    x0, x_begin, x_end = _axis_windows(in_w, f_w, out_w, s_w)
+    row = f_w * in_c
+    fy = np.arange(f_h, dtype=np.int64)
+    inside = (fy[None, :] >= y_begin[:, None]) & (fy[None, :] < y_end[:, None])  # [oy, fy]
+    oy_in, fy_in = np.nonzero(inside)
+    fy_out = np.nonzero(~inside)[1]
+    at = (fy_in * row)[:, None]  # [inside row, ox]
+    before, after = x_begin * in_c, (f_w - x_end) * in_c
+    fills = (fill_trips(np.broadcast_to(row, fy_out.shape), fy_out * row) * out_w
+             + fill_trips(np.broadcast_to(before, at.shape[:1] + before.shape), at)
+             + fill_trips(np.broadcast_to(after, at.shape[:1] + after.shape), at + x_end * in_c))
+    source = ((y0[oy_in] + fy_in)[:, None] * in_w + (x0 + x_begin)[None, :]) * in_c
+    copies = memcpy_trips(np.broadcast_to((x_end - x_begin) * in_c, source.shape), at + before, source)
+    fills.flags.writeable = copies.flags.writeable = False  # cached
+    return fills, copies, int(fy_out.size) * out_w
+
+
+def _depthwise_fast(graph: Graph, op: Op) -> list[float]:
+    # dw_3x3, dw_general: per pixel, per chunk of 32 channels, groups of four channels: a window inside
+    # the input runs the unrolled 3 x 3 (group_3x3, on dw_3x3: its own column) or one loop over its taps
+    # (group_inside); a window at the border, and the last partial group of C % 4 channels at every
+    # pixel, run group_any: per filter row, taps in the padding (the zero point, no load) and taps
+    # inside (a word load, or C % 4 byte loads for the partial group). Then each chunk's outputs are
+    # requantized (requantize.c).
+    _, f_h, f_w, channels = graph.tensors[op.inputs[1]].shape
+    window = _window(graph, op, f_h, f_w)
+    n, in_h, in_w, _, out_h, out_w, _, rows, cols, s_h, s_w = window
+    _, y_begin, y_end = _axis_windows(in_h, f_h, out_h, s_h)
+    _, x_begin, x_end = _axis_windows(in_w, f_w, out_w, s_w)
+    taps = f_h * f_w
+    pixels = n * out_h * out_w
+    inside = n * int(np.sum((y_begin == 0) & (y_end == f_h))) * int(np.sum((x_begin == 0) & (x_end == f_w)))
+    border = pixels - inside
+    taps_in, rows_in = n * rows * cols, n * rows * out_w  # over every pixel: taps and filter rows inside
+    border_taps_in, border_rows_in = taps_in - inside * taps, rows_in - inside * f_h
+    groups, partial = channels // 4, channels % 4
+    has_partial, is_3x3 = float(partial > 0), float(kernel_path(graph, op).name == "dw_3x3")
+    return [1.0, n * out_h, pixels, pixels * -(-channels // 32), pixels * channels,
+            inside * groups * is_3x3, *(inside * groups * (1 - is_3x3) * np.array([1.0, f_h, taps])),
+            border * groups, border * groups * f_h, border_rows_in * groups, border_taps_in * groups,
+            (border * taps - border_taps_in) * groups,
+            pixels * has_partial, pixels * f_h * has_partial, rows_in * has_partial, taps_in * has_partial,
+            taps_in * partial, (pixels * taps - taps_in) * has_partial, pixels * channels * _unclipped(graph, op),
+            in_h, in_w, channels, channels, f_h, f_w, s_h, s_w, float(op.options.get("padding") == "SAME"),
+            _activation(op), op_macs(graph, op)]
+
+
+def _dot(graph: Graph, op: Op) -> list[float]:
+    # Per batch row: the input's last partial word gathered (depth % 4 bytes); blocks of four units,
+    # each a dot_block over the whole words, then per unit the partial word and the requantization;
+    # the units past the last block one row each.
+    units, depth = graph.tensors[op.inputs[1]].shape
+    batches = graph.tensors[op.outputs[0]].size // max(units, 1)
+    whole, partial = depth // 4, depth % 4
+    blocks, rest = units // 4, units % 4
+    bias = float(len(op.inputs) > 2 and op.inputs[2] != NO_TENSOR)
+    return [1.0, batches, batches * partial, batches * blocks, batches * blocks * whole, batches * units,
+            batches * units * (partial > 0), batches * rest, batches * rest * whole,
+            batches * units * _unclipped(graph, op), depth, units, bias, _activation(op)]
 
 
 def _broadcast(graph: Graph, op: Op) -> list[float]:
@@ -141,20 +282,27 @@ def _broadcast(graph: Graph, op: Op) -> list[float]:
 
 def _add_sub(graph: Graph, op: Op) -> list[float]:
     # Per element three requantizations (each input, then the sum), each a step longer for a
-    # negative value: estimated from where the zero points sit (_below_zero_point).
+    # negative value in portable C: estimated from where the zero points sit (_below_zero_point).
+    # With the DSP extension the usual one (shift <= -2) is branch-free, and the shift picks the
+    # path: TFLite's multipliers are each input's scale over twice the larger one (the larger
+    # input's is 1/2: shift 0), and twice that over 2^20 times the output's.
     a, b, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     n = y.size
+    twice_max = 2 * max(_scale(a), _scale(b))
+    shifts = [_shift(_scale(a) / twice_max), _shift(_scale(b) / twice_max), _shift(twice_max / (2**20 * _scale(y)))]
     return [1.0, *_broadcast(graph, op), n * (_below_zero_point(a) + _below_zero_point(b)), n * _below_zero_point(y),
-            _activation(op)]
+            n * shifts.count(-1), n * sum(s >= 0 for s in shifts), _activation(op)]
 
 
 def _mul(graph: Graph, op: Op) -> list[float]:
     # Per element one requantization of the product: a step longer for a negative product (one
-    # input below its zero point, the other not) and for a right shift (scale ratio below 1).
+    # input below its zero point, the other not) and for a right shift (scale ratio below 1); with
+    # the DSP extension, the path its shift picks (as ADD's).
     a, b, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     n, pa, pb = y.size, _below_zero_point(a), _below_zero_point(b)
+    shift = _shift(_scale(a) * _scale(b) / _scale(y))
     return [1.0, *_broadcast(graph, op), n * (pa * (1 - pb) + pb * (1 - pa)),
-            n * (_scale(a) * _scale(b) < _scale(y)), _activation(op)]
+            n * (_scale(a) * _scale(b) < _scale(y)), n * (shift == -1), n * (shift >= 0), _activation(op)]
 
 
 def _mean(graph: Graph, op: Op) -> list[float]:
@@ -340,6 +488,21 @@ def fill_trips(n, dst) -> np.ndarray:
                      (rest % 16 // 4).sum(), (rest % 4).sum()], dtype=np.float64)
 
 
+def memcpy_trips(n, dst, src) -> np.ndarray:
+    """The paths and loop trips of the firmware's memcpy (newlib's Armv7-M assembly) summed over calls
+    (as copy_trips): see MEMCPY. Fewer than 8 bytes at an unaligned address go byte by byte (after 3);
+    otherwise, once the destination is 4-aligned when neither address is (1 to 3 bytes), words in
+    blocks of 64 bytes, then of 16, then single words, and the last n % 4 bytes."""
+    n, dst, src = np.broadcast_arrays(np.asarray(n, dtype=np.int64), np.asarray(dst, dtype=np.int64),
+                                      np.asarray(src, dtype=np.int64))
+    aligned = (dst | src) % 4 == 0
+    bytewise = ~aligned & (n < 8)
+    realign = ~aligned & ~bytewise & (src % 4 != 0) & (dst % 4 != 0)
+    m = np.where(realign, n - (4 - dst % 4), n)[~bytewise]
+    return np.array([n.size, m.size, realign.sum(), (m // 64).sum(), (m % 64 // 16).sum(), (m % 16 // 4).sum(),
+                     (m % 4 > 0).sum(), bytewise.sum(), np.maximum(n[bytewise] - 3, 0).sum()], dtype=np.float64)
+
+
 def _nearest_indices(in_size: int, out_size: int, align_corners: bool,
                      half_pixel_centers: bool) -> tuple[np.ndarray, np.ndarray]:
     """The input index each output index reads along one axis, in float32 as the kernel (and
@@ -404,6 +567,24 @@ def _zero_point(t) -> float:
     return float(q.zero_point[0]) if q is not None and len(q.zero_point) else 0.0
 
 
+def _unclipped(graph: Graph, op: Op) -> float:
+    """Whether the output clamp leaves negative results alone (no fused RELU or RELU6): every output
+    then takes the clamp's longer branch, where a RELU's clamp skips it for each negative result (how
+    many there are depends on the values: the regressors learn the usual share). Read from the fused
+    activation alone, which an architecture spec knows before the model is converted (an output's
+    zero point would say more, but only calibration sets it)."""
+    return float(op.options.get("fused_activation_function") not in ("RELU", "RELU6"))
+
+
+def _shift(real: float) -> int:
+    """The shift of TFLite's QuantizeMultiplier for a positive `real` (real = q * 2^shift, q in
+    [1/2, 1) rounded to 31 bits): which path the runtime's requantization takes."""
+    if not (real > 0 and isfinite(real)):
+        return 0
+    fraction, shift = frexp(real)
+    return shift + (round(fraction * 2**31) == 2**31)
+
+
 def _log2(value: float) -> float:
     return log2(value) if value > 0 and isfinite(value) else 0.0
 
@@ -412,8 +593,18 @@ _WINDOW = ("in_h", "in_w", "in_c", "out_c", "kernel_h", "kernel_w", "stride_h", 
 COPY = ("copy_calls", "copy_bytes", "copy_word_calls", "copy_blocks", "copy_word_phases", "copy_words")
 FILL = ("fill_calls", "fill_unaligned_calls", "fill_head_bytes", "fill_word_phases", "fill_block_phases",
         "fill_blocks", "fill_words", "fill_tail_bytes")
+MEMCPY = ("memcpy_calls", "memcpy_word_calls", "memcpy_realigned", "memcpy_blocks64", "memcpy_blocks16",
+          "memcpy_words", "memcpy_tails", "memcpy_byte_calls", "memcpy_byte_loops")
 _NO_CALLS = (0.0,) * len(COPY)
 _QUANT = ("input_zero_point", "output_zero_point", "log2_scale_ratio")
+_MULTIPLY = ("pixel_pairs", "channel_chunks", "channel_pairs", "pair_words", "single_channels", "single_words",
+             "requantized", "odd_pixel_words", "requantized_unclipped")
+_DEPTHWISE_FAST = ("rows", "pixels", "channel_chunks", "requantized", "inside_3x3_groups", "inside_groups",
+                   "inside_group_rows", "inside_group_taps", "border_groups", "border_group_rows",
+                   "border_group_rows_inside", "border_group_taps_inside", "border_group_taps_padding",
+                   "partial_groups", "partial_group_rows", "partial_group_rows_inside", "partial_group_taps_inside",
+                   "partial_bytes", "partial_group_taps_padding", "requantized_unclipped")
+_SHIFT_PATHS = ("shift_minus_one", "shift_nonnegative")  # requantizations off the usual path (shift <= -2)
 _BROADCAST = ("elements", "broadcast", "broadcast_rows", "broadcast_elements")
 
 
@@ -422,17 +613,31 @@ def _kind(kind: str, loops: tuple[str, ...], parameters: tuple[str, ...], comput
 
 
 _KINDS = (
-    _kind("CONV_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps", "macs_inside", "channel_checks"),
+    _kind("CONV_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps", "macs_inside", "channel_checks",
+                      "outputs_unclipped"),
           (*_WINDOW, "same_padding", "activation", "macs"), _conv2d),
-    _kind("DEPTHWISE_CONV_2D", ("rows", "pixels", "outputs", "window_rows", "macs_inside", "channel_checks"),
+    _kind("CONV_2D.pointwise", ("rows", "pixels", "packed_words", "partial_words", "partial_bytes", *_MULTIPLY),
+          (*_WINDOW, "same_padding", "activation", "macs"), _pointwise),
+    _kind("CONV_2D.im2col", ("rows", "pixels", "window_rows", "rows_outside", *FILL, *MEMCPY, "zero_bytes",
+                             "packed_words", *_MULTIPLY), (*_WINDOW, "same_padding", "activation", "macs"), _im2col),
+    _kind("DEPTHWISE_CONV_2D", ("rows", "pixels", "outputs", "window_rows", "macs_inside", "channel_checks",
+                                "outputs_unclipped"),
           (*_WINDOW, "depth_multiplier", "same_padding", "activation", "macs"), _depthwise),
+    _kind("DEPTHWISE_CONV_2D.dw", _DEPTHWISE_FAST, (*_WINDOW, "same_padding", "activation", "macs"),
+          _depthwise_fast),
     _kind("AVERAGE_POOL_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps"),
           ("in_h", "in_w", "channels", "kernel_h", "kernel_w", "stride_h", "stride_w", "same_padding", "activation"),
           _pool),
-    _kind("FULLY_CONNECTED", ("units", "outputs", "macs"), ("depth", "batches", "bias", "activation"),
+    _kind("FULLY_CONNECTED", ("units", "outputs", "macs", "outputs_unclipped"),
+          ("depth", "batches", "bias", "activation"),
           _fully_connected),
-    _kind("ADD", (*_BROADCAST, "inputs_below_zero_point", "output_below_zero_point"), ("activation",), _add_sub),
-    _kind("MUL", (*_BROADCAST, "negative_products", "right_shifted"), ("activation",), _mul),
+    _kind("FULLY_CONNECTED.dot", ("batches", "partial_bytes", "blocks", "block_words", "outputs", "partial_words",
+                                  "single_units", "single_words", "outputs_unclipped"), ("depth", "units", "bias",
+                                                                                        "activation"),
+          _dot),
+    _kind("ADD", (*_BROADCAST, "inputs_below_zero_point", "output_below_zero_point", *_SHIFT_PATHS), ("activation",),
+          _add_sub),
+    _kind("MUL", (*_BROADCAST, "negative_products", "right_shifted", *_SHIFT_PATHS), ("activation",), _mul),
     _kind("MEAN", ("outputs", "elements"), ("reduced", "depth"), _mean),
     _kind("SOFTMAX", ("rows", "elements"), ("depth", "log2_beta_scale"), _softmax),
     _kind("RESHAPE", COPY, ("bytes",), _reshape),
@@ -450,29 +655,36 @@ _KINDS = (
     _kind(GENERIC, ("input_elements", "output_elements", "macs"), ("constant_bytes", "inputs"), _generic),
 )
 # Kinds whose kernels share another kind's loop structure: the same features, a regressor of their own.
-_SAME_LOOPS = {"MAX_POOL_2D": "AVERAGE_POOL_2D", "SUB": "ADD", "LOG_SOFTMAX": "SOFTMAX",
-               "TANH": "LOGISTIC", "RELU6": "RELU"}
+_SAME_LOOPS = {"MAX_POOL_2D": "AVERAGE_POOL_2D", "LOG_SOFTMAX": "SOFTMAX", "TANH": "LOGISTIC", "RELU6": "RELU"}
 KINDS: dict[str, KindFeatures] = {k.kind: k for k in _KINDS}
 KINDS.update({kind: replace(KINDS[like], kind=kind) for kind, like in _SAME_LOOPS.items()})
-# SQUEEZE runs RESHAPE's kernel: same features, same regressor.
-_SAME_KERNEL = {"SQUEEZE": "RESHAPE"}
-_EXTRACTOR = {**KINDS, **{op: KINDS[kind] for op, kind in _SAME_KERNEL.items()}}
+# SQUEEZE runs RESHAPE's kernel, SUB ADD's (but for one instruction), and the two depthwise fast paths
+# one loop nest that differs only in the interior groups (fast() in depthwise_conv2d.c): same
+# features, same regressor.
+_SAME_KERNEL = {"SQUEEZE": "RESHAPE", "SUB": "ADD", "DEPTHWISE_CONV_2D.dw_3x3": "DEPTHWISE_CONV_2D.dw",
+                "DEPTHWISE_CONV_2D.dw_general": "DEPTHWISE_CONV_2D.dw"}
 
 
-def kind_of(op_type: str) -> str:
-    """The regressor an operator type gets: its own type when it has its own features (SQUEEZE
-    shares RESHAPE's), else GENERIC."""
-    if op_type in _SAME_KERNEL:
-        return _SAME_KERNEL[op_type]
-    return op_type if op_type in _EXTRACTOR else GENERIC
+def kind_of(op_type: str, path: str = REFERENCE.name) -> str:
+    """The regressor an operator type gets on a kernel path: its own type on the reference path
+    (SQUEEZE shares RESHAPE's, SUB ADD's), "TYPE.path" on a fast path (both depthwise paths share
+    DEPTHWISE_CONV_2D.dw), GENERIC for a type without features."""
+    kind = op_type if path == REFERENCE.name else f"{op_type}.{path}"
+    kind = _SAME_KERNEL.get(kind, kind)
+    return kind if kind in KINDS else GENERIC
 
 
-def extractor(op_type: str) -> KindFeatures:
-    return _EXTRACTOR.get(op_type, KINDS[GENERIC])
+def op_kind(graph: Graph, op: Op) -> str:
+    """The kind of `op` on the kernel path the runtime takes for it by default."""
+    return kind_of(op.type, kernel_path(graph, op).name)
 
 
-def feature_names(op_type: str) -> tuple[str, ...]:
-    return extractor(op_type).names
+def extractor(kind: str) -> KindFeatures:
+    return KINDS.get(kind, KINDS[GENERIC])
+
+
+def feature_names(kind: str) -> tuple[str, ...]:
+    return extractor(kind).names
 
 
 @dataclass(frozen=True)
@@ -485,17 +697,17 @@ class GraphFeatures:
 
 
 def op_features(graph: Graph, op: Op) -> list[float]:
-    return extractor(op.type).compute(graph, op)
+    return extractor(op_kind(graph, op)).compute(graph, op)
 
 
 def graph_features(graph: Graph) -> GraphFeatures:
     """Every op's features, grouped by kind (one matrix per kind, rows in graph op order)."""
     rows: dict[str, tuple[list[int], list[list[float]]]] = {}
     for i, op in enumerate(graph.ops):
-        kind = kind_of(op.type)
+        kind = op_kind(graph, op)
         indices, values = rows.setdefault(kind, ([], []))
         indices.append(i)
-        values.append(extractor(op.type).compute(graph, op))
+        values.append(extractor(kind).compute(graph, op))
     return GraphFeatures(
         kinds={k: (np.array(ix, dtype=np.int64), np.array(v, dtype=np.float64)) for k, (ix, v) in rows.items()},
         n_ops=len(graph.ops))

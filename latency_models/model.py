@@ -27,7 +27,7 @@ from sklearn.model_selection import GroupKFold
 from hwbench.errors import HwbenchError
 from hwbench.graph import Graph
 from latency_models.features import (GENERIC, KINDS, SCHEMA_VERSION, FeatureCache, generic_features, graph_features,
-                                     kind_of)
+                                     op_kind)
 from latency_models.regressors import CANDIDATES, make_candidate, regressor_from_state
 from latency_models.state import Part, nested, stored_array
 
@@ -155,10 +155,13 @@ class LatencyModel(BaseEstimator):
         return float(a + b * len(graph.ops))
 
     def fallback_kinds(self, graph: Graph) -> set[str]:
-        """Operator types in `graph` that this model has no regressor of their own for."""
+        """Operator kinds in `graph` (types, "TYPE.path" on a fast kernel path, features.py) that this
+        model has no regressor of their own for; an operator type without features of its own by
+        its type."""
         self._check_fitted()
-        return {op.type for op in graph.ops if kind_of(op.type) not in self.regressors_ or
-                kind_of(op.type) == GENERIC}
+        kinds = {(op.type, op_kind(graph, op)) for op in graph.ops}
+        return {op_type if kind == GENERIC else kind for op_type, kind in kinds
+                if kind == GENERIC or kind not in self.regressors_}
 
     def clear_cache(self) -> None:
         self._cache.clear()

@@ -10,6 +10,7 @@ from hwbench.costs import graph_cost, shape_text
 from hwbench.graph import Graph
 from hwbench.memory import memory_report
 from latency_models.artifact import Artifact
+from latency_models.features import op_kind
 
 
 def predict_report(artifact: Artifact, graph: Graph, model_name: str) -> dict:
@@ -32,7 +33,7 @@ def predict_report(artifact: Artifact, graph: Graph, model_name: str) -> dict:
                        "shapes_text": " → ".join((", ".join(map(shape_text, layer.input_shapes)),
                                                   ", ".join(map(shape_text, layer.output_shapes)))),
                        "macs": layer.macs, "count": float(per_op[index]), "ms": ms(float(per_op[index])),
-                       "fallback": op.type in fallback})
+                       "fallback": op.type in fallback or op_kind(graph, op) in fallback})
     return {"model": model_name, "board": artifact.board, "count": count, "unit": artifact.unit, "ms": ms(count),
             "baseline_count": baseline, "baseline_ms": ms(baseline), "overhead_count": overhead,
             "macs": cost.macs, "weight_bytes": cost.weight_bytes, "peak_bytes": memory.peak_bytes,

@@ -241,7 +241,8 @@ def small_plans():
     dw = int8_model(lambda x: keras().layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same")(x), [(6, 6, 3)])
     fc = int8_model(lambda x: keras().layers.Dense(4)(x), [(8,)])
     dw1 = int8_model(lambda x: keras().layers.DepthwiseConv2D(3, padding="same")(x), [(6, 6, 4)])
-    plans = {name: compile_plan(parse_tflite(m)) for name, m in (("conv", conv), ("dw", dw), ("fc", fc))}
+    models = (("conv", conv), ("dw", dw), ("fc", fc))
+    plans = {name: compile_plan(parse_tflite(m), fast=False) for name, m in models}
     fast = {f"{name}-fast": compile_plan(parse_tflite(m), fast=True) for name, m in (("conv", conv), ("dw", dw1), ("fc", fc))}
     return {**plans, **fast}
 

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import pickle
+import re
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -20,13 +21,15 @@ from hwbench.cli import main
 from hwbench.costs import op_macs
 from hwbench.errors import HwbenchError
 from hwbench.graph import KNOWN_OPS, Graph, Op, Quantization, Tensor
+from hwbench.kernel_paths import kernel_path
 from hwbench.memory import memory_report
 from hwbench.results import ResultsDB
 from hwbench.tflite_reader import read_tflite
 from latency_models.artifact import ArtifactError, load_artifact, save_artifact
 from latency_models.baseline import MacsBaseline
 from latency_models.dataset import load_dataset
-from latency_models.features import (COPY, FILL, GENERIC, KINDS, copy_trips, fill_trips, graph_features, kind_of,
+from latency_models.features import (COPY, FILL, GENERIC, KINDS, MEMCPY, copy_trips, fill_trips, graph_features,
+                                     kind_of, memcpy_trips, op_kind,
                                      same_padding, window_extent)
 from latency_models.metrics import accuracy
 from latency_models.model import LatencyModel, grouped_folds
@@ -152,12 +155,12 @@ def graph_with_a_fallback_op() -> Graph:
 
 
 def test_conv_features_count_only_the_taps_inside_the_input():
-    names = KINDS["CONV_2D"].names
+    reference = KINDS["CONV_2D"]  # the reference path's loops (grouped and dilated convolutions take it)
     valid = conv_graph("VALID", 3)
-    row = dict(zip(names, graph_features(valid).kinds["CONV_2D"][1][0]))
+    row = dict(zip(reference.names, reference.compute(valid, valid.ops[0])))
     assert row["macs_inside"] == op_macs(valid, valid.ops[0]) == 6 * 6 * 4 * 3 * 3 * 3
     same = conv_graph("SAME", 3)
-    row = dict(zip(names, graph_features(same).kinds["CONV_2D"][1][0]))
+    row = dict(zip(reference.names, reference.compute(same, same.ops[0])))
     # 8 output columns see 3+3+3+3+3+3+2+2 = 22 taps, not 24; rows the same: 22 × 22 per output channel.
     assert row["macs_inside"] == 22 * 22 * 4 * 3 < op_macs(same, same.ops[0])
     assert row["outputs"] == 8 * 8 * 4 and row["window_rows"] == 22 * 8 * 4 and row["window_taps"] == 22 * 22 * 4
@@ -166,15 +169,21 @@ def test_conv_features_count_only_the_taps_inside_the_input():
 def test_ops_are_grouped_by_kind_and_unknown_ops_get_generic_features():
     graph = graph_with_a_fallback_op()
     features = graph_features(graph)
-    assert sorted(features.kinds) == ["CONCATENATION", "CONV_2D", GENERIC]
+    assert sorted(features.kinds) == ["CONCATENATION", "CONV_2D.im2col", GENERIC]
     indices, X = features.kinds[GENERIC]
     assert list(indices) == [2] and X.shape == (1, len(KINDS[GENERIC].names))
     assert dict(zip(KINDS[GENERIC].names, X[0]))["output_elements"] == 8 * 8 * 8
 
 
 def test_every_operator_the_runtime_runs_has_features_of_its_own():
-    assert {kind_of(t) for t in KNOWN_OPS} == KNOWN_OPS - {"SQUEEZE"}  # SQUEEZE runs RESHAPE's kernel
-    assert kind_of("SQUEEZE") == "RESHAPE" and kind_of("SOME_FUTURE_OP") == GENERIC
+    assert {kind_of(t) for t in KNOWN_OPS} == KNOWN_OPS - {"SQUEEZE", "SUB"}  # they run RESHAPE's and ADD's kernels
+    assert kind_of("SQUEEZE") == "RESHAPE" and kind_of("SUB") == "ADD" and kind_of("SOME_FUTURE_OP") == GENERIC
+    # Every fast path the runtime has (hwb_ops.h's HWB_PATHS) gets features of its own.
+    header = (Path(__file__).parents[1] / "firmware_runner" / "runtime" / "hwb_ops.h").read_text()
+    paths = re.search(r"#define HWB_PATHS\(X\)(.*)", header).group(1)
+    fast_paths = set(re.findall(r"X\(\d+, (\w+)\)", paths)) - {"reference"}
+    with_path = {path: {kind_of(t, path) for t in KNOWN_OPS} - {GENERIC} for path in fast_paths}
+    assert all(len(kinds) == 1 and "." in kinds.pop() for kinds in with_path.values()), with_path
     for kind, features in KINDS.items():
         assert features.kind == kind and 1 <= features.n_linear <= len(features.names)
         assert len(set(features.names)) == len(features.names) and features.names[0] == "one"
@@ -193,6 +202,7 @@ class Libc:
         self.out = np.full(size, 99, dtype=np.int8)
         self.copy = dict.fromkeys(COPY, 0)
         self.fill = dict.fromkeys(FILL, 0)
+        self.block_copy = dict.fromkeys(MEMCPY, 0)
 
     def memmove(self, dst: int, source: np.ndarray, src: int, n: int) -> None:
         self.out[dst:dst + n] = source[src:src + n]
@@ -206,6 +216,26 @@ class Libc:
             while n >= 4:
                 c["copy_words"], n = c["copy_words"] + 1, n - 4
         c["copy_bytes"] += n
+
+    def memcpy(self, dst: int, source: np.ndarray, src: int, n: int) -> None:
+        self.out[dst:dst + n] = source[src:src + n]
+        c = self.block_copy
+        c["memcpy_calls"] += 1
+        if (dst % 4 or src % 4) and n < 8:  # short and unaligned: byte by byte, the last 3 unrolled
+            c["memcpy_byte_calls"] += 1
+            c["memcpy_byte_loops"] += max(n - 3, 0)
+            return
+        c["memcpy_word_calls"] += 1
+        if dst % 4 and src % 4:  # neither aligned: bytes until the destination is
+            c["memcpy_realigned"] += 1
+            n -= 4 - dst % 4
+        while n >= 64:
+            c["memcpy_blocks64"], n = c["memcpy_blocks64"] + 1, n - 64
+        while n >= 16:
+            c["memcpy_blocks16"], n = c["memcpy_blocks16"] + 1, n - 16
+        while n >= 4:
+            c["memcpy_words"], n = c["memcpy_words"] + 1, n - 4
+        c["memcpy_tails"] += n > 0
 
     def memset(self, dst: int, value: int, n: int) -> None:
         self.out[dst:dst + n] = value
@@ -337,13 +367,14 @@ def resize_kernel(x: np.ndarray, out_h: int, out_w: int, align: bool, half: bool
 
 def features_of(graph: Graph) -> dict:
     op = graph.ops[0]
-    kind = kind_of(op.type)
+    kind = op_kind(graph, op)
     (indices, X), = graph_features(graph).kinds.values()
     return dict(zip(KINDS[kind].names, X[0]))
 
 
 def assert_counts(row: dict, libc: Libc, loops: dict) -> None:
-    expected = {**loops, **libc.copy, **(libc.fill if "fill_calls" in row else {})}
+    expected = {**loops, **(libc.copy if "copy_calls" in row else {}), **(libc.fill if "fill_calls" in row else {}),
+                **(libc.block_copy if "memcpy_calls" in row else {})}
     assert {k: row[k] for k in expected} == expected
 
 
@@ -421,15 +452,227 @@ def test_resize_nearest_features_count_the_kernels_calls_and_loop_trips(in_hw, o
     assert_counts(features_of(graph), libc, loops)
 
 
+# The fast paths (runtime/kernels/conv2d.c, depthwise_conv2d.c, fully_connected.c) re-done in Python
+# loop for loop, counting each loop's trips; im2col's gather really gathers, checked against numpy.
+
+
+def window_range(o: int, stride: int, pad: int, size: int, filter_size: int) -> tuple[int, int, int]:
+    """A window's origin and the filter taps [begin, end) inside the input, as the kernels compute them."""
+    origin = o * stride - pad
+    return origin, max(-origin, 0), min(size - origin, filter_size)
+
+
+def tflite_padding(size: int, filter_size: int, stride: int, padding: str) -> tuple[int, int]:
+    """(output size, padding before) as TFLite computes them."""
+    out = -(-size // stride) if padding == "SAME" else (size - filter_size) // stride + 1
+    return out, max((out - 1) * stride + filter_size - size, 0) // 2
+
+
+def matrix_multiply(loops: dict, out_c: int, groups: int, relu: bool) -> None:
+    loops["pixel_pairs"] += 1
+    for first in range(0, out_c, 16):
+        loops["channel_chunks"] += 1
+        count, k = min(16, out_c - first), 0
+        while k + 1 < count:
+            loops["channel_pairs"] += 1
+            loops["pair_words"] += groups
+            k += 2
+        if k < count:
+            loops["single_channels"] += 1
+            loops["single_words"] += groups
+        loops["requantized"] += 2 * count
+        loops["requantized_unclipped"] += 2 * count * (not relu)  # no negative result cut: the clamp's long branch
+
+
+def conv_fast_kernel(x: np.ndarray, f_h: int, f_w: int, out_c: int, stride: int, padding: str, relu: bool,
+                     zero_point: int = -3):
+    """conv2d.c's fast path: the window of every pixel gathered (im2col) or the pixel read (pointwise),
+    packed, and multiplied two pixels at a time."""
+    n, in_h, in_w, in_c = x.shape
+    out_h, pad_top = tflite_padding(in_h, f_h, stride, padding)
+    out_w, pad_left = tflite_padding(in_w, f_w, stride, padding)
+    pointwise = f_h == f_w == 1
+    k = f_h * f_w * in_c
+    kp = -(-k // 4) * 4
+    loops = dict.fromkeys(["one", "rows", "pixels", "packed_words", "pixel_pairs", "channel_chunks", "channel_pairs",
+                           "pair_words", "single_channels", "single_words", "requantized", "odd_pixel_words",
+                           "requantized_unclipped"], 0)
+    loops.update(dict.fromkeys(["partial_words", "partial_bytes"] if pointwise else
+                               ["window_rows", "rows_outside", "zero_bytes"], 0))
+    loops["one"] = 1
+    libc, flat, row, pending = Libc(kp), x.ravel(), f_w * in_c, False
+    for b in range(n):
+        for oy in range(out_h):
+            loops["rows"] += 1
+            y0, _, _ = window_range(oy, stride, pad_top, in_h, f_h)
+            for ox in range(out_w):
+                loops["pixels"] += 1
+                x0, fx_begin, fx_end = window_range(ox, stride, pad_left, in_w, f_w)
+                if pointwise:
+                    whole = in_c - in_c % 4
+                    loops["packed_words"] += whole // 4
+                    if whole != kp:
+                        loops["partial_words"] += 1
+                        loops["partial_bytes"] += in_c - whole
+                else:
+                    for fy in range(f_h):
+                        loops["window_rows"] += 1
+                        if not 0 <= y0 + fy < in_h:
+                            loops["rows_outside"] += 1
+                            libc.memset(fy * row, zero_point, row)
+                            continue
+                        libc.memset(fy * row, zero_point, fx_begin * in_c)
+                        source = ((b * in_h + y0 + fy) * in_w + x0 + fx_begin) * in_c
+                        libc.memcpy(fy * row + fx_begin * in_c, flat, source, (fx_end - fx_begin) * in_c)
+                        libc.memset(fy * row + fx_end * in_c, zero_point, (f_w - fx_end) * in_c)
+                    loops["zero_bytes"] += kp - k
+                    padded = np.pad(x[b], [(pad_top, f_h), (pad_left, f_w), (0, 0)], constant_values=zero_point)
+                    window = padded[oy * stride:oy * stride + f_h, ox * stride:ox * stride + f_w]
+                    assert np.array_equal(libc.out[:k], window.ravel())
+                    loops["packed_words"] += kp // 4
+                if pending:
+                    matrix_multiply(loops, out_c, kp // 4, relu)
+                pending = not pending
+    if pending:  # the odd pixel out, copied beside itself
+        loops["odd_pixel_words"] += kp // 4
+        matrix_multiply(loops, out_c, kp // 4, relu)
+    return libc, loops
+
+
+@pytest.mark.parametrize("size, cin, cout, kernel, padding", [
+    ((8, 8), 3, 4, 3, "SAME"),  # an odd number of pixels' pairs, K = 27 (zero bytes to Kp)
+    ((7, 5), 5, 19, 3, "SAME"),  # an odd pixel, a chunk of 16 channels and 3 more (one alone)
+    ((9, 10), 16, 8, 5, "SAME"),  # rows outside the input, copies of every length
+    ((10, 4), 1, 33, (10, 4), "VALID"),  # kws's first layer shape: copies of a few bytes
+    ((9, 9), 6, 12, 3, "VALID"),
+    ((11, 6), 8, 6, 3, "SAME"),
+    ((6, 6), 7, 5, 1, "SAME"),  # pointwise, 7 channels: a partial word
+    ((7, 9), 16, 21, 1, "VALID"),
+])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_fast_path_features_count_the_kernels_loop_trips(size, cin, cout, kernel, padding, stride):
+    f_h, f_w = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    x = np.random.default_rng(4).integers(-128, 128, size=(1, *size, cin)).astype(np.int8)
+    out_h, out_w = (tflite_padding(n, f, stride, padding)[0] for n, f in zip(size, (f_h, f_w)))
+    graph = Graph([_tensor("x", x.shape), _tensor("w", (cout, f_h, f_w, cin), constant=True),
+                   _tensor("y", (1, out_h, out_w, cout))],
+                  [Op("CONV_2D", (0, 1), (2,), {"padding": padding, "stride_h": stride, "stride_w": stride,
+                                                "fused_activation_function": "RELU" if stride == 2 else "NONE"})],
+                  (0,), (2,), "conv")
+    assert op_kind(graph, graph.ops[0]) == ("CONV_2D.pointwise" if f_h == f_w == 1 else "CONV_2D.im2col")
+    libc, loops = conv_fast_kernel(x, f_h, f_w, cout, stride, padding, relu=stride == 2)
+    assert_counts(features_of(graph), libc, loops)
+
+
+def group_any(loops: dict, kind: str, count: int, f_h: int, f_w: int, y: tuple[int, int], x: tuple[int, int]) -> None:
+    """depthwise_conv2d.c's group_any: per filter row, taps in the padding or inside (a word or bytes)."""
+    loops[f"{kind}_groups"] += 1
+    for fy in range(f_h):
+        loops[f"{kind}_group_rows"] += 1
+        fx = 0
+        if y[0] <= fy < y[1]:
+            loops[f"{kind}_group_rows_inside"] += 1
+            for fx in range(x[0], x[1]):
+                loops[f"{kind}_group_taps_inside"] += 1
+                if count < 4:
+                    loops["partial_bytes"] += count
+            loops[f"{kind}_group_taps_padding"] += x[0]
+            fx = x[1]
+        loops[f"{kind}_group_taps_padding"] += f_w - fx
+
+
+def depthwise_fast_loops(shape, f_h: int, f_w: int, stride: int, padding: str) -> dict:
+    n, in_h, in_w, channels = shape
+    out_h, pad_top = tflite_padding(in_h, f_h, stride, padding)
+    out_w, pad_left = tflite_padding(in_w, f_w, stride, padding)
+    loops = dict.fromkeys(KINDS["DEPTHWISE_CONV_2D.dw"].names[:KINDS["DEPTHWISE_CONV_2D.dw"].n_linear], 0)
+    loops["one"] = 1
+    for _ in range(n):
+        for oy in range(out_h):
+            loops["rows"] += 1
+            _, *y = window_range(oy, stride, pad_top, in_h, f_h)
+            for ox in range(out_w):
+                loops["pixels"] += 1
+                _, *x = window_range(ox, stride, pad_left, in_w, f_w)
+                inside = y == [0, f_h] and x == [0, f_w]
+                for first in range(0, channels, 32):
+                    loops["channel_chunks"] += 1
+                    count = min(32, channels - first)
+                    for c in range(first, first + count, 4):
+                        if c + 4 > channels:
+                            group_any(loops, "partial", channels - c, f_h, f_w, y, x)
+                        elif inside and (f_h, f_w) == (3, 3):  # unrolled
+                            loops["inside_3x3_groups"] += 1
+                        elif inside:  # one loop over the taps
+                            loops["inside_groups"] += 1
+                            loops["inside_group_rows"] += f_h
+                            loops["inside_group_taps"] += f_h * f_w
+                        else:
+                            group_any(loops, "border", 4, f_h, f_w, y, x)
+                    loops["requantized"] += count
+                    loops["requantized_unclipped"] += count  # no fused activation, zero point 0
+    return loops
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding", [
+    ((1, 8, 8, 8), (3, 3), 1, "SAME"),
+    ((1, 9, 7, 37), (3, 3), 2, "SAME"),  # two chunks, a partial group of 1
+    ((1, 6, 6, 6), (3, 3), 1, "VALID"),
+    ((1, 10, 9, 12), (5, 5), 2, "SAME"),
+    ((1, 30, 1, 10), (3, 1), 1, "VALID"),  # sww's 1-D filters
+    ((2, 7, 8, 3), (7, 7), 1, "SAME"),  # every window at the border, the only group partial
+])
+def test_depthwise_fast_path_features_count_the_kernels_loop_trips(shape, kernel, stride, padding):
+    out = [tflite_padding(n, f, stride, padding)[0] for n, f in zip(shape[1:3], kernel)]
+    graph = Graph([_tensor("x", shape), _tensor("w", (1, *kernel, shape[3]), constant=True),
+                   _tensor("y", (shape[0], *out, shape[3]))],
+                  [Op("DEPTHWISE_CONV_2D", (0, 1), (2,), {"padding": padding, "stride_h": stride, "stride_w": stride,
+                                                          "depth_multiplier": 1})], (0,), (2,), "dw")
+    path = "dw_3x3" if kernel == (3, 3) else "dw_general"
+    assert kernel_path(graph, graph.ops[0]).name == path and op_kind(graph, graph.ops[0]) == "DEPTHWISE_CONV_2D.dw"
+    assert_counts(features_of(graph), Libc(0), depthwise_fast_loops(shape, *kernel, stride, padding))
+
+
+@pytest.mark.parametrize("batches, depth, units", [(1, 64, 12), (1, 37, 10), (3, 5, 3), (2, 3, 9), (1, 640, 128)])
+def test_fully_connected_dot_features_count_the_kernels_loop_trips(batches, depth, units):
+    loops = dict.fromkeys(KINDS["FULLY_CONNECTED.dot"].names[:KINDS["FULLY_CONNECTED.dot"].n_linear], 0)
+    loops["one"] = 1
+    whole = depth // 4
+    for _ in range(batches):  # fully_connected.c's fast()
+        loops["batches"] += 1
+        loops["partial_bytes"] += depth - 4 * whole
+        u = 0
+        while u + 3 < units:
+            loops["blocks"] += 1
+            loops["block_words"] += whole
+            loops["outputs"] += 4
+            loops["outputs_unclipped"] += 4  # no fused activation, zero point 0
+            loops["partial_words"] += 4 * (depth % 4 > 0)
+            u += 4
+        for _ in range(u, units):
+            loops["single_units"] += 1
+            loops["single_words"] += whole
+            loops["outputs"] += 1
+            loops["outputs_unclipped"] += 1
+            loops["partial_words"] += depth % 4 > 0
+    graph = Graph([_tensor("x", (batches, depth)), _tensor("w", (units, depth), constant=True),
+                   _tensor("y", (batches, units))], [Op("FULLY_CONNECTED", (0, 1), (2,), {})], (0,), (2,), "fc")
+    assert op_kind(graph, graph.ops[0]) == "FULLY_CONNECTED.dot"
+    assert_counts(features_of(graph), Libc(0), loops)
+
+
 def test_copy_and_fill_trips_sum_over_calls():
-    calls = [(n, dst, src) for n in (0, 3, 15, 16, 17, 31, 36, 100) for dst in (0, 1, 4, 6) for src in (0, 2, 8)]
+    calls = [(n, dst, src) for n in (0, 3, 4, 7, 8, 15, 16, 17, 31, 36, 64, 100, 131)
+             for dst in (0, 1, 3, 4, 6) for src in (0, 1, 2, 8)]
     libc = Libc(200)
     for n, dst, src in calls:
         libc.memmove(dst, np.zeros(200, np.int8), src, n)
         libc.memset(dst, 0, n)
+        libc.memcpy(dst, np.zeros(200, np.int8), src, n)
     n, dst, src = (np.array(c) for c in zip(*calls))
     assert dict(zip(COPY, copy_trips(n, dst, src))) == libc.copy
     assert dict(zip(FILL, fill_trips(n, dst))) == libc.fill
+    assert dict(zip(MEMCPY, memcpy_trips(n, dst, src))) == libc.block_copy
 
 
 def test_reshape_copies_only_what_the_arena_planner_cannot_alias():
