@@ -80,8 +80,10 @@ def _measure(data: bytes, base: dict, firmware: Firmware, backend: Backend, repe
         return Measurement(**base, status="skipped", reason=str(e))
     blob = plan.blob
     base.update(arena_bytes=plan.arena_size, plan_bytes=len(blob))
-    if plan.arena_size > firmware.arena_capacity:
-        return Measurement(**base, status="skipped", reason=f"arena {plan.arena_size:,} B does not fit the "
+    table = firmware.table_size(blob)  # the runtime decodes the plan into it, before the arena
+    if table + plan.arena_size > firmware.arena_capacity:
+        return Measurement(**base, status="skipped", reason=f"memory {table + plan.arena_size:,} B (decoded op "
+                           f"table {table:,} B + arena {plan.arena_size:,} B) does not fit the "
                            f"{firmware.arena_capacity:,} B of SRAM left beside the firmware")
     if firmware.flash_used + RUN_HEADER_SIZE + len(blob) > firmware.flash_limit:
         return Measurement(**base, status="skipped", reason=f"plan {len(blob):,} B and firmware "

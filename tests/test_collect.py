@@ -112,8 +112,34 @@ def test_memory_of_a_small_board_skips_what_does_not_fit(ten_models, tmp_path):
     assert skipped and fitting
     firmware = build_firmware(board, limits)
     assert firmware.arena_capacity <= sram_kib * 1024 - stack_size(sram_kib * 1024)
-    assert all(m.arena_bytes > firmware.arena_capacity and "does not fit" in m.reason for m in skipped)
-    assert all(m.arena_bytes <= firmware.arena_capacity and m.verified for m in fitting)
+    memory = {path.name: firmware.memory_size(compile_plan(read_tflite(path)).blob) for path in ten_models}
+    assert all(memory[m.model] > firmware.arena_capacity and "does not fit" in m.reason for m in skipped)
+    assert all(memory[m.model] <= firmware.arena_capacity and m.verified for m in fitting)
+
+
+def test_a_model_whose_arena_fits_but_not_its_decoded_table_is_skipped_saying_both(ten_models):
+    """The runtime decodes a plan's ops into a table before the arena, in the same SRAM: a capacity one
+    byte short of both skips the model before it runs, naming the two sizes; the capacity of both
+    runs it bit-exact."""
+    import dataclasses
+
+    from hwbench.tflite_reader import read_tflite
+
+    board = get_board("mps2-an386")
+    firmware = build_firmware(board)
+    path = ten_models[0]
+    plan = compile_plan(read_tflite(path))
+    needed = firmware.memory_size(plan.blob)
+    table = needed - plan.arena_size
+    assert table >= 16 * len(plan.ops)  # a run function, operand pointers and counts per op, at the least
+    short = dataclasses.replace(firmware, arena_capacity=needed - 1)
+    assert plan.arena_size <= short.arena_capacity
+    skipped = measure(path, board, short, QemuBackend(board), repeats=1)
+    assert skipped.status == "skipped", skipped.reason
+    for size in (needed, table, plan.arena_size, needed - 1):
+        assert f"{size:,} B" in skipped.reason
+    exact = measure(path, board, dataclasses.replace(firmware, arena_capacity=needed), QemuBackend(board), repeats=1)
+    assert (exact.status, exact.verified) == ("measured", True), exact.reason
 
 
 def test_a_corrupted_plan_is_reported_by_the_board(ten_models):

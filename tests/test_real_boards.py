@@ -31,7 +31,7 @@ from firmware_runner.backends import serial_port
 from firmware_runner.backends.probe import connected_probes, target_problem
 from firmware_runner.backends.real import RealBoardBackend, choose_probe, real_backend
 from firmware_runner.collect import measure, run_image
-from firmware_runner.compiler.plan import compile_plan
+from firmware_runner.compiler.plan import blob_arena_size, compile_plan
 from firmware_runner.firmware.build import build_firmware
 from firmware_runner.firmware.protocol import parse_output
 from hwbench.generate import bounds_for, generate_models
@@ -359,9 +359,9 @@ def test_the_real_board_path_runs_models_from_sram_and_from_flash_bit_exact(emul
     firmware = build_firmware(board)
     small, other = models
     in_sram = measure(small, board, firmware, backend, repeats=2)
-    # An arena capacity too small for the run image beside the arena sends it to the plan address.
-    arena = compile_plan(read_tflite(other)).arena_size
-    in_flash = measure(other, board, dataclasses.replace(firmware, arena_capacity=arena + 16), backend, repeats=2)
+    # A capacity too small for the run image beside the plan's memory sends it to the plan address.
+    memory = firmware.memory_size(compile_plan(read_tflite(other)).blob)
+    in_flash = measure(other, board, dataclasses.replace(firmware, arena_capacity=memory + 16), backend, repeats=2)
     backend.close()
     for m in (in_sram, in_flash):
         assert (m.status, m.verified, m.unit) == ("measured", True, "cycles"), m.reason
@@ -385,6 +385,33 @@ def test_the_firmware_takes_the_run_image_from_sram_with_the_arena_after_it(emul
     assert report.done and report.damaged >= 1  # the noise's bad frames, counted and ignored
     assert report.arena_capacity == firmware.arena_capacity - -(-len(image) // 16) * 16
     assert not firmware.run_fits_sram(image + bytes(firmware.arena_capacity))
+
+
+def test_the_host_knows_to_16_bytes_the_memory_the_boards_runtime_needs_for_a_plan(emulated_stm32, models):
+    """The runtime decodes a plan into a table (entries the size of the board's structs) before the
+    arena. A plan padded so that the SRAM left after its run image is the memory the host computes
+    runs; 16 bytes less (the memory's alignment) and the board's runtime refuses it."""
+    board, make = emulated_stm32
+    backend, _ = make()
+    firmware = build_firmware(board)
+    blob = compile_plan(read_tflite(models[0])).blob
+    left = -(-firmware.memory_size(blob) // 16) * 16
+    assert left > -(-blob_arena_size(blob) // 16) * 16  # the table takes room of its own
+
+    def leaving(room: int) -> bytes:  # a run image after which the firmware finds `room` bytes
+        plan_size = firmware.arena_capacity - room - 16  # the run header and plan end 16-byte aligned
+        return run_image(blob + bytes(plan_size - len(blob)), 1, 1)
+
+    fits, refused = leaving(left), leaving(left - 16)
+    assert firmware.run_fits_sram(fits) and not firmware.run_fits_sram(refused)
+    ran = parse_output(backend.run(firmware, fits, timeout=30).output)
+    # The host told the image fits beside an arena 16 bytes larger: the board checks for itself.
+    forced = dataclasses.replace(firmware, arena_capacity=firmware.arena_capacity + 16)
+    assert forced.run_fits_sram(refused)
+    refusal = parse_output(backend.run(forced, refused, timeout=30).output)
+    backend.close()
+    assert ran.done and ran.arena_capacity == left, ran.last_line
+    assert not refusal.done and refusal.error.endswith(": arena"), refusal.last_line
 
 
 def test_a_silent_board_is_reset_and_read_again(emulated_stm32, models):

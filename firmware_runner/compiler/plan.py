@@ -209,5 +209,14 @@ def blob_arena_size(blob: bytes) -> int:
     return HEADER.unpack_from(blob)[5]
 
 
+def blob_table_counts(blob: bytes) -> tuple[int, int]:
+    """The ops of a compiled plan and their operands in all (inputs and outputs of every op record):
+    what the runtime decodes into its table (HWB_TABLE_SIZE)."""
+    header = HEADER.unpack_from(blob)
+    op_count, ops_at = header[7], header[11]
+    records = (OP.unpack_from(blob, ops_at + i * OP.size) for i in range(op_count))
+    return op_count, sum(record[1] + record[2] for record in records)
+
+
 def _align(n: int, alignment: int) -> int:
     return -(-n // alignment) * alignment

@@ -111,7 +111,16 @@ static void report_outputs(const hwb_context *ctx) {
     }
 }
 
+/* The sizes of the runtime's decoded-table entries on this target, as absolute symbols of the image
+ * (no bytes): the host reads them to know the memory a plan needs here (build.py, HWB_TABLE_SIZE). */
+static void publish_table_sizes(void) {
+    __asm__(".global hwb_decoded_op_size\n.set hwb_decoded_op_size, %c0\n"
+            ".global hwb_tensor_size\n.set hwb_tensor_size, %c1"
+            ::"i"(sizeof(hwb_decoded_op)), "i"(sizeof(hwb_tensor)));
+}
+
 int main(void) {
+    publish_table_sizes();
     board_init();
     hwb_line line;
     line_begin(&line, "HELLO");

@@ -3,7 +3,9 @@ plus the board-support file of the firmware family it names) and cached by
 the board's runtime hash (hwbench.runtime_hash: sources, flags, memory map, and the plan compiler
 that lays out the model) and the compiler's version, so a rebuild happens only when one of them
 changed. The build records the firmware's footprint: the arena its SRAM leaves, the flash it takes and,
-of that, the runtime's code (what a model needs on the board beside its plan)."""
+of that, the runtime's code (what a model needs on the board beside its plan), and the sizes of the
+runtime's decoded-table entries on the board's core (the image publishes them), with which the host
+knows the exact memory a plan needs there."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from string import Template
 from hwbench.boards import Board
 from hwbench.errors import BoardError, HwbenchError
 from hwbench.runtime_hash import runtime_hash as board_runtime_hash
-from firmware_runner.compiler.plan import blob_arena_size
+from firmware_runner.compiler.plan import blob_arena_size, blob_table_counts
 from firmware_runner.runtime.host import cache_dir, compile_c, runtime_sources
 
 FIRMWARE_DIR = Path(__file__).resolve().parent
@@ -38,7 +40,7 @@ class Firmware:
     elf: Path
     runtime_hash: str  # what the DB records: firmware, runtime and plan compiler, for this board
     run_address: int  # where the run header and plan go
-    arena_capacity: int  # bytes of SRAM left for the arena
+    arena_capacity: int  # bytes of SRAM left for the runtime's memory: a plan's decoded table, then its arena
     flash_used: int  # bytes of flash the firmware image takes
     runtime_code: int  # of those, the runtime's (the image less the harness: start-up, loop, protocol, board support)
     flash_limit: int  # flash the run image must share with the firmware (within the board's and the limits')
@@ -46,6 +48,17 @@ class Firmware:
     sram_run_address: int  # the arena's start: where a run image goes when it fits there beside its arena
     clock_hz: int  # the clock and the settings (name -> value) the board must report running with
     settings: dict[str, int]
+    decoded_op_size: int  # sizeof(hwb_decoded_op) and sizeof(hwb_tensor) on the board (HWB_TABLE_SIZE)
+    tensor_size: int
+
+    def table_size(self, blob: bytes) -> int:
+        """The bytes of the table the runtime decodes a plan into on the board, before its arena."""
+        ops, operands = blob_table_counts(blob)
+        return _align16(ops * self.decoded_op_size + operands * self.tensor_size)
+
+    def memory_size(self, blob: bytes) -> int:
+        """The memory hwb_load needs for a plan on the board (HWB_MEMORY_SIZE): its table and arena."""
+        return self.table_size(blob) + blob_arena_size(blob)
 
     @property
     def plan_room(self) -> int:
@@ -53,10 +66,14 @@ class Firmware:
         return self.flash_limit - self.flash_used - RUN_HEADER_SIZE
 
     def run_fits_sram(self, image: bytes) -> bool:
-        """Whether a run image (run header + plan) fits at the arena's start beside the arena its plan
+        """Whether a run image (run header + plan) fits at the arena's start beside the memory its plan
         needs; the firmware looks there before the plan address (bench.c)."""
-        used = -(-len(image) // 16) * 16  # the arena starts 16-byte aligned after it
-        return used + blob_arena_size(image[RUN_HEADER_SIZE:]) <= self.arena_capacity
+        used = _align16(len(image))  # the memory starts 16-byte aligned after it
+        return used + self.memory_size(image[RUN_HEADER_SIZE:]) <= self.arena_capacity
+
+
+def _align16(n: int) -> int:
+    return -(-n // 16) * 16
 
 
 def stack_size(sram: int) -> int:
@@ -131,7 +148,8 @@ def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
     firmware = Firmware(board.name, elf, runtime_hash, board.plan_address,
                         symbols["__arena_end"] - symbols["__arena_start"], flash_used, flash_used - harness,
                         flash_limit, sram,
-                        symbols["__arena_start"], board.clock_hz, board.firmware_options.requested())
+                        symbols["__arena_start"], board.clock_hz, board.firmware_options.requested(),
+                        symbols["hwb_decoded_op_size"], symbols["hwb_tensor_size"])
     partial = meta.with_suffix(".partial")
     partial.write_text(json.dumps({**asdict(firmware), "elf": str(elf)}))
     partial.replace(meta)  # another process building the same firmware never reads half a file
