@@ -38,19 +38,21 @@ def collected(tmp_path_factory):
     from firmware_runner.collect import collect
     from hwbench.generate import bounds_for, generate_models
 
+    from firmware_runner.compiler.plan import compile_plan
     from firmware_runner.firmware.build import build_firmware
-    from hwbench.memory import memory_report
     from hwbench.tflite_reader import read_tflite
 
     folder = tmp_path_factory.mktemp("transfer")
     generate_models(N_MODELS + N_PRIOR + SPARE, seed=71, out_dir=folder / "models", jobs=2,
                     bounds=bounds_for(board=get_board(NEW_BOARD)))
-    # The generator bounds the activations' peak; a convolution's im2col scratch comes on top of it,
-    # so the models measured on both boards are the first whose arena fits beside the micro:bit's
-    # firmware, the prior's own the ones named after them (datasets are in file name order).
-    fits = build_firmware(get_board(NEW_BOARD)).arena_capacity
+    # The generator bounds the activations' peak; a convolution's im2col scratch and the runtime's
+    # decoded op table come on top of it, so the models measured on both boards are the first whose
+    # memory fits beside the micro:bit's firmware, the prior's own the ones named after them
+    # (datasets are in file name order).
+    firmware = build_firmware(get_board(NEW_BOARD))
     generated = sorted((folder / "models").glob("*.tflite"))
-    both = [f for f in generated if memory_report(read_tflite(f)).arena.size <= fits][:N_MODELS]
+    both = [f for f in generated
+            if firmware.memory_size(compile_plan(read_tflite(f)).blob) <= firmware.arena_capacity][:N_MODELS]
     files = both + [f for f in generated if f.name > both[-1].name][:N_PRIOR]
     assert len(both) == N_MODELS and len(files) == N_MODELS + N_PRIOR
     db = folder / "results.db"
