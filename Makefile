@@ -12,7 +12,7 @@ setup:
 # Pareto models on the board, summarise. Run again, every step resumes (nothing is measured twice).
 demo: setup
 	$(HWBENCH) boards
-	$(HWBENCH) collect --board mps2-an386 --count 60 --seed 1 --db $(DEMO)/results.db --jobs 2
+	$(HWBENCH) collect --board mps2-an386 --count 150 --seed 1 --db $(DEMO)/results.db --jobs 2
 	$(HWBENCH) results --db $(DEMO)/results.db
 	$(HWBENCH) analyze $(DEMO)/models-seed1/model_0000.tflite --board mps2-an386 --plot $(DEMO)/model_0000-memory.png
 	$(HWBENCH) fit --db $(DEMO)/results.db --board mps2-an386 --out $(DEMO)/mps2-an386.latmodel --plot $(DEMO)/fit.png
