@@ -447,7 +447,9 @@ def latency_file(tmp_path_factory):
     for i in range(16):
         files.append(folder / f"m{i:02d}.tflite")
         files[-1].write_bytes(build_tflite(space.sample(rng), rng))
-    measured = collect(get_board(BOARD), files, ResultsDB(folder / "results.db"), repeats=1, jobs=2)
+    results = ResultsDB(folder / "results.db")
+    measured = collect(get_board(BOARD), files, results, repeats=1, jobs=2)
+    results.close()  # the last connection out folds the WAL into the file, which a test copies
     assert all(m.status == "measured" for m in measured), [m.reason for m in measured]
     fitted = fit_dataset(load_counts(folder / "results.db", BOARD), clock_hz=get_board(BOARD).clock_hz,
                          model=LatencyModel(min_layers=5, cv_folds=2))
