@@ -40,8 +40,9 @@ sys.path.insert(0, str(ROOT))
 
 from hwbench.boards import get_board  # noqa: E402
 from hwbench.graph import KNOWN_OPS, Graph, Op, Quantization, Tensor  # noqa: E402
+from hwbench.kernel_paths import fast_paths_for  # noqa: E402
 from latency_data import add_data_options, board_data, log  # noqa: E402
-from latency_models.features import GENERIC, KINDS, kind_of, op_kind  # noqa: E402
+from latency_models.features import GENERIC, KINDS, kind_of  # noqa: E402
 from latency_models.metrics import accuracy, per_operator  # noqa: E402
 from latency_models.model import LatencyModel  # noqa: E402
 from latency_models.training import fit_dataset  # noqa: E402
@@ -147,7 +148,7 @@ def run_board(name: str, args) -> dict:
     for n in sorted({min(n, len(train)) for n in args.curve}):
         subset = train.subset(sorted(order[:n]))
         start = time.perf_counter()
-        result = fit_dataset(subset, test, clock_hz=board.clock_hz, seed=0)
+        result = fit_dataset(subset, test, clock_hz=board.clock_hz, seed=0, fast_paths=fast_paths_for(board))
         seconds = time.perf_counter() - start
         log(f"{name}: {n} training models: MAPE {result.metrics['learned']['mape']:.3f}% "
             f"(baseline {result.metrics['baseline']['mape']:.1f}%), fit+evaluate {seconds:.0f} s")
@@ -164,7 +165,7 @@ def run_board(name: str, args) -> dict:
     # evaluated models needed the fallback. An operator with fast paths runs its reference path only
     # for what they refuse (grouped or dilated convolutions, ...): its kinds are those its layers take.
     with_paths = {k.split(".")[0] for k in KINDS if "." in k}
-    taken = {op_kind(g, op) for g in [*train.graphs, *test.graphs, *checks.graphs] for op in g.ops}
+    taken = {model.op_kind(g, op) for g in [*train.graphs, *test.graphs, *checks.graphs] for op in g.ops}
     expected = {kind_of(t) for t in KNOWN_OPS if t not in with_paths} | {k for k in taken if k != GENERIC}
     without_regressor = sorted(expected - set(model.regressors_))
     fallback_used = sorted(set().union(*(model.fallback_kinds(g) for g in [*test.graphs, *checks.graphs])))

@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Sequence
 from hwbench.boards import Board
 from hwbench.costs import graph_cost
 from hwbench.errors import HwbenchError
+from hwbench.kernel_paths import fast_paths_for
 from hwbench.results import LayerCount, Measurement, ResultsDB
 from hwbench.tflite_reader import parse_tflite
 from firmware_runner.backends import Backend, BoardRun, backend_for
@@ -56,19 +57,20 @@ def measure(path: Path, board: Board, firmware: Firmware, backend: Backend, repe
     """Run one model on the board. Every failure becomes a recorded reason, never an exception: a model
     hwbench cannot compile or that does not fit is `skipped`; anything else that goes wrong (the board,
     the reference interpreter, a bug in hwbench) makes it `failed`, with the exception in the reason.
-    `fast`: the kernel paths to compile for (hwbench.kernel_paths; None: the default ones, which is
-    what `collect` records)."""
+    `fast`: the kernel paths to compile for (hwbench.kernel_paths; None: the board's, which is what
+    `collect` records)."""
     data = _read(path)
     base = dict(model=path.name, sha256=hashlib.sha256(data).hexdigest(), board=board.name,
                 runtime_hash=firmware.runtime_hash, unit=backend.unit, tflite=data, macs=0, weight_bytes=0)
     try:
-        return _measure(data, base, firmware, backend, repeats, timeout, fast)
+        return _measure(data, base, firmware, backend, repeats, timeout,
+                        fast_paths_for(board) if fast is None else fast)
     except Exception as e:  # noqa: BLE001 (one model's failure, whatever its cause, must not end the collection)
         return Measurement(**base, status="failed", reason=f"{type(e).__name__}: {e}")
 
 
 def _measure(data: bytes, base: dict, firmware: Firmware, backend: Backend, repeats: int,
-             timeout: float | None, fast: bool | None) -> Measurement:
+             timeout: float | None, fast: bool) -> Measurement:
     """`measure` without its safety net; fills `base` as it learns the model's sizes, so that a
     failure still records them."""
     try:

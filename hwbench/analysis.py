@@ -9,13 +9,16 @@ from hwbench.boards import Board
 from hwbench.costs import graph_cost, shape_text
 from hwbench.errors import HwbenchError
 from hwbench.graph import Graph
+from hwbench.kernel_paths import fast_paths_for
 from hwbench.memory import DEFAULT_ALIGNMENT, memory_report
 
 
 def analyze_graph(graph: Graph, model: str, alignment: int = DEFAULT_ALIGNMENT, target: Board | None = None) -> dict:
-    """The analysis as one JSON-ready dict: totals, per-layer rows in execution order, board fit."""
+    """The analysis as one JSON-ready dict: totals, per-layer rows in execution order, board fit. The
+    arena holds the scratch buffers of the kernel paths the target board takes (the host's without one)."""
     cost = graph_cost(graph)
-    report = memory_report(graph, alignment=alignment)
+    fast = fast_paths_for(target)
+    report = memory_report(graph, alignment=alignment, fast=fast)
     offsets, scratch = report.arena.offsets, report.arena.scratch
     layers = []
     for step, v in enumerate(report.order):
@@ -38,6 +41,7 @@ def analyze_graph(graph: Graph, model: str, alignment: int = DEFAULT_ALIGNMENT, 
         "peak_bytes_file_order": report.peak_bytes_file_order,
         "peak_bytes_file_order_no_inplace": report.peak_bytes_file_order_no_inplace,
         "arena_bytes": report.arena.size, "arena_alignment": alignment, "scratch_bytes": report.arena.scratch_bytes,
+        "kernel_paths": "fast" if fast else "reference",
         "exact": report.exact, "exact_no_inplace": report.exact_no_inplace,
         "order": list(report.order), "layers": layers,
     }

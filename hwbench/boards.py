@@ -87,6 +87,7 @@ __all__ = [
     "parse_clock",
     "BOARD_DIR",
     "CORES",
+    "DSP_CORES",
     "FPUS",
 ]
 
@@ -105,6 +106,9 @@ CORE_FPUS: dict[str, tuple[str, ...]] = {
     "cortex-m55": ("none", "fpv5-d16"),
 }
 CORES = tuple(CORE_FPUS)
+# The cores with the DSP extension (SIMD multiply-accumulates: SMLAD, SXTB16), which the runtime's
+# fast kernel paths are written for (hwbench.kernel_paths).
+DSP_CORES = frozenset({"cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"})
 FPUS = ("none", "fpv4-sp-d16", "fpv5-sp-d16", "fpv5-d16")
 
 # Anything outside this range is a unit mistake, not a Cortex-M clock.

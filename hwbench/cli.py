@@ -19,6 +19,7 @@ from rich.text import Text
 
 from hwbench import __version__
 from hwbench.errors import HwbenchError
+from hwbench.kernel_paths import fast_paths_for
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE (sysexits.h): hwbench itself failed, not the user's input
 
@@ -405,7 +406,7 @@ def fit(
     start = load_artifact(prior) if prior is not None else None
     with err.status(f"fitting the latency model of {target.name} from {db} …"):
         result = fit_from_db(db, target.name, test_fraction=test_fraction, seed=seed, clock_hz=target.clock_hz,
-                             prior=start)
+                             prior=start, fast_paths=fast_paths_for(target))
     result.save(out_file)
     if plot is not None:
         plot_predictions(result.test.totals, result.test_predicted, result.test_baseline, plot,

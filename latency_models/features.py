@@ -674,9 +674,10 @@ def kind_of(op_type: str, path: str = REFERENCE.name) -> str:
     return kind if kind in KINDS else GENERIC
 
 
-def op_kind(graph: Graph, op: Op) -> str:
-    """The kind of `op` on the kernel path the runtime takes for it by default."""
-    return kind_of(op.type, kernel_path(graph, op).name)
+def op_kind(graph: Graph, op: Op, fast: bool = True) -> str:
+    """The kind of `op` on the kernel path the runtime takes for it (`fast`: on a board that takes
+    the fast paths, hwbench.kernel_paths.fast_paths_for)."""
+    return kind_of(op.type, kernel_path(graph, op, fast).name)
 
 
 def extractor(kind: str) -> KindFeatures:
@@ -696,15 +697,16 @@ class GraphFeatures:
     n_ops: int
 
 
-def op_features(graph: Graph, op: Op) -> list[float]:
-    return extractor(op_kind(graph, op)).compute(graph, op)
+def op_features(graph: Graph, op: Op, fast: bool = True) -> list[float]:
+    return extractor(op_kind(graph, op, fast)).compute(graph, op)
 
 
-def graph_features(graph: Graph) -> GraphFeatures:
-    """Every op's features, grouped by kind (one matrix per kind, rows in graph op order)."""
+def graph_features(graph: Graph, fast: bool = True) -> GraphFeatures:
+    """Every op's features, grouped by kind (one matrix per kind, rows in graph op order), on the
+    fast kernel paths or (`fast=False`) the reference ones."""
     rows: dict[str, tuple[list[int], list[list[float]]]] = {}
     for i, op in enumerate(graph.ops):
-        kind = op_kind(graph, op)
+        kind = op_kind(graph, op, fast)
         indices, values = rows.setdefault(kind, ([], []))
         indices.append(i)
         values.append(extractor(kind).compute(graph, op))
@@ -722,13 +724,14 @@ class FeatureCache:
     """Per-graph features kept while the graph object lives (graphs are treated as immutable:
     a search builds a new Graph per candidate). Keyed by identity, so a lookup costs a dict get."""
 
-    def __init__(self):
+    def __init__(self, fast: bool = True):
+        self.fast = fast
         self._cache: weakref.WeakKeyDictionary[Graph, GraphFeatures] = weakref.WeakKeyDictionary()
 
     def get(self, graph: Graph) -> GraphFeatures:
         found = self._cache.get(graph)
         if found is None:
-            found = self._cache[graph] = graph_features(graph)
+            found = self._cache[graph] = graph_features(graph, self.fast)
         return found
 
     def clear(self) -> None:

@@ -7,7 +7,6 @@ from typing import Sequence
 import numpy as np
 
 from hwbench.graph import Graph
-from latency_models.features import op_kind
 
 
 def accuracy(measured, predicted) -> dict:
@@ -38,7 +37,7 @@ def per_operator(model, graphs: Sequence[Graph], layer_counts: Sequence[np.ndarr
     for graph, counts, total in zip(graphs, layer_counts, totals):
         predicted = model.predict_layers(graph)
         for i, op in enumerate(graph.ops):
-            kind = op_kind(graph, op)
+            kind = model.op_kind(graph, op)
             row = rows.setdefault(kind, {"kind": kind, "layers": 0, "measured": 0.0, "predicted": 0.0,
                                          "abs_relative": 0.0, "model_share_error": 0.0})
             row["layers"] += 1

@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import GroupKFold
 
 from hwbench.errors import HwbenchError
-from hwbench.graph import Graph
+from hwbench.graph import Graph, Op
 from latency_models.features import (GENERIC, KINDS, SCHEMA_VERSION, FeatureCache, generic_features, graph_features,
                                      op_kind)
 from latency_models.regressors import CANDIDATES, make_candidate, regressor_from_state
@@ -53,14 +53,17 @@ class LatencyModel(BaseEstimator):
     cv_folds: GroupKFold splits (by model) for the choice.
     min_layers: a kind with fewer training layers (or present in fewer than cv_folds models) is
         not given its own regressor; its ops fall back to GENERIC.
+    fast_paths: whether the board takes the kernels' fast paths (hwbench.kernel_paths.fast_paths_for),
+        which decides each layer's kind and features.
     """
 
     def __init__(self, candidates: Sequence[str] = CANDIDATES, cv_folds: int = 5, min_layers: int = 20,
-                 random_state: int = 0):
+                 random_state: int = 0, fast_paths: bool = True):
         self.candidates = candidates
         self.cv_folds = cv_folds
         self.min_layers = min_layers
         self.random_state = random_state
+        self.fast_paths = fast_paths
 
     # ----------------------------------------------------------------------------------- fitting
 
@@ -76,7 +79,7 @@ class LatencyModel(BaseEstimator):
         unknown = [c for c in self.candidates if c not in CANDIDATES]
         if unknown or not self.candidates:
             raise ValueError(f"unknown candidate regressor(s) {unknown}; known: {', '.join(CANDIDATES)}")
-        rows, n_ops, layer_sums = layer_rows(graphs, totals, layer_counts)
+        rows, n_ops, layer_sums = layer_rows(graphs, totals, layer_counts, self.fast_paths)
         self.regressors_: dict[str, BaseEstimator] = {}
         self.kind_reports_: dict[str, KindReport] = {}
         for kind, (X, y, groups, model_totals) in sorted(rows.items()):
@@ -106,7 +109,7 @@ class LatencyModel(BaseEstimator):
         self.n_layers_ = int(n_ops.sum())
         self.layers_per_kind_ = {k: len(r[1]) for k, r in rows.items() if k != GENERIC}
         self.schema_version_ = SCHEMA_VERSION
-        self._cache = FeatureCache()
+        self._cache = FeatureCache(self.fast_paths)
 
     def _choose(self, kind: str, X, y, groups, model_totals, candidates: dict[str, Callable[[], BaseEstimator]]):
         """Cross-validate every candidate grouped by model; refit the best on all layers.
@@ -159,9 +162,13 @@ class LatencyModel(BaseEstimator):
         model has no regressor of their own for; an operator type without features of its own by
         its type."""
         self._check_fitted()
-        kinds = {(op.type, op_kind(graph, op)) for op in graph.ops}
+        kinds = {(op.type, self.op_kind(graph, op)) for op in graph.ops}
         return {op_type if kind == GENERIC else kind for op_type, kind in kinds
                 if kind == GENERIC or kind not in self.regressors_}
+
+    def op_kind(self, graph: Graph, op: Op) -> str:
+        """The kind (features.op_kind) of `op` on this model's board."""
+        return op_kind(graph, op, self.fast_paths)
 
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -169,7 +176,7 @@ class LatencyModel(BaseEstimator):
     def _features(self, graph: Graph):
         cache = getattr(self, "_cache", None)
         if cache is None:
-            cache = self._cache = FeatureCache()
+            cache = self._cache = FeatureCache(self.fast_paths)
         return cache.get(graph)
 
     def _check_fitted(self) -> None:
@@ -223,7 +230,7 @@ class LatencyModel(BaseEstimator):
         model.n_models_, model.n_layers_ = int(params["n_models"]), int(params["n_layers"])
         model.layers_per_kind_ = {kind: int(n) for kind, n in params["layers_per_kind"].items()}
         model.schema_version_ = int(params["feature_schema"])
-        model._cache = FeatureCache()
+        model._cache = FeatureCache(model.fast_paths)
         return model
 
     # ----------------------------------------------------------------------------------- storing
@@ -251,10 +258,10 @@ def grouped_folds(groups, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(GroupKFold(n_splits=n_splits).split(np.zeros(len(groups)), groups=groups))
 
 
-def layer_rows(graphs: Sequence[Graph], totals: np.ndarray, layer_counts: Sequence[Sequence[float]]):
-    """The training layers per operator kind: {kind: (X, y, model index, model total) per layer},
-    GENERIC holding every layer with its generic features; and per model its op count and the sum
-    of its layer counts."""
+def layer_rows(graphs: Sequence[Graph], totals: np.ndarray, layer_counts: Sequence[Sequence[float]], fast: bool):
+    """The training layers per operator kind (on the fast kernel paths or the reference ones): {kind:
+    (X, y, model index, model total) per layer}, GENERIC holding every layer with its generic
+    features; and per model its op count and the sum of its layer counts."""
     per_kind: dict[str, tuple[list, list, list, list]] = {}
     n_ops, layer_sums = np.zeros(len(graphs)), np.zeros(len(graphs))
 
@@ -268,7 +275,7 @@ def layer_rows(graphs: Sequence[Graph], totals: np.ndarray, layer_counts: Sequen
         if counts.shape != (len(graph.ops),):
             raise ValueError(f"model {m} ({graph.name}): {counts.size} layer counts for {len(graph.ops)} ops")
         n_ops[m], layer_sums[m] = len(graph.ops), counts.sum()
-        for kind, (indices, X) in graph_features(graph).kinds.items():
+        for kind, (indices, X) in graph_features(graph, fast).kinds.items():
             if kind != GENERIC:  # ops of unknown types: only in the GENERIC rows below
                 add(kind, X, counts[indices], m)
         add(GENERIC, generic_features(graph, np.arange(len(graph.ops))), counts, m)

@@ -10,7 +10,6 @@ from hwbench.costs import graph_cost, shape_text
 from hwbench.graph import Graph
 from hwbench.memory import memory_report
 from latency_models.artifact import Artifact
-from latency_models.features import op_kind
 
 
 def predict_report(artifact: Artifact, graph: Graph, model_name: str) -> dict:
@@ -22,7 +21,7 @@ def predict_report(artifact: Artifact, graph: Graph, model_name: str) -> dict:
     count = float(per_op.sum() + overhead)
     cost = graph_cost(graph)
     baseline = float(artifact.baseline.predict([cost.macs])[0])
-    memory = memory_report(graph)
+    memory = memory_report(graph, fast=model.fast_paths)  # the arena of the kernel paths the board takes
     ms = (lambda c: c / clock * 1e3) if clock else (lambda c: None)
     fallback = model.fallback_kinds(graph)
     layers = []
@@ -33,7 +32,7 @@ def predict_report(artifact: Artifact, graph: Graph, model_name: str) -> dict:
                        "shapes_text": " → ".join((", ".join(map(shape_text, layer.input_shapes)),
                                                   ", ".join(map(shape_text, layer.output_shapes)))),
                        "macs": layer.macs, "count": float(per_op[index]), "ms": ms(float(per_op[index])),
-                       "fallback": op.type in fallback or op_kind(graph, op) in fallback})
+                       "fallback": op.type in fallback or model.op_kind(graph, op) in fallback})
     return {"model": model_name, "board": artifact.board, "count": count, "unit": artifact.unit, "ms": ms(count),
             "baseline_count": baseline, "baseline_ms": ms(baseline), "overhead_count": overhead,
             "macs": cost.macs, "weight_bytes": cost.weight_bytes, "peak_bytes": memory.peak_bytes,

@@ -64,16 +64,18 @@ class FitResult:
 
 
 def fit_dataset(train: Dataset, test: Dataset | None = None, clock_hz: int | None = None, test_fraction: float = 0.0,
-                seed: int = 0, model: LatencyModel | None = None, prior: Artifact | None = None) -> FitResult:
+                seed: int = 0, model: LatencyModel | None = None, prior: Artifact | None = None,
+                fast_paths: bool = True) -> FitResult:
     """Fit the latency model (transferred from `prior` when given) and the baseline on `train`;
-    measure both on `test` when given."""
+    measure both on `test` when given. `fast_paths`: whether the board takes the kernels' fast paths
+    (hwbench.kernel_paths.fast_paths_for)."""
     if prior is not None:
         check_prior(prior, train)
-        model = model or TransferredLatencyModel(prior.model, random_state=seed)
+        model = model or TransferredLatencyModel(prior.model, random_state=seed, fast_paths=fast_paths)
     if len(train) < min_models(prior):
         raise HwbenchError(f"{len(train)} training model(s) of board {train.board} are too few to fit a latency "
                            f"model: collect at least {min_models(prior)} (a few hundred give accurate models)")
-    model = (model or LatencyModel(random_state=seed)).fit(train.graphs, train.totals, train.layer_counts)
+    model = (model or LatencyModel(random_state=seed, fast_paths=fast_paths)).fit(train.graphs, train.totals, train.layer_counts)
     baseline = MacsBaseline().fit(train.macs, train.totals)
     test = test if test is not None else train.subset([])
     result = FitResult(model, baseline, train, test, clock_hz, test_fraction, seed, prior=prior)
@@ -88,7 +90,7 @@ def fit_dataset(train: Dataset, test: Dataset | None = None, clock_hz: int | Non
 
 def fit_from_db(db: str | Path, board: str, test_fraction: float = 0.2, seed: int = 0,
                 clock_hz: int | None = None, runtime_hash: str | None = None,
-                prior: Artifact | None = None) -> FitResult:
+                prior: Artifact | None = None, fast_paths: bool = True) -> FitResult:
     """Train on the DB's verified measurements of `board`, holding out `test_fraction` of the
     models (split by model, seeded) to measure accuracy; transferred from `prior` when given."""
     if not 0.0 <= test_fraction < 1.0:
@@ -102,7 +104,7 @@ def fit_from_db(db: str | Path, board: str, test_fraction: float = 0.2, seed: in
                            f"{len(train)} left for training after holding out {test_fraction:g}: too few to fit a "
                            f"latency model (need {min_models(prior)}, a few hundred are better){others}; collect more "
                            f"with hwbench collect --board {board} --db {db}")
-    return fit_dataset(train, test, clock_hz, test_fraction, seed, prior=prior)
+    return fit_dataset(train, test, clock_hz, test_fraction, seed, prior=prior, fast_paths=fast_paths)
 
 
 def min_models(prior: Artifact | None) -> int:

@@ -57,8 +57,8 @@ class TransferredLatencyModel(LatencyModel):
 
     def __init__(self, prior: LatencyModel | None = None, ridges: Sequence[float] = RIDGES,
                  candidates: Sequence[str] = CANDIDATES, cv_folds: int = 5, min_layers: int = 20,
-                 random_state: int = 0):
-        super().__init__(candidates, cv_folds, min_layers, random_state)
+                 random_state: int = 0, fast_paths: bool = True):
+        super().__init__(candidates, cv_folds, min_layers, random_state, fast_paths)
         self.prior = prior
         self.ridges = ridges
 
@@ -71,7 +71,7 @@ class TransferredLatencyModel(LatencyModel):
         totals = np.asarray(totals, dtype=np.float64)
         if not len(graphs) or len(graphs) != len(totals) or len(graphs) != len(layer_counts):
             raise ValueError("graphs, totals and layer_counts must have one entry per model, and at least one")
-        rows, n_ops, layer_sums = layer_rows(graphs, totals, layer_counts)
+        rows, n_ops, layer_sums = layer_rows(graphs, totals, layer_counts, self.fast_paths)
         self.scale_ = relative_scale(np.concatenate([prior.predict_layers(g) for g in graphs]),
                                      np.concatenate(layer_counts))
         self.regressors_ = {GENERIC: ScaledRegressor.fixed(prior.regressors_[GENERIC], self.scale_)}

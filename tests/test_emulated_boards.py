@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from conftest import MLPERF_TINY
-from hwbench.boards import Board, get_board, list_boards
+from hwbench.boards import DSP_CORES, Board, get_board, list_boards
 from hwbench.errors import BoardError
 from hwbench.generate import bounds_for, generate_models
 from hwbench.results import ResultsDB
+from hwbench.tflite_reader import read_tflite
 from firmware_runner.backends.qemu import QemuBackend
 from firmware_runner.collect import collect, measure
+from firmware_runner.compiler.plan import compile_plan
 from firmware_runner.firmware.build import (COMMON_FLAGS, FIRMWARE_DIR, LINK_FLAGS, Firmware, board_defines,
                                             board_flags, board_support, build_firmware)
 from firmware_runner.firmware.protocol import parse_output
@@ -187,6 +189,27 @@ def test_cores_without_the_dsp_extension_get_no_dsp_instructions(tmp_path):
     for name in ("mps2-an385", "microbit"):
         found = DSP.search(disassembly(build_firmware(get_board(name)).elf))
         assert found is None, f"{name}: {found and found.group(0)}"
+
+
+@pytest.mark.parametrize("board_name", ["mps2-an386", "mps2-an385", "microbit"])
+def test_each_core_takes_the_kernel_paths_that_cost_it_fewer_instructions(board_name, tmp_path):
+    """The fast paths on a core with the DSP extension, the reference loops on the M3 and M0 (where
+    the fast paths run in portable C): what collect measures is the cheaper of the two, and its
+    arena holds only the scratch of the paths it takes."""
+    board = get_board(board_name)
+    generate_models(3, seed=23, out_dir=tmp_path, bounds=bounds_for(board=get_board("microbit")))
+    models = sorted(tmp_path.glob("*.tflite"))
+    firmware, backend = build_firmware(board), QemuBackend(board)
+    runs = {fast: [measure(m, board, firmware, backend, repeats=1, fast=fast) for m in models]
+            for fast in (None, True, False)}
+    assert all(m.verified for measured in runs.values() for m in measured)
+    totals = {fast: sum(m.count for m in measured) for fast, measured in runs.items()}
+    takes_fast = board.core in DSP_CORES
+    assert totals[None] == totals[takes_fast] < totals[not takes_fast]
+    chosen = [compile_plan(read_tflite(m), fast=takes_fast) for m in models]
+    assert [m.arena_bytes for m in runs[None]] == [plan.arena_size for plan in chosen]
+    if not takes_fast:
+        assert all(plan.scratch_bytes == 0 for plan in chosen)
 
 
 def test_netduinoplus2_clock_set_up_gives_up_cleanly_and_runs_on(tmp_path):

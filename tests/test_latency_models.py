@@ -620,7 +620,7 @@ def depthwise_fast_loops(shape, f_h: int, f_w: int, stride: int, padding: str) -
     ((1, 6, 6, 6), (3, 3), 1, "VALID"),
     ((1, 10, 9, 12), (5, 5), 2, "SAME"),
     ((1, 30, 1, 10), (3, 1), 1, "VALID"),  # sww's 1-D filters
-    ((2, 7, 8, 3), (7, 7), 1, "SAME"),  # every window at the border, the only group partial
+    ((2, 7, 8, 5), (7, 7), 1, "SAME"),  # every window at the border, a full group and a partial one
 ])
 def test_depthwise_fast_path_features_count_the_kernels_loop_trips(shape, kernel, stride, padding):
     out = [tflite_padding(n, f, stride, padding)[0] for n, f in zip(shape[1:3], kernel)]

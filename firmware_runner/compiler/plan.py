@@ -73,11 +73,11 @@ class Plan:
 
 
 def compile_plan(graph: Graph, order: Sequence[int] | None = None, alignment: int = DEFAULT_ALIGNMENT,
-                 fast: bool | None = None) -> Plan:
+                 fast: bool = True) -> Plan:
     """Lower every op of `graph`, run in `order` (the minimum-peak order by default), into a plan
     whose activations and scratch buffers are laid out by the arena planner. Each op takes the
     kernel path hwbench.kernel_paths chooses: its fastest with `fast=True`, the reference path with
-    `fast=False`, the default choice with None."""
+    `fast=False` (a board's choice: kernel_paths.fast_paths_for)."""
     if order is None:
         order = schedule(graph).order
     paths = {i: kernel_path(graph, graph.ops[i], fast) for i in order}

@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from hwbench.boards import Board
+from hwbench.kernel_paths import fast_paths_for
 from hwbench.errors import HwbenchError
 from hwbench.graph import Graph
 from hwbench.runtime_hash import runtime_hash
@@ -63,7 +64,7 @@ def export_model(model: str | Path, board: Board, out_dir: str | Path, build_fla
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise HwbenchError(f"{out}: exists and is not an empty folder; export into a new or empty one")
     graph = read_tflite(model)
-    plan = compile_plan(graph)  # the kernel paths `collect` measures on the board
+    plan = compile_plan(graph, fast=fast_paths_for(board))  # the kernel paths `collect` measures on the board
     _check_fits(plan, board, Path(model).name)
     kernels = sorted({op.kernel for op in plan.ops})
     sources = runtime_files(kernels)

@@ -74,7 +74,7 @@ def random_inputs(graph: Graph, rng: np.random.Generator) -> list[np.ndarray]:
 
 
 def verify_model(model: str | Path | bytes, samples: int = 3, seed: int = 0, plan: Plan | None = None,
-                 fast: bool | None = None) -> Verification:
+                 fast: bool = True) -> Verification:
     """Compile `model` (its kernels' fast paths with `fast=True`, see hwbench.kernel_paths), run it on
     `samples` random inputs through the host runtime and through TFLite's reference kernels, and
     report the first difference (None when bit-exact)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hwbench.graph import Graph
+from hwbench.kernel_paths import scratch_sizes
 from hwbench.memory.arena import DEFAULT_ALIGNMENT, Arena, Placed, layout, overlaps, plan_arena
 from hwbench.memory.buffers import Buffer, Reuse, buffers, check_graph, order_peak, reuse_rule, timeline
 from hwbench.memory.schedule import DEFAULT_MAX_STATES, Schedule, schedule
@@ -45,7 +46,9 @@ class MemoryReport:
         return self.schedule.exact
 
 
-def memory_report(graph: Graph, alignment: int = DEFAULT_ALIGNMENT, max_states: int = DEFAULT_MAX_STATES) -> MemoryReport:
+def memory_report(graph: Graph, alignment: int = DEFAULT_ALIGNMENT, max_states: int = DEFAULT_MAX_STATES,
+                  fast: bool = True) -> MemoryReport:
+    """`fast`: the kernel paths whose scratch buffers the arena holds (hwbench.kernel_paths)."""
     best = schedule(graph, inplace=True, max_states=max_states)
     plain = schedule(graph, inplace=False, max_states=max_states)
     file_order = check_graph(graph)  # the file order when it is valid, else the nearest topological order
@@ -56,6 +59,6 @@ def memory_report(graph: Graph, alignment: int = DEFAULT_ALIGNMENT, max_states: 
         exact_no_inplace=plain.exact,
         peak_bytes_file_order=order_peak(graph, file_order, inplace=True),
         peak_bytes_file_order_no_inplace=order_peak(graph, file_order, inplace=False),
-        arena=plan_arena(graph, best.order, alignment=alignment, inplace=True),
+        arena=plan_arena(graph, best.order, alignment=alignment, inplace=True, scratch=scratch_sizes(graph, fast)),
         live_bytes=tuple(timeline(buffers(graph, best.order, inplace=True), len(best.order))),
     )
