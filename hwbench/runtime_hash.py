@@ -48,7 +48,7 @@ def source_files() -> list[Path]:
         [firmware_runner / "firmware" / "build.py"],  # compiler and linker flags
         (firmware_runner / "compiler").rglob("*.py"),
         (core / "memory").glob("*.py"),
-        [core / "kernel_paths.py"],  # which kernel path each op takes, and its scratch
+        [core / "kernel_paths.py", core / "windows.py"],  # which kernel path each op takes, and its scratch
     ]
     return [path for group in groups for path in sorted(group)]
 

@@ -47,6 +47,7 @@ from hwbench.costs import op_macs
 from hwbench.graph import NO_TENSOR, Graph, Op
 from hwbench.kernel_paths import REFERENCE, kernel_path, round_up4
 from hwbench.memory.buffers import reuse_rule
+from hwbench.windows import axis_taps, same_padding
 
 SCHEMA_VERSION = 3
 GENERIC = "GENERIC"
@@ -64,36 +65,8 @@ class KindFeatures:
     compute: Callable[[Graph, Op], list[float]]
 
 
-def window_extent(size: int, filter_size: int, out: int, stride: int, pad: int) -> int:
-    """Sum over output positions of the window taps that lie inside the input along one axis:
-    how often the kernel's inner loop over that axis runs per (other indices)."""
-    total = out * filter_size
-    # Clipped at the start: positions whose window origin o * stride - pad is negative.
-    o = 0
-    while o < out and o * stride - pad < 0:
-        total -= min(pad - o * stride, filter_size)
-        o += 1
-    # Clipped at the end: positions whose window reaches past the input.
-    o = out - 1
-    while o >= 0 and o * stride - pad + filter_size > size:
-        total -= min(o * stride - pad + filter_size - size, filter_size)
-        o -= 1
-    return max(total, 0)
-
-
-def same_padding(stride: int, size: int, filter_size: int, out: int) -> int:
-    """TFLite's ComputePaddingWithOffset (dilation 1): the padding before the first element
-    (zero for VALID, where the windows never cross the end)."""
-    return max((out - 1) * stride + filter_size - size, 0) // 2
-
-
 def _activation(op: Op) -> float:
     return float(_ACTIVATION_CODES.get(op.options.get("fused_activation_function"), 4))
-
-
-@lru_cache(maxsize=4096)
-def _axis_taps(size: int, filter_size: int, out: int, stride: int) -> int:
-    return window_extent(size, filter_size, out, stride, same_padding(stride, size, filter_size, out))
 
 
 def _window(graph: Graph, op: Op, f_h: int, f_w: int):
@@ -103,8 +76,8 @@ def _window(graph: Graph, op: Op, f_h: int, f_w: int):
     _, out_h, out_w, out_c = graph.tensors[op.outputs[0]].shape
     options = op.options
     s_h, s_w = options.get("stride_h", 1), options.get("stride_w", 1)
-    return (n, in_h, in_w, in_c, out_h, out_w, out_c, _axis_taps(in_h, f_h, out_h, s_h),
-            _axis_taps(in_w, f_w, out_w, s_w), s_h, s_w)
+    return (n, in_h, in_w, in_c, out_h, out_w, out_c, axis_taps(in_h, f_h, out_h, s_h),
+            axis_taps(in_w, f_w, out_w, s_w), s_h, s_w)
 
 
 def _conv2d(graph: Graph, op: Op) -> list[float]:

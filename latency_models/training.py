@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hwbench.boards import get_board
 from hwbench.errors import HwbenchError
+from hwbench.kernel_paths import fast_paths_for
 from latency_models.artifact import Artifact, save_artifact
 from latency_models.baseline import MacsBaseline
 from latency_models.dataset import Dataset, load_dataset
@@ -65,17 +67,20 @@ class FitResult:
 
 def fit_dataset(train: Dataset, test: Dataset | None = None, clock_hz: int | None = None, test_fraction: float = 0.0,
                 seed: int = 0, model: LatencyModel | None = None, prior: Artifact | None = None,
-                fast_paths: bool = True) -> FitResult:
+                fast_paths: bool | None = None) -> FitResult:
     """Fit the latency model (transferred from `prior` when given) and the baseline on `train`;
     measure both on `test` when given. `fast_paths`: whether the board takes the kernels' fast paths
-    (hwbench.kernel_paths.fast_paths_for)."""
+    (hwbench.kernel_paths.fast_paths_for; None: looked up by the bundled board's name)."""
+    if fast_paths is None:
+        fast_paths = fast_paths_for(get_board(train.board))
     if prior is not None:
         check_prior(prior, train)
-        model = model or TransferredLatencyModel(prior.model, random_state=seed, fast_paths=fast_paths)
+        model = model or TransferredLatencyModel(prior.model, random_state=seed)
     if len(train) < min_models(prior):
         raise HwbenchError(f"{len(train)} training model(s) of board {train.board} are too few to fit a latency "
                            f"model: collect at least {min_models(prior)} (a few hundred give accurate models)")
-    model = (model or LatencyModel(random_state=seed, fast_paths=fast_paths)).fit(train.graphs, train.totals, train.layer_counts)
+    model = (model or LatencyModel(random_state=seed)).set_params(fast_paths=fast_paths)
+    model = model.fit(train.graphs, train.totals, train.layer_counts)
     baseline = MacsBaseline().fit(train.macs, train.totals)
     test = test if test is not None else train.subset([])
     result = FitResult(model, baseline, train, test, clock_hz, test_fraction, seed, prior=prior)
@@ -90,7 +95,7 @@ def fit_dataset(train: Dataset, test: Dataset | None = None, clock_hz: int | Non
 
 def fit_from_db(db: str | Path, board: str, test_fraction: float = 0.2, seed: int = 0,
                 clock_hz: int | None = None, runtime_hash: str | None = None,
-                prior: Artifact | None = None, fast_paths: bool = True) -> FitResult:
+                prior: Artifact | None = None, fast_paths: bool | None = None) -> FitResult:
     """Train on the DB's verified measurements of `board`, holding out `test_fraction` of the
     models (split by model, seeded) to measure accuracy; transferred from `prior` when given."""
     if not 0.0 <= test_fraction < 1.0:

@@ -20,8 +20,10 @@ the new measurements support (ScaledRegressor):
   int8: on a core without an FPU the two paths scale very differently) takes the global factor;
 - a kind the prior has but the new models lack: the prior's regressor times the global factor (one
   factor fitted on every new layer against the prior's prediction of it); the GENERIC fallback too;
-- a kind the new models have but the prior lacks: its own from-scratch regressor when it
-  cross-validates, else the (scaled) GENERIC fallback;
+- a kind the new models have but the prior lacks (a kernel path the prior's board does not take:
+  the reference loops on an M0 or M3, the fast paths on a core with the DSP extension): its own
+  from-scratch regressor when it cross-validates, else the simplest one (its loops' costs, which
+  a few layers fix);
 - the per-inference overhead a + b × ops: fitted on the new models (it is exactly linear), or the
   prior's times the global factor when their op counts cannot separate a from b.
 
@@ -87,8 +89,7 @@ class TransferredLatencyModel(LatencyModel):
         return self
 
     def _fit_kind(self, kind: str, rows):
-        """(report, regressor) of one kind from its new layers `rows` (None: it has none), or None
-        when neither the prior nor the new layers can give it a regressor of its own."""
+        """(report, regressor) of one kind from its new layers `rows` (None: it has none)."""
         prior = self.prior.regressors_.get(kind)
         if rows is None:
             return KindReport(kind, 0, 0, ONE_FACTOR, {}), ScaledRegressor.fixed(prior, self.scale_)
@@ -99,8 +100,9 @@ class TransferredLatencyModel(LatencyModel):
                for ridge in self.ridges}}
         if self._cross_validates(y, groups):
             candidates.update(self._from_scratch(kind))
-        elif prior is None:
-            return None
+        elif prior is None:  # too few layers to choose: the simplest candidate, whose loop costs few layers fix
+            simplest = self._from_scratch(kind)[CANDIDATES[0]]
+            return KindReport(kind, len(y), len(np.unique(groups)), CANDIDATES[0], {}), simplest().fit(X, y)
         elif len(np.unique(groups)) < 2:  # one model: nothing to cross-validate with
             return KindReport(kind, len(y), 1, ONE_FACTOR, {}), candidates[ONE_FACTOR]().fit(X, y)
         return self._choose(kind, X, y, groups, model_totals, candidates)

@@ -28,9 +28,9 @@ from hwbench.tflite_reader import read_tflite
 from latency_models.artifact import ArtifactError, load_artifact, save_artifact
 from latency_models.baseline import MacsBaseline
 from latency_models.dataset import load_dataset
+from hwbench.windows import same_padding, window_extent
 from latency_models.features import (COPY, FILL, GENERIC, KINDS, MEMCPY, copy_trips, fill_trips, graph_features,
-                                     kind_of, memcpy_trips, op_kind,
-                                     same_padding, window_extent)
+                                     kind_of, memcpy_trips, op_kind)
 from latency_models.metrics import accuracy
 from latency_models.model import LatencyModel, grouped_folds
 from latency_models.regressors import CANDIDATES, CompiledTrees, LoopCountRegressor
