@@ -27,7 +27,7 @@ static uint32_t qemu_timer_ticks(void);
 #define CACHE_SETTINGS /* a Cortex-M4: no L1 caches to report */
 #endif
 
-static const usart_layout uart = UART_LAYOUT;
+static const usart_layout uart_layout = UART_LAYOUT;
 
 void board_init(void) {
     static int ready; /* the fault handler calls this again: set the clock up once */
@@ -35,7 +35,7 @@ void board_init(void) {
     ready = 1;
     const char *failed = clock_setup();
     const uint32_t core_hz = failed ? RESET_CLOCK_HZ : HWB_CLOCK_HZ;
-    usart_start(&uart, HWB_UART_BASE, uart_connect(core_hz));
+    usart_start(&uart_layout, HWB_UART_BASE, uart_connect(core_hz));
 #if HWB_EMULATED
     qemu_timer_start();
 #else
@@ -47,7 +47,7 @@ void board_init(void) {
     report_clock(core_hz, failed, settings, sizeof settings / sizeof settings[0]);
 }
 
-void board_write(const char *text, uint32_t length) { usart_write(&uart, HWB_UART_BASE, text, length); }
+void board_write(const char *text, uint32_t length) { usart_write(&uart_layout, HWB_UART_BASE, text, length); }
 
 uint32_t board_ticks(void) {
 #if HWB_EMULATED
