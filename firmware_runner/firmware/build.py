@@ -142,7 +142,7 @@ def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
                      "-T", str(folder / "link.ld")), cc="arm-none-eabi-gcc")
     symbols = _symbols(elf)
     flash_used = symbols["__flash_end"] - board.flash.origin
-    harness = _code_bytes(elf, {*SHARED_SOURCES, board_support(board).name})
+    harness = _code_bytes(elf, FIRMWARE_DIR)  # its sources and headers (stm32_board.h defines board.h)
     # The run image goes at the plan address: no further than the end of the emulated flash.
     flash_limit = min(flash, flash_used + board.flash.end - board.plan_address) if plan_in_flash else flash
     firmware = Firmware(board.name, elf, runtime_hash, board.plan_address,
@@ -165,15 +165,15 @@ def _symbols(elf: Path) -> dict[str, int]:
     return {parts[2]: int(parts[0], 16) for parts in (line.split() for line in listing.splitlines()) if len(parts) == 3}
 
 
-def _code_bytes(elf: Path, sources: set[str]) -> int:
-    """Bytes of flash (code, constants, initial data) the functions and objects defined in `sources`
-    (file names) take, found through the debug information's source line of each symbol."""
+def _code_bytes(elf: Path, folder: Path) -> int:
+    """Bytes of flash (code, constants, initial data) the functions and objects defined in `folder`'s
+    files take, found through the debug information's source line of each symbol."""
     listing = subprocess.run(["arm-none-eabi-nm", "--print-size", "--line-numbers", "--defined-only", str(elf)],
                              capture_output=True, text=True, check=True).stdout
     sizes = {}  # by address: aliases (the same object under two names) count once
     for line in listing.splitlines():
         symbol, _, where = line.partition("\t")
         parts = symbol.split()
-        if len(parts) == 4 and parts[2] in "TtRrDd" and Path(where.rpartition(":")[0]).name in sources:
+        if len(parts) == 4 and parts[2] in "TtRrDd" and Path(where.rpartition(":")[0]).parent == folder:
             sizes[parts[0]] = int(parts[1], 16)
     return sum(sizes.values())

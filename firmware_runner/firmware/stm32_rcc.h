@@ -44,6 +44,7 @@
 #define PWR_CR REG(0x40007000u) /* PWR_CR1 on the F7 */
 
 #define HSI_HZ 16000000u
+#define RESET_CLOCK_HZ HSI_HZ /* also the clock a failed set-up leaves */
 #ifdef HWB_HSE_HZ
 #define PLL_SOURCE_HZ HWB_HSE_HZ
 #define PLL_SOURCE_BITS RCC_PLLCFGR_SRC_HSE
@@ -72,6 +73,13 @@
 #ifndef HWB_ART
 #define HWB_ART 1
 #endif
+
+/* The BRR (oversampling by 16) of a USART on the APB pll_select divides by apb_div: on the reset
+ * clock the APBs run undivided. */
+static inline uint32_t apb_usart_brr(uint32_t core_hz, uint32_t apb_div) {
+    uint32_t apb_hz = core_hz == HWB_CLOCK_HZ ? core_hz / apb_div : core_hz;
+    return (apb_hz + HWB_UART_BAUD / 2) / HWB_UART_BAUD;
+}
 
 /* The HSE (when the board has one) and the PLL, locked; NULL, or the ready bit that never came. */
 static inline const char *pll_start(void) {

@@ -15,10 +15,6 @@
  * Counting: DWT->CYCCNT on real chips; on the emulator, TIM2 (QEMU clocks the STM32 timers at
  * 1 GHz, hw/arm/stm32f405_soc.c: a prescaler of 128 makes one tick per 128 ns, one instruction
  * under -icount shift=7, and the 32-bit count wraps only after 2**32 instructions). */
-#include "board.h"
-#include "dwt.h"
-#include "protocol.h"
-#include "semihosting.h"
 #include "stm32_rcc.h"
 
 #if defined(HWB_ICACHE) || defined(HWB_DCACHE)
@@ -39,25 +35,19 @@
 #define RCC_AHB1ENR_GPIOAEN (1u << 0)
 #if HWB_UART_BASE == 0x40011000u /* USART1 on APB2: TX PA9, RX PA10, AF7 */
 #define UART_ENABLE() (RCC_APB2ENR |= 1u << 4)
-#define UART_ON_APB2 1
+#define UART_APB_DIV APB2_DIV
 #define UART_TX_PIN 9u
 #define UART_RX_PIN 10u
 #elif HWB_UART_BASE == 0x40004400u /* USART2 on APB1: TX PA2, RX PA3, AF7 */
 #define UART_ENABLE() (RCC_APB1ENR |= 1u << 17)
-#define UART_ON_APB2 0
+#define UART_APB_DIV APB1_DIV
 #define UART_TX_PIN 2u
 #define UART_RX_PIN 3u
 #else
 #error "stm32f4.c knows the pins of USART1 and USART2; add the board's UART"
 #endif
 #define UART_AF 7u
-#define USART_SR REG(HWB_UART_BASE + 0x00)
-#define USART_DR REG(HWB_UART_BASE + 0x04)
-#define USART_BRR REG(HWB_UART_BASE + 0x08)
-#define USART_CR1 REG(HWB_UART_BASE + 0x0C)
-#define USART_SR_TXE (1u << 7)
-#define USART_CR1_UE (1u << 13)
-#define USART_CR1_TE (1u << 3)
+#define UART_LAYOUT USART_SR_DR
 
 #define TIM2_CR1 REG(0x40000000u)
 #define TIM2_EGR REG(0x40000014u)
@@ -65,77 +55,31 @@
 #define TIM2_PSC REG(0x40000028u)
 #define TIM2_ARR REG(0x4000002Cu)
 
-/* The clock the set-up reached: the APB clocks follow from it. */
-static uint32_t sysclk_hz = HSI_HZ;
-static uint32_t apb1_div = 1, apb2_div = 1;
+#include "stm32_board.h"
 
-/* NULL when the chip runs at HWB_CLOCK_HZ, else the name of the ready bit that never came. */
 static const char *clock_setup(void) {
     RCC_APB1ENR |= RCC_APB1ENR_PWREN;
     PWR_CR |= PWR_CR_VOS_SCALE1;
     const char *failed = pll_start();
-    if (!failed) failed = pll_select(HWB_WAIT_STATES | (HWB_ART ? FLASH_ACR_ART : 0u));
-    if (failed) return failed;
-    sysclk_hz = HWB_CLOCK_HZ;
-    apb1_div = APB1_DIV;
-    apb2_div = APB2_DIV;
-    return 0;
+    return failed ? failed : pll_select(HWB_WAIT_STATES | (HWB_ART ? FLASH_ACR_ART : 0u));
 }
 
-static void uart_init(void) {
+static uint32_t uart_connect(uint32_t core_hz) {
     RCC_AHB1ENR |= RCC_AHB1ENR_GPIOAEN;
     UART_ENABLE();
     gpio_alternate(GPIOA_BASE, UART_TX_PIN, UART_AF);
     gpio_alternate(GPIOA_BASE, UART_RX_PIN, UART_AF);
-    uint32_t pclk = sysclk_hz / (UART_ON_APB2 ? apb2_div : apb1_div);
-    USART_BRR = (pclk + HWB_UART_BAUD / 2) / HWB_UART_BAUD; /* oversampling by 16 */
-    USART_CR1 = USART_CR1_UE | USART_CR1_TE;
+    return apb_usart_brr(core_hz, UART_APB_DIV);
 }
 
-static void counter_start(void) {
 #if HWB_EMULATED
+static void qemu_timer_start(void) {
     RCC_APB1ENR |= RCC_APB1ENR_TIM2EN;
     TIM2_PSC = 127u;
     TIM2_ARR = 0xFFFFFFFFu;
     TIM2_EGR = 1u; /* UG: load the prescaler now */
     TIM2_CR1 = 1u; /* CEN */
-#else
-    dwt_start();
+}
+
+static uint32_t qemu_timer_ticks(void) { return TIM2_CNT; }
 #endif
-}
-
-void board_init(void) {
-    static int ready; /* the fault handler calls this again: set the clock up once */
-    if (ready) return;
-    ready = 1;
-    const char *failed = clock_setup();
-    uart_init();
-    counter_start();
-    const hwb_setting settings[] = {{"wait_states", FLASH_ACR & FLASH_ACR_LATENCY_MASK},
-                                    {"art", (FLASH_ACR & FLASH_ACR_ART) == FLASH_ACR_ART}};
-    report_clock(sysclk_hz, failed, settings, 2);
-}
-
-void board_write(const char *text, uint32_t length) {
-    for (uint32_t i = 0; i < length; i++) {
-        if (!wait_for(&USART_SR, USART_SR_TXE, USART_SR_TXE)) return; /* no clock: stay silent */
-        USART_DR = (uint8_t)text[i];
-    }
-}
-
-uint32_t board_ticks(void) {
-#if HWB_EMULATED
-    return TIM2_CNT;
-#else
-    return dwt_cycles();
-#endif
-}
-
-void board_exit(int code) {
-#if HWB_EMULATED
-    semihosting_exit(code);
-#else
-    (void)code; /* the host reads DONE or the error and resets the board */
-    idle_forever();
-#endif
-}

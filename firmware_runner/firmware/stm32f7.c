@@ -21,9 +21,6 @@
  * PA9 (TX) / PB7 (RX) on the DISCO (UM1907, "Virtual COM port"), both AF7, clocked from their APB
  * (RCC_DCKCFGR2 at reset).
  * Counting: DWT->CYCCNT. */
-#include "board.h"
-#include "dwt.h"
-#include "protocol.h"
 #include "stm32_rcc.h"
 
 #if HWB_EMULATED
@@ -75,12 +72,14 @@
 #else
 #error "stm32f7.c knows USART3 (Nucleo-144) and USART1 (DISCO); add the board's UART"
 #endif
+#define UART_LAYOUT USART_ISR_TDR
+#define CACHE_SETTINGS {"icache", (SCB_CCR & SCB_CCR_IC) != 0}, {"dcache", (SCB_CCR & SCB_CCR_DC) != 0}
 
-static uint32_t sysclk_hz = HSI_HZ, uart_div = 1;
+#include "stm32_board.h"
 
 static void barrier(void) { __asm__ volatile("dsb 0xF\n isb 0xF" ::: "memory"); }
 
-static const char *clock_setup(void) {
+static const char *clock_tree_setup(void) {
     RCC_APB1ENR |= RCC_APB1ENR_PWREN;
     PWR_CR |= PWR_CR1_VOS_SCALE1;
     const char *failed = pll_start();
@@ -91,11 +90,7 @@ static const char *clock_setup(void) {
         PWR_CR |= PWR_CR1_ODSWEN;
         if (!wait_for(&PWR_CSR1, PWR_CSR1_ODSWRDY, PWR_CSR1_ODSWRDY)) return "ODSWRDY";
     }
-    failed = pll_select(HWB_WAIT_STATES | (HWB_ART ? FLASH_ACR_ART : 0u));
-    if (failed) return failed;
-    sysclk_hz = HWB_CLOCK_HZ;
-    uart_div = UART_APB_DIV;
-    return 0;
+    return pll_select(HWB_WAIT_STATES | (HWB_ART ? FLASH_ACR_ART : 0u));
 }
 
 /* Invalidate, then enable (nothing is cached at reset, but the cache contents are undefined). */
@@ -120,28 +115,15 @@ static void caches_on(void) {
     }
 }
 
-void board_init(void) {
-    static int ready; /* the fault handler calls this again: set the clock up once */
-    if (ready) return;
-    ready = 1;
-    const char *failed = clock_setup();
+/* The caches go on whether or not the clock came up. */
+static const char *clock_setup(void) {
+    const char *failed = clock_tree_setup();
     caches_on();
-    UART_CLOCKS();
-    UART_PINS();
-    usart_start(HWB_UART_BASE, (sysclk_hz / uart_div + HWB_UART_BAUD / 2) / HWB_UART_BAUD);
-    dwt_start();
-    const hwb_setting settings[] = {{"wait_states", FLASH_ACR & FLASH_ACR_LATENCY_MASK},
-                                    {"art", (FLASH_ACR & FLASH_ACR_ART) == FLASH_ACR_ART},
-                                    {"icache", (SCB_CCR & SCB_CCR_IC) != 0},
-                                    {"dcache", (SCB_CCR & SCB_CCR_DC) != 0}};
-    report_clock(sysclk_hz, failed, settings, 4);
+    return failed;
 }
 
-void board_write(const char *text, uint32_t length) { usart_write(HWB_UART_BASE, text, length); }
-
-uint32_t board_ticks(void) { return dwt_cycles(); }
-
-void board_exit(int code) {
-    (void)code; /* the host reads DONE or the error and resets the board */
-    idle_forever();
+static uint32_t uart_connect(uint32_t core_hz) {
+    UART_CLOCKS();
+    UART_PINS();
+    return apb_usart_brr(core_hz, UART_APB_DIV);
 }

@@ -17,9 +17,6 @@
  * port"); port G's upper pins are powered from VDDIO2, which PWR_CR2.IOSV must declare valid first
  * (the PWR chapter, "Independent I/O supply rail").
  * Counting: DWT->CYCCNT. */
-#include "board.h"
-#include "dwt.h"
-#include "protocol.h"
 #include "stm32.h"
 
 #if HWB_EMULATED
@@ -67,9 +64,10 @@
 
 #define GPIOG_BASE 0x48001800u
 #define LPUART1_AF 8u
+#define UART_LAYOUT USART_ISR_TDR
 
-#define MSI_HZ 4000000u /* the clock at reset */
-#define PLL_M 4u        /* HSI16 / 4: a 4 MHz VCO input (2.66..16 MHz allowed) */
+#define RESET_CLOCK_HZ 4000000u /* the MSI: also the clock a failed set-up leaves */
+#define PLL_M 4u /* HSI16 / 4: a 4 MHz VCO input (2.66..16 MHz allowed) */
 #define PLL_N (2u * HWB_CLOCK_HZ / 4000000u)
 #if HWB_CLOCK_HZ % 2000000u != 0 || HWB_CLOCK_HZ < 32000000u || HWB_CLOCK_HZ > 120000000u
 #error "stm32l4plus.c makes clocks from 32 to 120 MHz in steps of 2 MHz"
@@ -86,7 +84,7 @@
 #define HWB_ART 1
 #endif
 
-static uint32_t sysclk_hz = MSI_HZ;
+#include "stm32_board.h"
 
 static void wait_1us(void) {
     for (volatile uint32_t i = 0; i < 200u; i++) {
@@ -113,33 +111,15 @@ static const char *clock_setup(void) {
     }
     wait_1us();
     RCC_CFGR &= ~RCC_CFGR_HPRE_MASK;
-    sysclk_hz = HWB_CLOCK_HZ;
     return 0;
 }
 
-void board_init(void) {
-    static int ready; /* the fault handler calls this again: set the clock up once */
-    if (ready) return;
-    ready = 1;
-    const char *failed = clock_setup();
+static uint32_t uart_connect(uint32_t core_hz) {
     PWR_CR2 |= PWR_CR2_IOSV; /* VDDIO2 valid: powers PG2..PG15 */
     RCC_AHB2ENR |= RCC_AHB2ENR_GPIOGEN;
     RCC_APB1ENR2 |= RCC_APB1ENR2_LPUART1EN; /* clocked from PCLK1 = the core clock (RCC_CCIPR at reset) */
     gpio_alternate(GPIOG_BASE, 7, LPUART1_AF);
     gpio_alternate(GPIOG_BASE, 8, LPUART1_AF);
     /* LPUART: BRR = 256 x f / baud (the LPUART chapter's baud rate generation), at least 0x300 */
-    usart_start(HWB_UART_BASE, (uint32_t)((256ull * sysclk_hz + HWB_UART_BAUD / 2) / HWB_UART_BAUD));
-    dwt_start();
-    const hwb_setting settings[] = {{"wait_states", FLASH_ACR & FLASH_ACR_LATENCY_MASK},
-                                    {"art", (FLASH_ACR & FLASH_ACR_ART) == FLASH_ACR_ART}};
-    report_clock(sysclk_hz, failed, settings, 2);
-}
-
-void board_write(const char *text, uint32_t length) { usart_write(HWB_UART_BASE, text, length); }
-
-uint32_t board_ticks(void) { return dwt_cycles(); }
-
-void board_exit(int code) {
-    (void)code; /* the host reads DONE or the error and resets the board */
-    idle_forever();
+    return (uint32_t)((256ull * core_hz + HWB_UART_BAUD / 2) / HWB_UART_BAUD);
 }
