@@ -535,14 +535,16 @@ def test_the_command_searches_under_a_latency_bound(latency_file, tmp_path, caps
     from hwbench.tflite_reader import read_tflite
 
     args = ["search", "--board", BOARD, "--dataset", "digits", "--out", str(tmp_path / "s"), "--max-peak", "1024",
-            "--latency-model", str(latency_file), "--max-latency-ms", "5", "--rounds", "4", "--epochs", "1",
-            "--population", "2", "--sample", "1", "--seed", "2", "--json"]
+            "--latency-model", str(latency_file), "--max-latency-ms", "5", "--max-weights", "1500", "--rounds", "4",
+            "--epochs", "1", "--population", "2", "--sample", "1", "--seed", "2", "--json"]
     code, stdout, stderr = run_cli(capsys, *args)
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["candidates"] == 4 and summary["best"] is not None
+    assert summary["settings"]["bounds"]["max_weight_bytes"] == 1500
     front = json.loads((tmp_path / "s" / "pareto.json").read_text())
     assert front and all(row["latency_ms"] <= 5 and row["peak_bytes"] <= 1024 for row in front)
+    assert all(row["weight_bytes"] <= 1500 for row in front)
     # the latency is what `hwbench predict` says of the converted model
     report = predict_report(load_artifact(latency_file), read_tflite(tmp_path / "s" / "best.tflite"), "best")
     assert summary["best"]["latency_ms"] == pytest.approx(report["ms"], rel=1e-9)
