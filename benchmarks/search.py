@@ -82,8 +82,9 @@ def main() -> None:
         else:
             runs = {algorithm: run(algorithm) for algorithm in ALGORITHMS}
         results = {algorithm: report for algorithm, (report, _) in runs.items()}
-        if args.verify_board:
-            results["aging"]["verification"] = verify(root / "aging", runs["aging"][1], bounds, args)
+        if args.verify_board:  # None: no candidate finished within the budget
+            aging = runs["aging"][1]
+            results["aging"]["verification"] = verify(root / "aging", aging, bounds, args) if aging else None
     print(json.dumps({"dataset": args.dataset, "board": board.name, "bounds": bounds.__dict__, "rounds": rounds,
                       "minutes_budget": args.minutes, "parallel": args.parallel, "epochs": args.epochs,
                       "workers": args.workers, "workers_per_algorithm": workers, "seed": args.seed, **results},
