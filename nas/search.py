@@ -1,6 +1,6 @@
 """The search loop: aging evolution with μNAS's selection, or random search, in one of the spaces of
-nas.spaces, under one evaluation budget (`rounds` candidates), stored candidate by candidate so that a
-killed search resumes.
+nas.spaces, under one evaluation budget (`rounds` candidates, and optionally a wall-clock budget), stored
+candidate by candidate so that a killed search resumes.
 
 Aging evolution (Real et al.; μNAS's defaults): the space is sampled until `population` candidates
 are finished (the first population + in_flight - 1 rounds); each later round draws `sample` candidates from the `population` most recent ones, takes as parent the one
@@ -103,7 +103,7 @@ def _evaluation_context(settings: SearchSettings) -> tuple:
 
 def _evaluate(settings: SearchSettings, spec: dict, seed: int, context: tuple | None = None) -> Evaluation:
     """Train and measure one candidate, in a worker (a local process or a cluster's). `context` is the
-    search's dataset and latency model as the search loaded them (a cluster's nodes may not read its
+    search's dataset, latency model and board firmware as the search loaded them (a cluster's nodes may not read its
     files); without it this process loads them, once."""
     _one_thread_tensorflow()
     dataset, latency, firmware = context or _evaluation_context(settings)
