@@ -513,6 +513,8 @@ def search(
     max_peak: Annotated[Optional[int], typer.Option("--max-peak", min=1, help="Peak activation bytes.")] = None,
     max_flash: Annotated[Optional[int], typer.Option("--max-flash", min=1, help="Flash bytes: the plan (weights "
                                                      "and op records) and the runtime's code.")] = None,
+    max_weights: Annotated[Optional[int], typer.Option("--max-weights", min=1, help="Weight bytes (μNAS's model "
+                                                       "size: the weights alone, without the runtime).")] = None,
     max_macs: Annotated[Optional[int], typer.Option("--max-macs", min=1, help="MACs per inference.")] = None,
     max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", min=0.0, help="Predicted "
                                                             "milliseconds per inference.")] = None,
@@ -545,15 +547,16 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary instead of a table.")] = False,
 ) -> None:
     """Search for the most accurate int8 model that fits the board: candidates are bounded before training
-    (exact peak memory, weights, MACs, predicted latency), trained, converted to int8 and scored on the
-    hwbench runtime. Writes pareto.csv, pareto.json and best.tflite to --out; with --verify-board, measures
-    the Pareto models on a board."""
+    (exact peak memory, weights, flash, MACs, predicted latency), trained, converted to int8 and scored on the
+    hwbench runtime, feasible when the runtime's decoded op table and arena fit the board's SRAM too. Writes
+    pareto.csv, pareto.json and best.tflite to --out; with --verify-board, measures the Pareto models on a
+    board."""
     from nas.objectives import LatencyEstimator, board_bounds, runtime_code_bytes
     from nas.report import best, write_outputs
     from nas.search import Search, SearchSettings
 
     target = _board(board)
-    bounds = board_bounds(target, max_peak, max_flash, max_macs, max_latency_ms)
+    bounds = board_bounds(target, max_peak, max_flash, max_macs, max_latency_ms, max_weights)
     if workers is None:
         workers = 4 if ray_address else 1  # a cluster trains as many at once as keep one worker's results
     latency = LatencyEstimator(latency_model, target) if latency_model is not None else None  # refuses another

@@ -1,7 +1,7 @@
 """One candidate's evaluation: train the spec's Keras model, convert it to full-int8 TFLite with the
 generator's converter, and measure what the board would get — accuracy of the int8 model run by the
-hwbench host runtime (bit-exact with the board), the exact peak and arena, the flash (plan and runtime code), and the
-latency the board's model predicts.
+hwbench host runtime (bit-exact with the board), the exact peak and arena, the op table the board's runtime
+decodes the plan into, the weights, the flash (plan and runtime code), and the latency the board's model predicts.
 
 Deterministic for a seed without touching process-wide seeds: initial weights come from a numpy
 generator (as the generator's models do) and the training order is shuffled by it too.
@@ -32,6 +32,8 @@ class Evaluation:
     macs: int | None = None
     peak_bytes: int | None = None  # the minimum-peak order's
     arena_bytes: int | None = None  # the runtime's layout of it, scratch buffers included
+    table_bytes: int | None = None  # the op table the board's runtime decodes the plan into, beside the arena
+    weight_bytes: int | None = None
     flash_bytes: int | None = None  # the plan (weights, op records, quantization parameters) and the runtime's code
     latency_ms: float | None = None
     train_seconds: float | None = None
@@ -43,8 +45,9 @@ class Evaluation:
 
 
 def evaluate(spec: dict, dataset: Dataset, epochs: int, seed: int, latency: LatencyEstimator | None = None,
-             learning_rate: float = LEARNING_RATE, code_bytes: int = 0) -> Evaluation:
-    """Train, convert and measure `spec` on `dataset`; `code_bytes`: the runtime's code, counted in flash."""
+             learning_rate: float = LEARNING_RATE, code_bytes: int = 0, firmware=None) -> Evaluation:
+    """Train, convert and measure `spec` on `dataset`; `code_bytes`: the runtime's code, counted in flash;
+    `firmware`: the board's (firmware_runner.firmware.build.Firmware), which knows its op table's size."""
     from hwbench.generate.build import _quiet_tensorflow, convert_int8, keras_model
 
     _quiet_tensorflow()
@@ -67,7 +70,7 @@ def evaluate(spec: dict, dataset: Dataset, epochs: int, seed: int, latency: Late
     recalibrate_batchnorm(model, calibration)
     try:
         data = convert_int8(model, tuple(spec["input"]), rng, calibration=calibration)
-        return measure(data, dataset, latency, train_seconds, code_bytes)
+        return measure(data, dataset, latency, train_seconds, code_bytes, firmware)
     except HwbenchError as e:
         return Evaluation("failed", str(e).splitlines()[0], train_seconds=train_seconds)
 
@@ -87,9 +90,9 @@ def recalibrate_batchnorm(model, images: np.ndarray) -> None:
 
 
 def measure(data: bytes, dataset: Dataset, latency: LatencyEstimator | None, train_seconds: float,
-            code_bytes: int = 0) -> Evaluation:
-    """The converted model's accuracy on the host runtime, its memory, flash (the plan and `code_bytes`)
-    and latency."""
+            code_bytes: int = 0, firmware=None) -> Evaluation:
+    """The converted model's accuracy on the host runtime, its memory (the table with `firmware`), weights,
+    flash (the plan and `code_bytes`) and latency."""
     from firmware_runner.compiler.plan import compile_plan
     from firmware_runner.runtime.host import HostRuntime
     from hwbench.costs import graph_cost
@@ -100,9 +103,11 @@ def measure(data: bytes, dataset: Dataset, latency: LatencyEstimator | None, tra
     order = schedule(graph)
     plan = compile_plan(graph, order.order)
     runtime = HostRuntime(plan)
+    cost = graph_cost(graph)
     return Evaluation("ok", val_accuracy=int8_accuracy(runtime, graph, dataset.x_val, dataset.y_val),
                       test_accuracy=int8_accuracy(runtime, graph, dataset.x_test, dataset.y_test),
-                      macs=graph_cost(graph).macs, peak_bytes=order.peak_bytes, arena_bytes=plan.arena_size,
+                      macs=cost.macs, peak_bytes=order.peak_bytes, arena_bytes=plan.arena_size,
+                      table_bytes=firmware.table_size(plan.blob) if firmware else None, weight_bytes=cost.weight_bytes,
                       flash_bytes=code_bytes + len(plan.blob),
                       latency_ms=latency.ms(graph) if latency else None,
                       train_seconds=train_seconds, tflite=data)

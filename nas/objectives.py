@@ -4,11 +4,14 @@ From a spec's graph IR (hwbench.generate.spec_graph, no TensorFlow): MACs, weigh
 minimum peak of activation memory, and the latency a board's latency model predicts. Flash is what a
 model takes on the board: the plan the runtime executes and the runtime's code; before conversion
 the weights are a lower bound of the plan, so a spec whose weights already break the flash bound is
-rejected and none that could fit is.
+rejected and none that could fit is. The weights alone (μNAS's model size) have a bound of their own.
 
 The board bounds memory by what its firmware leaves (hwbench's benchmark firmware, built once and
 cached per runtime build): the SRAM less the stack and static data, the flash less the harness
-around the runtime (start-up, benchmark loop, protocol, board support).
+around the runtime (start-up, benchmark loop, protocol, board support). In that SRAM the runtime
+needs, beside the arena (scratch buffers included), the op table it decodes the plan into at load:
+both are known only once the model is converted, so before training the peak stands for them (a
+lower bound), after it their sum is checked as `collect` checks it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class Bounds:
     max_flash_bytes: int | None = None
     max_macs: int | None = None
     max_latency_ms: float | None = None
+    max_weight_bytes: int | None = None
+    max_memory_bytes: int | None = None  # the runtime's decoded op table and arena together (the board's SRAM)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -39,22 +44,33 @@ class Bounds:
 
     def violations(self, cost: "SpecCost") -> list[str]:
         """The bounds `cost` breaks, as 'name value > bound' phrases."""
-        return [f"{name} {value:,} > {bound:,}" for name, value, bound in (
+        found = [f"{name} {value:,} > {bound:,}" for name, value, bound in (
             ("peak bytes", cost.peak_bytes, self.max_peak_bytes),
             ("flash bytes", cost.flash_bytes, self.max_flash_bytes),
+            ("weight bytes", cost.weight_bytes, self.max_weight_bytes),
             ("MACs", cost.macs, self.max_macs),
             ("latency ms", cost.latency_ms, self.max_latency_ms),
         ) if bound is not None and value is not None and value > bound]
+        if self.max_memory_bytes is not None:
+            if cost.table_bytes is None:  # not converted yet: the arena is at least the peak
+                if cost.peak_bytes > self.max_memory_bytes:
+                    found.append(f"memory at least the peak {cost.peak_bytes:,} B > {self.max_memory_bytes:,}")
+            elif cost.table_bytes + cost.arena_bytes > self.max_memory_bytes:
+                found.append(f"memory {cost.table_bytes + cost.arena_bytes:,} B (decoded op table "
+                             f"{cost.table_bytes:,} B + arena {cost.arena_bytes:,} B) > {self.max_memory_bytes:,}")
+        return found
 
 
 def board_bounds(board: Board, max_peak_bytes: int | None = None, max_flash_bytes: int | None = None,
-                 max_macs: int | None = None, max_latency_ms: float | None = None) -> Bounds:
-    """The flags' bounds, each no looser than the board allows: peak memory within the arena its
-    firmware leaves, flash (plan and runtime code) within what the firmware's harness leaves."""
+                 max_macs: int | None = None, max_latency_ms: float | None = None,
+                 max_weight_bytes: int | None = None) -> Bounds:
+    """The flags' bounds, each no looser than the board allows: peak memory, and the decoded op table
+    with the arena, within the SRAM its firmware leaves, flash (plan and runtime code) within what the
+    firmware's harness leaves."""
     firmware = board_firmware(board)
     peak = min(x for x in (max_peak_bytes, firmware.arena_capacity) if x is not None)
     flash = min(x for x in (max_flash_bytes, firmware.plan_room + firmware.runtime_code) if x is not None)
-    return Bounds(peak, flash, max_macs, max_latency_ms)
+    return Bounds(peak, flash, max_macs, max_latency_ms, max_weight_bytes, firmware.arena_capacity)
 
 
 def runtime_code_bytes(board: Board) -> int:
@@ -103,6 +119,8 @@ class SpecCost:
     peak_bytes: int
     flash_bytes: int  # the runtime's code and the plan (before conversion: the weights, a lower bound of it)
     latency_ms: float | None  # None without a latency model
+    table_bytes: int | None = None  # the runtime's decoded op table and the arena: known once converted
+    arena_bytes: int | None = None
 
 
 def spec_cost(spec: dict, latency: LatencyEstimator | None = None, code_bytes: int = 0) -> SpecCost:

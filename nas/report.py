@@ -18,11 +18,17 @@ from nas.store import Candidate
 FRONT_OBJECTIVES = ("val_error", "latency_ms", "peak_bytes", "flash_bytes")  # all minimised
 
 
-def feasible(candidate: Candidate, bounds: Bounds) -> bool:
-    """Trained, and within every bound by its measured numbers (flash now with the plan's exact bytes)."""
+def violations(candidate: Candidate, bounds: Bounds) -> list[str]:
+    """The bounds a trained candidate breaks by its measured numbers (flash now with the plan's exact bytes,
+    memory with the decoded op table and the arena)."""
     e = candidate.evaluation
-    return e.status == "ok" and not bounds.violations(
-        SpecCost(e.macs, 0, e.peak_bytes, e.flash_bytes, e.latency_ms))
+    return bounds.violations(SpecCost(e.macs, e.weight_bytes, e.peak_bytes, e.flash_bytes, e.latency_ms,
+                                      e.table_bytes, e.arena_bytes))
+
+
+def feasible(candidate: Candidate, bounds: Bounds) -> bool:
+    """Trained, and within every bound by its measured numbers."""
+    return candidate.evaluation.status == "ok" and not violations(candidate, bounds)
 
 
 def best(candidates: dict[int, Candidate], bounds: Bounds) -> Candidate | None:
@@ -32,9 +38,10 @@ def best(candidates: dict[int, Candidate], bounds: Bounds) -> Candidate | None:
 
 
 def table(candidates: dict[int, Candidate], bounds: Bounds) -> pd.DataFrame:
-    """One row per candidate: round, parent, status, feasible, the metrics and val_error."""
-    rows = [{"round": c.round, "parent": c.parent, "feasible": feasible(c, bounds), **c.evaluation.metrics()}
-            for c in candidates.values()]
+    """One row per candidate: round, parent, status, feasible, the bounds it breaks, the metrics and val_error."""
+    rows = [{"round": c.round, "parent": c.parent, "feasible": feasible(c, bounds),
+             "violations": "; ".join(violations(c, bounds)) if c.evaluation.status == "ok" else None,
+             **c.evaluation.metrics()} for c in candidates.values()]
     frame = pd.DataFrame(rows)
     frame["parent"] = frame["parent"].astype("Int64")  # an integer column with gaps (sampled candidates)
     frame["val_error"] = 1 - frame["val_accuracy"]

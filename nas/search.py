@@ -1,6 +1,6 @@
 """The search loop: aging evolution with μNAS's selection, or random search, in one of the spaces of
-nas.spaces, under one evaluation budget (`rounds` candidates), stored candidate by candidate so that a
-killed search resumes.
+nas.spaces, under one evaluation budget (`rounds` candidates, and optionally a wall-clock budget), stored
+candidate by candidate so that a killed search resumes.
 
 Aging evolution (Real et al.; μNAS's defaults): the space is sampled until `population` candidates
 are finished (the first population + in_flight - 1 rounds); each later round draws `sample` candidates from the `population` most recent ones, takes as parent the one
@@ -21,6 +21,7 @@ its work by its thread count, and the trained weights differ in the last bits).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
@@ -34,12 +35,13 @@ from hwbench.errors import HwbenchError
 from nas.datasets import load_dataset, resized
 from nas.evaluate import Evaluation, evaluate
 from nas.executors import RayCluster, local_executor
-from nas.objectives import Bounds, LatencyEstimator
+from nas.objectives import Bounds, LatencyEstimator, board_firmware
 from nas.spaces import SPACES, build_space, propose
 from nas.spaces.tinynas import SAMPLES
 from nas.store import Candidate, SearchStore
 
 ALGORITHMS = ("aging", "random")
+OBJECTIVES = 6  # what `score` weighs: the validation error, peak, flash, weights, MACs and latency
 MUNAS_ERROR_BOUND = 0.035  # μNAS's MNIST error bound: where the error objective's scale is set
 
 
@@ -84,7 +86,7 @@ class SearchSettings:
 def search_context(settings: SearchSettings) -> tuple:
     """(dataset, space, latency estimator) of a search, loaded once per process (the MBConv space is
     optimised for the bounds first)."""
-    dataset, latency = _evaluation_context(settings)
+    dataset, latency, _ = _evaluation_context(settings)
     space = build_space(settings.space, dataset.input_shape, dataset.classes, settings.bounds, latency, settings.seed,
                         settings.space_samples, settings.runtime_code_bytes)
     return dataset, space, latency
@@ -92,20 +94,21 @@ def search_context(settings: SearchSettings) -> tuple:
 
 @cache
 def _evaluation_context(settings: SearchSettings) -> tuple:
-    """(dataset, latency estimator): what a worker needs, without the space."""
+    """(dataset, latency estimator, the board's firmware): what a worker needs, without the space."""
+    board = get_board(settings.board)
     dataset = load_dataset(settings.dataset, seed=settings.seed)
-    latency = LatencyEstimator(settings.latency_model, get_board(settings.board)) if settings.latency_model else None
-    return dataset, latency
+    latency = LatencyEstimator(settings.latency_model, board) if settings.latency_model else None
+    return dataset, latency, board_firmware(board)
 
 
 def _evaluate(settings: SearchSettings, spec: dict, seed: int, context: tuple | None = None) -> Evaluation:
     """Train and measure one candidate, in a worker (a local process or a cluster's). `context` is the
-    search's dataset and latency model as the search loaded them (a cluster's nodes may not read its
+    search's dataset, latency model and board firmware as the search loaded them (a cluster's nodes may not read its
     files); without it this process loads them, once."""
     _one_thread_tensorflow()
-    dataset, latency = context or _evaluation_context(settings)
+    dataset, latency, firmware = context or _evaluation_context(settings)
     return evaluate(spec, resized(dataset, spec["input"][:2]), settings.epochs, seed, latency,
-                    code_bytes=settings.runtime_code_bytes)
+                    code_bytes=settings.runtime_code_bytes, firmware=firmware)
 
 
 def score(evaluation: Evaluation, settings: SearchSettings, lambdas: np.ndarray) -> float:
@@ -115,7 +118,8 @@ def score(evaluation: Evaluation, settings: SearchSettings, lambdas: np.ndarray)
     b = settings.bounds
     ratios = [(1 - evaluation.val_accuracy) / settings.max_error]
     for value, bound in ((evaluation.peak_bytes, b.max_peak_bytes), (evaluation.flash_bytes, b.max_flash_bytes),
-                         (evaluation.macs, b.max_macs), (evaluation.latency_ms, b.max_latency_ms)):
+                         (evaluation.weight_bytes, b.max_weight_bytes), (evaluation.macs, b.max_macs),
+                         (evaluation.latency_ms, b.max_latency_ms)):
         ratios.append(value / bound if bound is not None and value is not None else 0.0)
     return float(np.max(np.asarray(ratios) / lambdas))
 
@@ -128,7 +132,7 @@ def propose_round(settings: SearchSettings, r: int, done: dict[int, Candidate]) 
     seen = range(r - settings.in_flight + 1)  # the rounds finished for certain when round r is proposed
     if settings.algorithm == "aging" and len(seen) >= settings.population:
         population = [done[i] for i in seen[-settings.population:]]
-        lambdas = rng.uniform(0, 1, size=5)
+        lambdas = rng.uniform(0, 1, size=OBJECTIVES)
         drawn = rng.choice(len(population), size=settings.sample, replace=False)
         scores = [score(population[i].evaluation, settings, lambdas) for i in drawn]
         if np.isfinite(min(scores)):
@@ -187,15 +191,19 @@ class Search:
         if self.cluster is not None:
             self.cluster.shutdown()
 
-    def run(self, workers: int = 1, progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None) -> None:
+    def run(self, workers: int = 1, progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None,
+            seconds: float | None = None) -> None:
         """Evaluate the rounds not stored yet, `workers` at once (processes, or tasks on the cluster),
-        storing each candidate as it finishes; `progress` is called after each one is stored."""
+        storing each candidate as it finishes; `progress` is called after each one is stored. `seconds`: a
+        wall-clock budget: once spent, no round is proposed, the ones training finish and are stored (the
+        rounds stored are then always the first ones, as without a budget; a resumed search continues)."""
         if workers < 1:
             raise HwbenchError(f"--workers must be at least 1, got {workers}")
+        deadline = None if seconds is None else time.monotonic() + seconds
         pool = self.cluster or local_executor(workers)
         context = self.cluster.share(_evaluation_context(self.settings)) if self.cluster else None
         try:
-            _loop(self.settings, self.store, self.candidates, pool, context, workers, progress)
+            _loop(self.settings, self.store, self.candidates, pool, context, workers, progress, deadline)
         finally:
             if pool is not self.cluster:
                 pool.shutdown(cancel_futures=True)
@@ -210,11 +218,12 @@ def run_search(settings: SearchSettings, out_dir: str | Path, workers: int = 1, 
         return search.candidates
 
 
-def _loop(settings, store, done, pool, context, workers, progress) -> None:
+def _loop(settings, store, done, pool, context, workers, progress, deadline) -> None:
     pending: dict[Future, tuple[int, int | None, dict]] = {}
     next_round = 0
     while True:
-        while next_round < settings.rounds and len(pending) < workers:
+        while next_round < settings.rounds and len(pending) < workers and (deadline is None
+                                                                            or time.monotonic() < deadline):
             if next_round in done:
                 next_round += 1
                 continue

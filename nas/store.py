@@ -1,12 +1,12 @@
 """The search store: SQLite in the search's output folder, one transaction per evaluated candidate
 (its spec, metrics and .tflite), so a killed search resumes losing only the candidates in training.
 
-Schema (version 1, in PRAGMA user_version):
+Schema (version 2, in PRAGMA user_version):
 
     settings    one row: the search's settings as JSON (a resumed search must use the same ones)
     candidates  round PK, parent (round or NULL), spec (JSON), status ('ok' | 'diverged' | 'failed'),
-                reason, val_accuracy, test_accuracy, macs, peak_bytes, arena_bytes, flash_bytes,
-                latency_ms, train_seconds, tflite, created
+                reason, val_accuracy, test_accuracy, macs, peak_bytes, arena_bytes, table_bytes,
+                weight_bytes, flash_bytes, latency_ms, train_seconds, tflite, created
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 from hwbench.errors import HwbenchError
 from nas.evaluate import Evaluation
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: table_bytes and weight_bytes
 STORE_FILE = "search.db"
-METRICS = ("val_accuracy", "test_accuracy", "macs", "peak_bytes", "arena_bytes", "flash_bytes", "latency_ms",
-           "train_seconds")
+METRICS = ("val_accuracy", "test_accuracy", "macs", "peak_bytes", "arena_bytes", "table_bytes", "weight_bytes",
+           "flash_bytes", "latency_ms", "train_seconds")
 SCHEMA = (
     "CREATE TABLE settings (id INTEGER PRIMARY KEY CHECK (id = 0), json TEXT NOT NULL)",
     f"""CREATE TABLE candidates (
@@ -74,7 +74,8 @@ class SearchStore:
             self.db.execute("COMMIT")
             return
         if version != SCHEMA_VERSION:
-            raise HwbenchError(f"{self.path}: search store schema {version}, this hwbench reads {SCHEMA_VERSION}")
+            raise HwbenchError(f"{self.path}: search store schema {version}, this hwbench reads {SCHEMA_VERSION}: "
+                               f"start the search afresh in another --out")
         stored = json.loads(self.db.execute("SELECT json FROM settings").fetchone()[0])
         if stored != json.loads(json.dumps(settings, sort_keys=True)):
             changed = sorted(k for k in stored.keys() | settings.keys() if stored.get(k) != settings.get(k))
@@ -100,7 +101,7 @@ class SearchStore:
         found = {}
         for row in rows:
             values = dict(zip(METRICS, row[5:-1]))
-            for whole in ("macs", "peak_bytes", "arena_bytes", "flash_bytes"):
+            for whole in ("macs", "peak_bytes", "arena_bytes", "table_bytes", "weight_bytes", "flash_bytes"):
                 values[whole] = None if values[whole] is None else int(values[whole])
             found[row[0]] = Candidate(row[0], row[1], json.loads(row[2]),
                                       Evaluation(row[3], row[4], **values, tflite=row[-1]))

@@ -11,7 +11,7 @@ import pytest
 from hwbench.errors import HwbenchError
 from hwbench.generate.spec_graph import spec_cost as generator_spec_cost
 from nas.datasets import load_dataset
-from nas.objectives import Bounds
+from nas.objectives import Bounds, spec_cost
 from nas.spaces import CnnSpace, propose
 
 # A small network that learns digits in a couple of epochs.
@@ -138,6 +138,21 @@ def test_a_branch_follows_the_width_before_it_and_converts_to_its_spec_graph(dig
     assert evaluated.peak_bytes == generator_spec_cost(spec).peak_bytes
 
 
+def test_the_weights_bound_refuses_a_spec_over_it_before_training():
+    """μNAS's model size: the weights alone, as the spec's graph counts them (flash adds the runtime)."""
+    weights = generator_spec_cost(DIGITS_SPEC).weight_bytes
+    over = Bounds(max_weight_bytes=weights - 1)
+    assert over.violations(spec_cost(DIGITS_SPEC)) == [f"weight bytes {weights:,} > {weights - 1:,}"]
+    assert Bounds(max_weight_bytes=weights).violations(spec_cost(DIGITS_SPEC, code_bytes=10**6)) == []
+    space, rng = CnnSpace((8, 8, 1), 10), np.random.default_rng(3)
+    spec, _ = propose(space, rng, Bounds(max_weight_bytes=400))
+    for _ in range(20):
+        spec, cost = propose(space, rng, Bounds(max_weight_bytes=400), parent=spec)
+        assert cost.weight_bytes == generator_spec_cost(spec).weight_bytes <= 400
+    with pytest.raises(HwbenchError, match=r"no sampled architecture met the bounds.*the smallest weights [\d,]+ B"):
+        propose(space, rng, Bounds(max_weight_bytes=10), max_tries=20)
+
+
 def test_bounds_no_architecture_meets_name_the_smallest_seen():
     with pytest.raises(HwbenchError, match=r"smallest peak seen was [\d,]+ B") as error:
         propose(CnnSpace((8, 8, 1), 10), np.random.default_rng(0), Bounds(max_peak_bytes=10), max_tries=30)
@@ -201,6 +216,34 @@ def test_a_candidate_that_training_breaks_is_recorded_not_raised(digits, learnin
     assert broken.status == status and reason in broken.reason and broken.tflite is None
 
 
+def test_a_candidate_whose_arena_fits_but_not_with_its_decoded_table_is_infeasible_naming_both(digits):
+    """The board's runtime decodes the plan into a table beside the arena, in the same SRAM (as collect
+    checks it): a memory bound one byte short of both makes the candidate infeasible."""
+    from firmware_runner.compiler.plan import compile_plan
+    from firmware_runner.firmware.build import build_firmware
+    from hwbench.boards import get_board
+    from hwbench.tflite_reader import parse_tflite
+    from nas.evaluate import evaluate
+    from nas.report import feasible, table, violations
+    from nas.store import Candidate
+
+    firmware = build_firmware(get_board("microbit"))
+    evaluation = evaluate(DIGITS_SPEC, digits, epochs=1, seed=0, firmware=firmware)
+    assert evaluation.status == "ok", evaluation.reason
+    plan = compile_plan(parse_tflite(evaluation.tflite))
+    needed = firmware.memory_size(plan.blob)  # what collect checks against the SRAM the firmware leaves
+    assert (evaluation.arena_bytes, evaluation.table_bytes) == (plan.arena_size, needed - plan.arena_size)
+    assert evaluation.weight_bytes == generator_spec_cost(DIGITS_SPEC).weight_bytes
+    candidate = Candidate(0, None, DIGITS_SPEC, evaluation)
+    short = Bounds(max_peak_bytes=evaluation.arena_bytes, max_memory_bytes=needed - 1)
+    assert evaluation.peak_bytes <= evaluation.arena_bytes <= short.max_memory_bytes  # the arena alone fits
+    assert not feasible(candidate, short)
+    assert violations(candidate, short) == [f"memory {needed:,} B (decoded op table {evaluation.table_bytes:,} B + "
+                                            f"arena {evaluation.arena_bytes:,} B) > {needed - 1:,}"]
+    assert table({0: candidate}, short)["violations"][0] == violations(candidate, short)[0]
+    assert feasible(candidate, Bounds(max_peak_bytes=evaluation.arena_bytes, max_memory_bytes=needed))
+
+
 # ------------------------------------------------------------------------------ selection and the front
 
 
@@ -210,12 +253,15 @@ def test_score_is_the_largest_objective_over_bound_over_lambda():
 
     settings = SearchSettings("mps2-an386", "digits", Bounds(max_peak_bytes=1000, max_flash_bytes=4000),
                               max_error=0.05)
-    e = Evaluation("ok", val_accuracy=0.9, peak_bytes=500, flash_bytes=3000, macs=10**6)
-    # error 0.1 / 0.05 = 2; peak 0.5; flash 0.75; MACs and latency unbounded: off
-    assert score(e, settings, np.array([1.0, 1.0, 1.0, 1.0, 1.0])) == pytest.approx(2.0)
-    assert score(e, settings, np.array([1.0, 0.1, 1.0, 1.0, 1.0])) == pytest.approx(5.0)
-    assert score(e, settings, np.array([4.0, 1.0, 0.5, 1.0, 1.0])) == pytest.approx(1.5)
-    assert score(Evaluation("diverged"), settings, np.ones(5)) == float("inf")
+    e = Evaluation("ok", val_accuracy=0.9, peak_bytes=500, flash_bytes=3000, weight_bytes=900, macs=10**6)
+    # error 0.1 / 0.05 = 2; peak 0.5; flash 0.75; weights, MACs and latency unbounded: off
+    assert score(e, settings, np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0])) == pytest.approx(2.0)
+    assert score(e, settings, np.array([1.0, 0.1, 1.0, 1.0, 1.0, 1.0])) == pytest.approx(5.0)
+    assert score(e, settings, np.array([4.0, 1.0, 0.5, 1.0, 1.0, 1.0])) == pytest.approx(1.5)
+    assert score(Evaluation("diverged"), settings, np.ones(6)) == float("inf")
+    # μNAS's model size: the weights over their bound (900 / 1000 / 0.1 = 9)
+    weighed = SearchSettings("mps2-an386", "digits", Bounds(max_weight_bytes=1000), max_error=0.05)
+    assert score(e, weighed, np.array([1.0, 1.0, 1.0, 0.1, 1.0, 1.0])) == pytest.approx(9.0)
 
 
 def test_the_front_keeps_the_feasible_undominated_candidates():
@@ -249,7 +295,9 @@ def test_the_board_bounds_are_what_its_firmware_leaves_and_flash_counts_the_runt
     bounds = board_bounds(board)
     assert bounds.max_peak_bytes == firmware.arena_capacity <= board.sram.size - stack_size(board.sram.size)
     assert bounds.max_flash_bytes == firmware.plan_room + runtime_code_bytes(board) < board.flash.size
-    assert board_bounds(board, 1000, 10**9, 5, 2.0) == Bounds(1000, bounds.max_flash_bytes, 5, 2.0)
+    assert bounds.max_memory_bytes == firmware.arena_capacity  # the decoded op table and the arena share it
+    assert board_bounds(board, 1000, 10**9, 5, 2.0, 700) == Bounds(1000, bounds.max_flash_bytes, 5, 2.0, 700,
+                                                                   firmware.arena_capacity)
     # the runtime's code in the image: what its own objects hold, give or take the library routines they
     # call (soft float and division on the M0) and the functions the link drops
     objects = []
@@ -295,6 +343,10 @@ def searched(tmp_path_factory):
 
 
 def test_aging_evolution_mutates_parents_from_the_aged_population(searched):
+    from firmware_runner.compiler.plan import compile_plan
+    from firmware_runner.firmware.build import build_firmware
+    from hwbench.boards import get_board
+    from hwbench.tflite_reader import parse_tflite
     from nas.spaces import CnnSpace
 
     _, done = searched
@@ -305,8 +357,12 @@ def test_aging_evolution_mutates_parents_from_the_aged_population(searched):
         parent = done[r].parent
         assert parent is not None and r - 3 - 1 <= parent < r - 1  # among the 3 newest it could see
         assert done[r].spec != done[parent].spec
+    firmware = build_firmware(get_board(SEARCH["board"]))
     for c in done.values():
         assert c.evaluation.status == "ok" and c.evaluation.peak_bytes <= 1024
+        # the op table the board's runtime decodes this plan into, beside the arena (as collect counts it)
+        blob = compile_plan(parse_tflite(c.evaluation.tflite)).blob
+        assert c.evaluation.table_bytes == firmware.memory_size(blob) - c.evaluation.arena_bytes
         assert len(CnnSpace((8, 8, 1), 10).parts(c.spec)[0]) >= 1
 
 
@@ -412,6 +468,21 @@ def test_two_workers_and_a_killed_search_give_the_same_candidates(searched, tmp_
         {r: (c.parent, c.spec, c.evaluation.val_accuracy) for r, c in reference.items()}
 
 
+def test_a_time_budget_stops_proposing_and_the_rounds_in_training_finish(searched, tmp_path):
+    """Once the budget is spent no round is proposed; those training finish and are stored: the first
+    rounds, the very candidates of the search without a budget."""
+    from nas.search import Search
+
+    _, reference = searched
+    with Search(_search_settings(), tmp_path) as search:
+        search.run(workers=2, seconds=0)
+        assert search.candidates == {}
+        search.run(workers=2, seconds=1)  # both workers' first rounds start at once; a candidate takes longer
+        stopped = search.candidates
+    assert 2 <= len(stopped) < 6 and sorted(stopped) == list(range(len(stopped)))
+    assert all(c.evaluation.tflite == reference[r].evaluation.tflite for r, c in stopped.items())
+
+
 def _stored(folder) -> int:
     import sqlite3
 
@@ -464,14 +535,16 @@ def test_the_command_searches_under_a_latency_bound(latency_file, tmp_path, caps
     from hwbench.tflite_reader import read_tflite
 
     args = ["search", "--board", BOARD, "--dataset", "digits", "--out", str(tmp_path / "s"), "--max-peak", "1024",
-            "--latency-model", str(latency_file), "--max-latency-ms", "5", "--rounds", "4", "--epochs", "1",
-            "--population", "2", "--sample", "1", "--seed", "2", "--json"]
+            "--latency-model", str(latency_file), "--max-latency-ms", "5", "--max-weights", "1500", "--rounds", "4",
+            "--epochs", "1", "--population", "2", "--sample", "1", "--seed", "2", "--json"]
     code, stdout, stderr = run_cli(capsys, *args)
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["candidates"] == 4 and summary["best"] is not None
+    assert summary["settings"]["bounds"]["max_weight_bytes"] == 1500
     front = json.loads((tmp_path / "s" / "pareto.json").read_text())
     assert front and all(row["latency_ms"] <= 5 and row["peak_bytes"] <= 1024 for row in front)
+    assert all(row["weight_bytes"] <= 1500 for row in front)
     # the latency is what `hwbench predict` says of the converted model
     report = predict_report(load_artifact(latency_file), read_tflite(tmp_path / "s" / "best.tflite"), "best")
     assert summary["best"]["latency_ms"] == pytest.approx(report["ms"], rel=1e-9)

@@ -18,15 +18,15 @@ class Misses:
         self.smallest: dict[str, float] = {}
 
     def add(self, cost: SpecCost) -> None:
-        for name in ("peak_bytes", "flash_bytes", "latency_ms"):
+        for name in ("peak_bytes", "weight_bytes", "flash_bytes", "latency_ms"):
             value = getattr(cost, name)
             if value is not None:
                 self.smallest[name] = min(self.smallest.get(name, value), value)
 
     def __str__(self) -> str:
         latency = f", the lowest latency {self.smallest['latency_ms']:.3f} ms" if "latency_ms" in self.smallest else ""
-        return (f"the smallest peak seen was {self.smallest['peak_bytes']:,} B, the smallest flash "
-                f"{self.smallest['flash_bytes']:,} B{latency}")
+        return (f"the smallest peak seen was {self.smallest['peak_bytes']:,} B, the smallest weights "
+                f"{self.smallest['weight_bytes']:,} B, the smallest flash {self.smallest['flash_bytes']:,} B{latency}")
 
 
 def propose(space, rng: np.random.Generator, bounds: Bounds, latency: LatencyEstimator | None = None,
