@@ -3,7 +3,7 @@
     python benchmarks/runtime_speed.py [--boards mps2-an386 mps2-an500] [--models kws ad ...]
 
 For each MLPerf Tiny model on each board: instructions per inference (one measured run after a
-warm-up, on the kernels' fast paths, verified bit-exact against TFLite's reference), instructions
+warm-up, on the kernel paths the board takes, verified bit-exact against TFLite's reference), instructions
 per MAC, the arena and the largest scratch buffer in it, the fast kernel paths taken, and the
 per-operator breakdown (instructions per operator type, the heaviest first). On mps2-an386 each
 model's count is divided by the TFLM + CMSIS-NN figure measured on the same emulated board (issue 12:
@@ -76,8 +76,8 @@ def main() -> None:
         models = {}
         for model in args.models:
             path = MLPERF / MODELS[model]
-            plan = compile_plan(read_tflite(path), fast=True)
-            m = measure(path, board, firmware, backend, repeats=1, fast=True)
+            plan = compile_plan(read_tflite(path), fast=firmware.fast_paths)
+            m = measure(path, board, firmware, backend, repeats=1)
             row = {"status": m.status, "verified": m.verified, "instructions": m.count, "macs": m.macs,
                    "instructions_per_mac": round(m.count / m.macs, 2) if m.count and m.macs else None,
                    "arena_bytes": plan.arena_size, "scratch_bytes": plan.scratch_bytes,

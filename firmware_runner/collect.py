@@ -23,7 +23,6 @@ from typing import Callable, Iterable, Sequence
 from hwbench.boards import Board
 from hwbench.costs import graph_cost
 from hwbench.errors import HwbenchError
-from hwbench.kernel_paths import fast_paths_for
 from hwbench.results import LayerCount, Measurement, ResultsDB
 from hwbench.tflite_reader import parse_tflite
 from firmware_runner.backends import Backend, BoardRun, backend_for
@@ -63,8 +62,7 @@ def measure(path: Path, board: Board, firmware: Firmware, backend: Backend, repe
     base = dict(model=path.name, sha256=hashlib.sha256(data).hexdigest(), board=board.name,
                 runtime_hash=firmware.runtime_hash, unit=backend.unit, tflite=data, macs=0, weight_bytes=0)
     try:
-        return _measure(data, base, firmware, backend, repeats, timeout,
-                        fast_paths_for(board) if fast is None else fast)
+        return _measure(data, base, firmware, backend, repeats, timeout, firmware.fast_paths if fast is None else fast)
     except Exception as e:  # noqa: BLE001 (one model's failure, whatever its cause, must not end the collection)
         return Measurement(**base, status="failed", reason=f"{type(e).__name__}: {e}")
 

@@ -101,7 +101,7 @@ def measure(data: bytes, dataset: Dataset, latency: LatencyEstimator | None, tra
 
     graph = parse_tflite(data, source="candidate")
     order = schedule(graph)
-    plan = compile_plan(graph, order.order)
+    plan = compile_plan(graph, order.order, fast=firmware.fast_paths if firmware else True)  # the board's kernel paths
     runtime = HostRuntime(plan)
     cost = graph_cost(graph)
     return Evaluation("ok", val_accuracy=int8_accuracy(runtime, graph, dataset.x_val, dataset.y_val),

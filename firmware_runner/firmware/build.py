@@ -19,6 +19,7 @@ from string import Template
 
 from hwbench.boards import Board
 from hwbench.errors import BoardError, HwbenchError
+from hwbench.kernel_paths import fast_paths_for
 from hwbench.runtime_hash import runtime_hash as board_runtime_hash
 from firmware_runner.compiler.plan import blob_arena_size, blob_table_counts
 from firmware_runner.runtime.host import cache_dir, compile_c, runtime_sources
@@ -50,6 +51,7 @@ class Firmware:
     settings: dict[str, int]
     decoded_op_size: int  # sizeof(hwb_decoded_op) and sizeof(hwb_tensor) on the board (HWB_TABLE_SIZE)
     tensor_size: int
+    fast_paths: bool  # whether plans for this core take the kernels' fast paths (hwbench.kernel_paths)
 
     def table_size(self, blob: bytes) -> int:
         """The bytes of the table the runtime decodes a plan into on the board, before its arena."""
@@ -149,7 +151,7 @@ def build_firmware(board: Board, limits: Board | None = None) -> Firmware:
                         symbols["__arena_end"] - symbols["__arena_start"], flash_used, flash_used - harness,
                         flash_limit, sram,
                         symbols["__arena_start"], board.clock_hz, board.firmware_options.requested(),
-                        symbols["hwb_decoded_op_size"], symbols["hwb_tensor_size"])
+                        symbols["hwb_decoded_op_size"], symbols["hwb_tensor_size"], fast_paths_for(board))
     partial = meta.with_suffix(".partial")
     partial.write_text(json.dumps({**asdict(firmware), "elf": str(elf)}))
     partial.replace(meta)  # another process building the same firmware never reads half a file
