@@ -43,10 +43,10 @@ static inline int32_t hwb_saturate_s8(int32_t x) {
 #endif
 }
 
-/* x limited to [lo, hi]. With the DSP extension in two IT blocks, never a branch: under QEMU's instruction
- * count an instruction an IT block skips still counts, a taken branch does not, and gcc turns some
- * spellings of this clamp into branches, which made a layer's count depend on how many of its outputs
- * are clamped. */
+/* x limited to [lo, hi]. With the DSP extension in two IT blocks, never a branch: gcc turns some
+ * spellings of this clamp into branches, and a layer's instruction count then depends on how many of
+ * its outputs are clamped (an instruction an IT block skips still counts, one a branch jumps over does
+ * not), which the latency models cannot see. */
 static inline int32_t hwb_clamp_i32(int32_t x, int32_t lo, int32_t hi) {
 #if defined(__ARM_FEATURE_DSP)
     __asm__("cmp %[x], %[lo]\n\t"
@@ -131,10 +131,10 @@ static inline int32_t hwb_requantize(int32_t x, int32_t multiplier, int32_t shif
     return (int32_t)((a + (1LL << 31)) >> 32);
 }
 
-/* Bit length of a nonzero x: the index of its highest set bit plus one. */
-static inline int32_t hwb_bit_length(uint64_t x) {
+/* Bit length of a nonzero x: the index of its highest set bit plus one (one CLZ, no branch, on Arm). */
+static inline int32_t hwb_bit_length32(uint32_t x) {
 #if defined(__GNUC__)
-    return 64 - __builtin_clzll(x);
+    return 32 - __builtin_clz(x);
 #else
     int32_t n = 0;
     while (x) {
@@ -143,6 +143,12 @@ static inline int32_t hwb_bit_length(uint64_t x) {
     }
     return n;
 #endif
+}
+
+/* Bit length of a nonzero x: the index of its highest set bit plus one. */
+static inline int32_t hwb_bit_length(uint64_t x) {
+    const uint32_t high = (uint32_t)(x >> 32);
+    return high ? 32 + hwb_bit_length32(high) : hwb_bit_length32((uint32_t)x);
 }
 
 /* A double-precision scale as the plan carries it: scale = mantissa * 2^exponent, mantissa 0 or in
@@ -183,7 +189,7 @@ static inline int32_t hwb_round_scaled(int32_t acc, const hwb_double_scale *s) {
          * values: bits 20..51 of P >> 32 give the 53 bits' position (drop 0..31; an acc or mantissa of
          * 0 makes P = 0 and the result 0 whatever drop is), and the sign and the INT32_MIN of an
          * overflow are applied with masks. */
-        const int32_t drop = 31 - __builtin_clz((uint32_t)(high >> 20) | 1u);
+        const int32_t drop = hwb_bit_length32((uint32_t)(high >> 20) | 1u) - 1;
         /* (P + 2^(drop-1) + 2^(t-1)) / 2^t: the low word's carry, then the high part alone. */
         const uint64_t carry = ((uint64_t)low_word + ((1u << drop) >> 1)) >> 32; /* 0 or 1 */
         const uint64_t magnitude = (high + carry + (1ull << (t - 33))) >> (t - 32); /* < 2^51 */
