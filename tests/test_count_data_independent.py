@@ -31,9 +31,9 @@ def fused_activation_model() -> bytes:
     import keras
 
     def build(x):
-        # The first layer's window covers the whole 8x8 input wherever it sits and its weights are
-        # positive and smooth, so its outputs follow the sign of the input's sum: for some seeds it
-        # clamps every output (the layers after it then see an all-zero input), for others none.
+        # The first layer's window covers the whole 8x8 input wherever it sits; four of its channels
+        # have positive, smooth weights (set below), so they follow the sign of the input's sum: for
+        # some seeds they clamp every output (the layers after them see zeros there), for others none.
         x = keras.layers.Conv2D(8, 15, padding="same", activation="relu", name="global")(x)
         x = keras.layers.Conv2D(16, 1, activation="relu6")(x)
         x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
