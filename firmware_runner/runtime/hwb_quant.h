@@ -33,7 +33,36 @@ static inline int32_t hwb_wrap_i32(uint32_t u) {
     return u <= (uint32_t)INT32_MAX ? (int32_t)u : (int32_t)(u - 2147483648u) - INT32_MAX - 1;
 }
 
-static inline int32_t hwb_clamp_i32(int32_t x, int32_t lo, int32_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
+/* x limited to the int8 range: one SSAT where the core has it. */
+static inline int32_t hwb_saturate_s8(int32_t x) {
+#if defined(__ARM_FEATURE_SAT)
+    __asm__("ssat %0, #8, %0" : "+r"(x));
+    return x;
+#else
+    return x < -128 ? -128 : (x > 127 ? 127 : x);
+#endif
+}
+
+/* x limited to [lo, hi]. With the DSP extension in two IT blocks, never a branch: gcc turns some
+ * spellings of this clamp into branches, and a layer's instruction count then depends on how many of
+ * its outputs are clamped (an instruction an IT block skips still counts, one a branch jumps over does
+ * not), which the latency models cannot see. */
+static inline int32_t hwb_clamp_i32(int32_t x, int32_t lo, int32_t hi) {
+#if defined(__ARM_FEATURE_DSP)
+    __asm__("cmp %[x], %[lo]\n\t"
+            "it lt\n\t"
+            "movlt %[x], %[lo]\n\t"
+            "cmp %[x], %[hi]\n\t"
+            "it gt\n\t"
+            "movgt %[x], %[hi]"
+            : [x] "+r"(x)
+            : [lo] "r"(lo), [hi] "r"(hi)
+            : "cc");
+    return x;
+#else
+    return x < lo ? lo : (x > hi ? hi : x);
+#endif
+}
 
 /* round(a * b / 2^31), halves away from zero, saturating the single overflow case. */
 static inline int32_t hwb_saturating_rounding_doubling_high_mul(int32_t a, int32_t b) {
@@ -102,10 +131,10 @@ static inline int32_t hwb_requantize(int32_t x, int32_t multiplier, int32_t shif
     return (int32_t)((a + (1LL << 31)) >> 32);
 }
 
-/* Bit length of a nonzero x: the index of its highest set bit plus one. */
-static inline int32_t hwb_bit_length(uint64_t x) {
+/* Bit length of a nonzero x: the index of its highest set bit plus one (one CLZ, no branch, on Arm). */
+static inline int32_t hwb_bit_length32(uint32_t x) {
 #if defined(__GNUC__)
-    return 64 - __builtin_clzll(x);
+    return 32 - __builtin_clz(x);
 #else
     int32_t n = 0;
     while (x) {
@@ -114,6 +143,12 @@ static inline int32_t hwb_bit_length(uint64_t x) {
     }
     return n;
 #endif
+}
+
+/* Bit length of a nonzero x: the index of its highest set bit plus one. */
+static inline int32_t hwb_bit_length(uint64_t x) {
+    const uint32_t high = (uint32_t)(x >> 32);
+    return high ? 32 + hwb_bit_length32(high) : hwb_bit_length32((uint32_t)x);
 }
 
 /* A double-precision scale as the plan carries it: scale = mantissa * 2^exponent, mantissa 0 or in
@@ -143,34 +178,43 @@ static inline int hwb_valid_double_scale(const hwb_double_scale *s) {
  * way. tests/test_requantize.py compares both with the double formula on millions of cases, ties
  * included. */
 static inline int32_t hwb_round_scaled(int32_t acc, const hwb_double_scale *s) {
-    if (acc == 0 || (s->mantissa_low == 0 && s->mantissa_high == 0)) return 0;
-    uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc; /* |acc| <= 2^31 */
-    uint64_t low = (uint64_t)a * s->mantissa_low;                 /* < 2^63 */
-    uint64_t high = (uint64_t)a * s->mantissa_high + (low >> 32); /* P >> 32: in [2^20, 2^52) */
-    const uint32_t low_word = (uint32_t)low;
-    const int32_t drop = hwb_bit_length(high) - 21;                /* bits below the 53 kept: 0..31 */
     const int32_t t = -s->exponent;
-    uint64_t magnitude;
-    if (t >= 33 && t <= 85) {
+    const uint32_t sign = 0u - (uint32_t)(acc < 0);       /* all ones for a negative acc */
+    const uint32_t a = ((uint32_t)acc ^ sign) - sign;     /* |acc| <= 2^31 */
+    uint64_t low = (uint64_t)a * s->mantissa_low;                 /* < 2^63 */
+    uint64_t high = (uint64_t)a * s->mantissa_high + (low >> 32); /* P >> 32: 0 or in [2^20, 2^52) */
+    const uint32_t low_word = (uint32_t)low;
+    if (HWB_LIKELY(t >= 33 && t <= 85)) {
+        /* Without a data-dependent branch, so that a layer's instruction count does not depend on its
+         * values: bits 20..51 of P >> 32 give the 53 bits' position (drop 0..31; an acc or mantissa of
+         * 0 makes P = 0 and the result 0 whatever drop is), and the sign and the INT32_MIN of an
+         * overflow are applied with masks. */
+        const int32_t drop = hwb_bit_length32((uint32_t)(high >> 20) | 1u) - 1;
         /* (P + 2^(drop-1) + 2^(t-1)) / 2^t: the low word's carry, then the high part alone. */
-        const uint64_t carry = ((uint64_t)low_word + (drop > 0 ? 1u << (drop - 1) : 0u)) >> 32; /* 0 or 1 */
-        magnitude = (high + carry + (1ull << (t - 33))) >> (t - 32);
+        const uint64_t carry = ((uint64_t)low_word + ((1u << drop) >> 1)) >> 32; /* 0 or 1 */
+        const uint64_t magnitude = (high + carry + (1ull << (t - 33))) >> (t - 32); /* < 2^51 */
+        const uint32_t over_high = (uint32_t)(magnitude >> 31); /* nonzero: outside int32, INT32_MIN */
+        const uint32_t over = 0u - ((over_high | (0u - over_high)) >> 31);
+        const uint32_t r = ((uint32_t)magnitude & ~over) | (0x80000000u & over);
+        return hwb_wrap_i32((r ^ sign) - sign);
+    }
+    if (acc == 0 || (s->mantissa_low == 0 && s->mantissa_high == 0)) return 0;
+    const int32_t drop = hwb_bit_length(high) - 21; /* bits below the 53 kept: 0..31 */
+    uint64_t magnitude;
+    const uint32_t below = low_word & ((1u << drop) - 1u);
+    uint64_t kept = (high << (32 - drop)) | (low_word >> drop); /* in [2^52, 2^53) */
+    if (drop > 0) {
+        uint32_t half = 1u << (drop - 1);
+        if (below > half || (below == half && (kept & 1u))) kept++; /* may reach 2^53: still exact */
+    }
+    /* |value| = kept * 2^(drop - t), with kept >= 2^52: only a negative power stays in int32. */
+    const int32_t right = t - drop;
+    if (right <= 0) return INT32_MIN;
+    if (right > 54) {
+        magnitude = 0; /* kept / 2^right < 1/2 */
     } else {
-        const uint32_t below = low_word & ((1u << drop) - 1u);
-        uint64_t kept = (high << (32 - drop)) | (low_word >> drop); /* in [2^52, 2^53) */
-        if (drop > 0) {
-            uint32_t half = 1u << (drop - 1);
-            if (below > half || (below == half && (kept & 1u))) kept++; /* may reach 2^53: still exact */
-        }
-        /* |value| = kept * 2^(drop - t), with kept >= 2^52: only a negative power stays in int32. */
-        const int32_t right = t - drop;
-        if (right <= 0) return INT32_MIN;
-        if (right > 54) {
-            magnitude = 0; /* kept / 2^right < 1/2 */
-        } else {
-            uint64_t fraction = kept & ((1ull << right) - 1u);
-            magnitude = (kept >> right) + (fraction >= 1ull << (right - 1) ? 1u : 0u);
-        }
+        uint64_t fraction = kept & ((1ull << right) - 1u);
+        magnitude = (kept >> right) + (fraction >= 1ull << (right - 1) ? 1u : 0u);
     }
     if (acc > 0) return magnitude <= (uint64_t)INT32_MAX ? (int32_t)magnitude : INT32_MIN;
     return magnitude < 2147483648ull ? -(int32_t)magnitude : INT32_MIN;

@@ -106,12 +106,17 @@ static inline hwb_status hwb_conv_window_check(const hwb_op_args *args, const st
 }
 
 /* One output of ConvPerChannel or DepthwiseConvPerChannel from its accumulator (bias included,
- * wrapped to int32): times the channel's multiplier (checked >= 0), plus the output zero point, clamped. */
+ * wrapped to int32), before the clamp: times the channel's multiplier (checked >= 0), plus the output
+ * zero point. */
+static inline int32_t hwb_conv_rescale(uint32_t acc, int32_t multiplier, int32_t shift, int32_t out_offset) {
+    const int32_t v = hwb_requantize(hwb_wrap_i32(acc), multiplier, shift);
+    return hwb_wrap_i32((uint32_t)v + (uint32_t)out_offset);
+}
+
+/* hwb_conv_rescale clamped to the fused activation's range. */
 static inline int8_t hwb_conv_requantize(uint32_t acc, int32_t multiplier, int32_t shift, int32_t out_offset,
                                          int32_t act_min, int32_t act_max) {
-    int32_t v = hwb_requantize(hwb_wrap_i32(acc), multiplier, shift);
-    v = hwb_wrap_i32((uint32_t)v + (uint32_t)out_offset);
-    return (int8_t)hwb_clamp_i32(v, act_min, act_max);
+    return (int8_t)hwb_clamp_i32(hwb_conv_rescale(acc, multiplier, shift, out_offset), act_min, act_max);
 }
 
 /* The output side of a fast path's requantization, copied into locals so that int8 stores (which may
