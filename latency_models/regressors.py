@@ -30,13 +30,20 @@ Every fitted candidate (and `CompiledTrees`) converts to and from plain data (`t
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import lsq_linear
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
-from sklearn.linear_model import LinearRegression
 
 from latency_models.state import Part, nested, stored_array, stored_indices
 
 _FLOOR = 1.0  # counts below one instruction (or cycle) are clipped to it before taking ratios and logs
+
+
+def non_negative_least_squares(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """argmin ||A x - b|| over x >= 0, by bounded-variable least squares: scipy's nnls (which
+    LinearRegression(positive=True) calls) gives up ("maximum number of iterations") on some kinds
+    with few, nearly collinear layers."""
+    return lsq_linear(A, b, bounds=(0.0, np.inf), method="bvls").x
 
 
 class LoopCountRegressor(RegressorMixin, BaseEstimator):
@@ -54,9 +61,10 @@ class LoopCountRegressor(RegressorMixin, BaseEstimator):
         design = X[:, : self.n_linear]
         # Columns scaled to unit size so the solver's tolerance means the same for every column.
         self.scale_ = np.maximum(np.abs(design).max(axis=0), 1.0)
-        fitted = LinearRegression(fit_intercept=False, positive=self.positive).fit(
-            design / self.scale_, y, sample_weight=1.0 / y**2)
-        self.coef_ = fitted.coef_ / self.scale_
+        # Least squares on relative errors: each row divided by its count.
+        rows, ones = design / self.scale_ / y[:, None], np.ones_like(y)
+        coef = non_negative_least_squares(rows, ones) if self.positive else np.linalg.lstsq(rows, ones, rcond=None)[0]
+        self.coef_ = coef / self.scale_
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -206,7 +214,7 @@ class ScaledRegressor(RegressorMixin, BaseEstimator):
             k, weight = int(seen.sum()), np.sqrt(self.ridge)
             design = np.vstack([columns[:, seen] / y[:, None], weight * np.eye(k)])
             target = np.concatenate([np.ones(len(y)), np.full(k, weight * one)])
-            factors[seen] = LinearRegression(fit_intercept=False, positive=True).fit(design, target).coef_
+            factors[seen] = non_negative_least_squares(design, target)
         return self._with(factors)
 
     def _with(self, factors: np.ndarray) -> "ScaledRegressor":
