@@ -43,12 +43,12 @@ static inline int32_t hwb_saturate_s8(int32_t x) {
 #endif
 }
 
-/* x limited to [lo, hi]. With the DSP extension in two IT blocks, never a branch: gcc turns some
- * spellings of this clamp into branches, and a layer's instruction count then depends on how many of
- * its outputs are clamped (an instruction an IT block skips still counts, one a branch jumps over does
- * not), which the latency models cannot see. */
+/* x limited to [lo, hi]. On a Thumb-2 core (M3 and up) in two IT blocks, never a branch: gcc turns
+ * some spellings of this clamp into branches, and a layer's instruction count then depends on how many
+ * of its outputs are clamped (an instruction an IT block skips still counts, one a branch jumps over
+ * does not), which the latency models cannot see. */
 static inline int32_t hwb_clamp_i32(int32_t x, int32_t lo, int32_t hi) {
-#if defined(__ARM_FEATURE_DSP)
+#if defined(__thumb2__)
     __asm__("cmp %[x], %[lo]\n\t"
             "it lt\n\t"
             "movlt %[x], %[lo]\n\t"
@@ -105,7 +105,7 @@ static inline int32_t hwb_multiply_by_quantized_multiplier(int32_t x, int32_t mu
  * tests/test_requantize.py compares the two on millions of cases. */
 /* The high word of x * multiplier + 2^30 (x >= 0) or - 2^30 (x < 0): one multiply-accumulate. */
 static inline int32_t hwb_rounded_high(int32_t x, int32_t multiplier) {
-#if defined(__ARM_FEATURE_DSP)
+#if defined(__thumb2__)
     int32_t low, high;
     __asm__("asr %[high], %[x], #31\n\t"
             "lsl %[low], %[high], #31\n\t"

@@ -18,11 +18,12 @@ struct mul_params {
 static inline int8_t mul_one(int32_t x, int32_t y, int32_t output_offset, const void *params) {
     const struct mul_params *p = (const struct mul_params *)params;
     int32_t product = x * y; /* |.| <= 255 * 255 */
-    /* A plan's shift may make the rescaled product any int32: add the offset in 64 bits. The multiplier
-     * is >= 0 (checked), as hwb_requantize needs. */
-    int64_t raw = (int64_t)hwb_requantize(product, p->output_multiplier, p->output_shift) +
-                  output_offset;
-    return (int8_t)(raw < p->activation_min ? p->activation_min : (raw > p->activation_max ? p->activation_max : raw));
+    /* A plan's shift may make the rescaled product any int32: clamp it before adding the offset (the
+     * bounds less the offset are small), so nothing overflows and the clamp is hwb_clamp_i32's. The
+     * multiplier is >= 0 (checked), as hwb_requantize needs. */
+    int32_t scaled = hwb_requantize(product, p->output_multiplier, p->output_shift);
+    return (int8_t)(hwb_clamp_i32(scaled, p->activation_min - output_offset, p->activation_max - output_offset) +
+                    output_offset);
 }
 
 hwb_status hwb_mul_s8_check(const hwb_op_args *args) {
