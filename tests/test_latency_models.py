@@ -32,7 +32,7 @@ from hwbench.windows import same_padding, window_extent
 from latency_models.features import (COPY, FILL, GENERIC, KINDS, MEMCPY, copy_trips, fill_trips, graph_features,
                                      kind_of, memcpy_trips, op_kind)
 from latency_models.metrics import accuracy
-from latency_models.model import LatencyModel, grouped_folds
+from latency_models.model import NEGLIGIBLE_ERROR, LatencyModel, grouped_folds
 from latency_models.regressors import CANDIDATES, CompiledTrees, LoopCountRegressor
 from latency_models.training import fit_dataset
 
@@ -812,7 +812,8 @@ def test_learned_model_predicts_held_out_models_and_beats_the_macs_baseline(fitt
     assert model.n_models_ == N_TRAIN and model.n_layers_ == sum(len(g.ops) for g in fitted.train.graphs)
     for kind, report in model.kind_reports_.items():
         assert report.chosen in report.cv_error and set(report.cv_error) == set(model.candidates)
-        assert report.cv_error[report.chosen] <= min(report.cv_error.values()) * 1.05 + 1e-9
+        near_best = [c for c in model.candidates if report.cv_error[c] <= min(report.cv_error.values()) * 1.05 + NEGLIGIBLE_ERROR]
+        assert report.chosen == near_best[0]  # the simplest of those within 5% or 0.05% of a model's count of the best
 
 
 def test_model_prediction_is_the_sum_of_layers_plus_the_fitted_overhead(fitted):
