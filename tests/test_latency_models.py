@@ -812,8 +812,9 @@ def test_learned_model_predicts_held_out_models_and_beats_the_macs_baseline(fitt
     assert model.n_models_ == N_TRAIN and model.n_layers_ == sum(len(g.ops) for g in fitted.train.graphs)
     for kind, report in model.kind_reports_.items():
         assert report.chosen in report.cv_error and set(report.cv_error) == set(model.candidates)
-        near_best = [c for c in model.candidates if report.cv_error[c] <= min(report.cv_error.values()) * 1.05 + NEGLIGIBLE_ERROR]
-        assert report.chosen == near_best[0]  # the simplest of those within 5% or 0.05% of a model's count of the best
+        best = min(report.cv_error.values())
+        # The simplest candidate within 5%, or 0.05% of a model's count, of the best.
+        assert report.chosen == next(c for c in model.candidates if report.cv_error[c] <= best * 1.05 + NEGLIGIBLE_ERROR)
 
 
 def test_model_prediction_is_the_sum_of_layers_plus_the_fitted_overhead(fitted):
