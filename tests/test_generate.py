@@ -57,12 +57,13 @@ def test_sampled_architectures_cover_the_space():
         "global_avg", "flatten", "squeeze", "dense", "softmax", "log_softmax"}
     assert {layer["preact"] for layer in layers if layer["op"] == "residual"} == {None, "relu", "relu6"}
     assert {layer["merge"] for layer in layers if layer["op"] == "context"} == {"add", "sub"}
+    assert {layer["merge"] for layer in layers if layer["op"] == "residual"} == {"add", "sub", "mul"}
     assert any([] in layer["branches"] for layer in layers if layer["op"] == "concat")  # x itself concatenated
     channels = [layer["filters"] for layer in convs]
     assert min(channels) == 1 and 200 <= max(channels) <= 256
     inputs = [tuple(arch["input"]) for arch in archs]
     images = [s for s in inputs if len(s) == 3 and s[0] == s[1] and s[2] in (1, 3)]
-    assert min(s[0] for s in images) == 8 and max(s[0] for s in images) == 96
+    assert min(s[0] for s in images) == 8 and 90 <= max(s[0] for s in images) <= 96
     assert (49, 10, 1) in inputs and any(len(s) == 1 for s in inputs)
     assert 0.1 < sum(arch.get("io") == "float32" for arch in archs) / len(archs) < 0.3
 

@@ -96,7 +96,8 @@ def _apply(layer: dict, x, name: str, weights):
     if op == "residual":
         y = L.Activation(layer["preact"], name=f"{name}_pre")(x) if layer.get("preact") else x
         y = _sequence(layer["body"], y, f"{name}_", weights)
-        y = L.Add(name=f"{name}_add")([x, y])
+        merge = layer.get("merge", "add")
+        y = {"add": L.Add, "sub": L.Subtract, "mul": L.Multiply}[merge](name=f"{name}_{merge}")([x, y])
         return L.Activation(activation, name=f"{name}_act")(y) if activation else y
     if op == "concat":
         y = L.Concatenate(name=f"{name}_cat")([_sequence(branch, x, f"{name}_{j}_", weights)

@@ -22,7 +22,9 @@ with these layers (shapes are H, W, C without the batch; A is an activation, see
     {"op": "maxpool" | "avgpool", "size": 2, "stride": 2, "padding": ...}
     {"op": "pad", "pads": [top, bottom, left, right]}      zero padding, before a VALID convolution
     {"op": "residual", "body": [layers keeping the shape], "activation": None | "relu" | "relu6",
-     "preact": None | "relu" | "relu6"}                     x + body(preact(x)), then the activation
+     "preact": None | "relu" | "relu6", "merge": "add" | "sub" | "mul"}
+                                                            x + body(preact(x)) (or -, or x, gated),
+                                                            then the activation; merge defaults to add
     {"op": "concat", "branches": [[layers keeping H and W], ...], "activation": A}
                                                             channel concatenation; a branch [] is x itself
     {"op": "se", "units": 8, "activation": "relu" | "hard_swish"}
@@ -51,6 +53,7 @@ MAX_CHANNELS = 256
 MAX_TRIES = 2_000
 # Activations of convolutions and their relative frequencies: the fused ones dominate, as in real models.
 CONV_ACTIVATIONS = {"relu": 3, None: 2, "relu6": 2, "leaky_relu": 1, "hard_swish": 1, "tanh": 0.6}
+RESIDUAL_MERGES = {"add": 4, "sub": 1, "mul": 1}
 HIDDEN_ACTIVATIONS = {"relu": 3, "relu6": 1, "tanh": 1, "leaky_relu": 1}  # a linear hidden Dense would fold
 # Spatial blocks and their relative frequencies.
 BLOCKS = {"conv": 3, "dwconv": 2, "pool": 1, "residual": 1, "pad_conv": 0.6, "concat": 0.8, "se": 0.5,
@@ -174,7 +177,10 @@ class Sampler:
                                 if p is None or FUSED_ACTIVATIONS[p] != clamp})
             body = [self.conv_like(shape, stride=1, padding="same", keep_channels=True)
                     for _ in range(int(self.rng.integers(1, 3)))]
-            return [{"op": "residual", "body": body, "preact": preact,
+            # Beside the usual ADD, a SUB or MUL of two same-shape tensors (the other blocks broadcast
+            # theirs); a 1 x 1 map stays with ADD, which the converter reshapes to a vector.
+            merge = self.pick(RESIDUAL_MERGES) if h * w > 1 else "add"
+            return [{"op": "residual", "body": body, "preact": preact, "merge": merge,
                      "activation": None if preact else self.pick(["relu", "relu6", None])}]
         if kind == "pad_conv":  # explicit zero padding, then a VALID convolution (ResNet's stem does this)
             kernel = int(self.rng.integers(2, 8))

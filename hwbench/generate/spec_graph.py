@@ -185,7 +185,11 @@ class GraphBuilder:
         y = self.activation(x, layer.get("preact"), fused=False)  # pre-activation: x itself goes on unchanged
         for inner in layer["body"]:
             y = self.layer(inner, y)
-        return self._add(x, y, layer["activation"])
+        merge = layer.get("merge", "add")
+        if merge == "add":
+            return self._add(x, y, layer["activation"])
+        return self.op("SUB" if merge == "sub" else "MUL", [x, y], self.tensors[x].shape,
+                       fused_activation_function=FUSED_ACTIVATIONS[layer["activation"]])
 
     def _mbconv(self, layer: dict, x: int) -> int:
         channels = self.tensors[x].shape[-1]
