@@ -23,7 +23,7 @@ the new measurements support (ScaledRegressor):
 - a kind the new models have but the prior lacks (a kernel path the prior's board does not take:
   the reference loops on an M0 or M3, the fast paths on a core with the DSP extension): its own
   from-scratch regressor when it cross-validates, else the simplest one (its loops' costs, which
-  a few layers fix);
+  the layers of a few models fix), else (layers in one model only) the scaled GENERIC fallback;
 - the per-inference overhead a + b × ops: fitted on the new models (it is exactly linear), or the
   prior's times the global factor when their op counts cannot separate a from b.
 
@@ -89,7 +89,8 @@ class TransferredLatencyModel(LatencyModel):
         return self
 
     def _fit_kind(self, kind: str, rows):
-        """(report, regressor) of one kind from its new layers `rows` (None: it has none)."""
+        """(report, regressor) of one kind from its new layers `rows` (None: it has none), or None when
+        neither the prior nor the new layers can give it a regressor of its own."""
         prior = self.prior.regressors_.get(kind)
         if rows is None:
             return KindReport(kind, 0, 0, ONE_FACTOR, {}), ScaledRegressor.fixed(prior, self.scale_)
@@ -100,7 +101,10 @@ class TransferredLatencyModel(LatencyModel):
                for ridge in self.ridges}}
         if self._cross_validates(y, groups):
             candidates.update(self._from_scratch(kind))
-        elif prior is None:  # too few layers to choose: the simplest candidate, whose loop costs few layers fix
+        elif prior is None:
+            if len(np.unique(groups)) < 2:  # one model's layers fix no loop costs: the scaled GENERIC fallback
+                return None
+            # Too few layers to choose: the simplest candidate, whose loop costs a few models' layers fix.
             simplest = self._from_scratch(kind)[CANDIDATES[0]]
             return KindReport(kind, len(y), len(np.unique(groups)), CANDIDATES[0], {}), simplest().fit(X, y)
         elif len(np.unique(groups)) < 2:  # one model: nothing to cross-validate with

@@ -37,8 +37,8 @@ from latency_models.regressors import CANDIDATES, CompiledTrees, LoopCountRegres
 from latency_models.training import fit_dataset
 
 BOARD = "mps2-an386"
-N_MODELS = 60
-N_TRAIN = 48  # enough models that every operator kind has training layers
+N_MODELS = 100
+N_TRAIN = 80  # enough models that every operator kind, and the depthwise fast path, has training layers
 
 
 # ------------------------------------------------------------------------------ fixtures
