@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT))
 
 from hwbench.boards import get_board  # noqa: E402
 from hwbench.graph import KNOWN_OPS, Graph, Op, Quantization, Tensor  # noqa: E402
-from hwbench.kernel_paths import fast_paths_for  # noqa: E402
 from latency_data import add_data_options, board_data, log  # noqa: E402
 from latency_models.features import GENERIC, KINDS, kind_of  # noqa: E402
 from latency_models.metrics import accuracy, per_operator  # noqa: E402
@@ -148,7 +147,7 @@ def run_board(name: str, args) -> dict:
     for n in sorted({min(n, len(train)) for n in args.curve}):
         subset = train.subset(sorted(order[:n]))
         start = time.perf_counter()
-        result = fit_dataset(subset, test, clock_hz=board.clock_hz, seed=0, fast_paths=fast_paths_for(board))
+        result = fit_dataset(subset, test, clock_hz=board.clock_hz, seed=0)
         seconds = time.perf_counter() - start
         log(f"{name}: {n} training models: MAPE {result.metrics['learned']['mape']:.3f}% "
             f"(baseline {result.metrics['baseline']['mape']:.1f}%), fit+evaluate {seconds:.0f} s")

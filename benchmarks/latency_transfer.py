@@ -33,7 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hwbench.boards import get_board  # noqa: E402
-from hwbench.kernel_paths import fast_paths_for  # noqa: E402
 from latency_data import BoardData, add_data_options, board_data, log  # noqa: E402
 from latency_models.artifact import Artifact  # noqa: E402
 from latency_models.baseline import MacsBaseline  # noqa: E402
@@ -67,8 +66,7 @@ def from_scratch(board: BoardData, subsets: list[Dataset]) -> dict:
     if len(subsets[0]) < MIN_MODELS:
         row["from_scratch"] = f"refused: fewer than {MIN_MODELS} models"
     else:
-        row["from_scratch"] = summary([fit_dataset(s, test, fast_paths=fast_paths_for(board.board)).metrics["learned"]
-                                       for s in subsets])
+        row["from_scratch"] = summary([fit_dataset(s, test).metrics["learned"] for s in subsets])
     return row
 
 
@@ -85,8 +83,7 @@ def main() -> None:
     for name in args.boards:
         board = boards[name] = board_data(get_board(name), Path(args.data), args.train, args.test, args.train_seed,
                                           args.test_seed, args.jobs, collect=not args.no_collect)
-        result = fit_dataset(board.train, board.test, clock_hz=board.board.clock_hz,
-                             fast_paths=fast_paths_for(board.board))
+        result = fit_dataset(board.train, board.test, clock_hz=board.board.clock_hz)
         priors[name] = Artifact(result.model, result.metadata(), result.baseline)
         own[name] = {k: round(result.metrics["learned"][k], 4) for k in KEYS}
         log(f"{name}: prior fitted on {len(board.train)} models, held-out MAPE {own[name]['mape']:.3f}%")
@@ -102,8 +99,7 @@ def main() -> None:
             unchanged = accuracy(new.test.totals, prior.model.predict_many(new.test.graphs))
             points = [{"models": 0, "transferred": summary([unchanged])}]
             for n in curve:
-                transferred = [fit_dataset(s, new.test, prior=prior, fast_paths=fast_paths_for(new.board)).metrics["learned"]
-                               for s in subsets[b][n]]
+                transferred = [fit_dataset(s, new.test, prior=prior).metrics["learned"] for s in subsets[b][n]]
                 points.append({"models": n, "transferred": summary(transferred), **scratch[b][n]})
             at_target = next((p for p in points if p["models"] == TARGET["models"]), None)
             met = at_target is not None and at_target["transferred"]["worst_draw_within_10"] >= TARGET["within_10"]
