@@ -56,13 +56,21 @@ _ACTIVATION_CODES = {None: 0, "NONE": 0, "RELU": 1, "RELU6": 2, "RELU_N1_TO_1": 
 
 @dataclass(frozen=True)
 class KindFeatures:
-    """The features of one operator kind: column names, how many leading ones are trip counts, and
-    the function computing them for one op."""
+    """The features of one operator kind: column names, how many leading ones are trip counts, the
+    function computing them for one op, and its principal loops: those that carry most of its count,
+    which the layers of a few models can fix when its many minor loops cannot be told apart (empty:
+    every loop)."""
 
     kind: str
     names: tuple[str, ...]
     n_linear: int
     compute: Callable[[Graph, Op], list[float]]
+    principal: tuple[str, ...] = ()
+
+    @property
+    def principal_loops(self) -> tuple[int, ...]:
+        """The principal loops' column indices."""
+        return tuple(self.names.index(name) for name in self.principal)
 
 
 def _activation(op: Op) -> float:
@@ -581,8 +589,17 @@ _SHIFT_PATHS = ("shift_minus_one", "shift_nonnegative")  # requantizations off t
 _BROADCAST = ("elements", "broadcast", "broadcast_rows", "broadcast_elements")
 
 
-def _kind(kind: str, loops: tuple[str, ...], parameters: tuple[str, ...], compute) -> KindFeatures:
-    return KindFeatures(kind, ("one", *loops, *parameters), 1 + len(loops), compute)
+def _kind(kind: str, loops: tuple[str, ...], parameters: tuple[str, ...], compute,
+          principal: tuple[str, ...] = ()) -> KindFeatures:
+    assert set(principal) <= {"one", *loops}, f"{kind}: principal loops {principal} not among its loops"
+    return KindFeatures(kind, ("one", *loops, *parameters), 1 + len(loops), compute, principal)
+
+
+# The fast paths' principal loops (a board on the reference paths has no regressor for them, so a
+# model transferred from it fits them on the new board's few layers): the packing, the dot products'
+# words, the requantization, and per pixel the window gather's calls.
+_MULTIPLY_PRINCIPAL = ("one", "pixels", "packed_words", "pixel_pairs", "channel_chunks", "pair_words", "single_words",
+                       "requantized")
 
 
 _KINDS = (
@@ -590,14 +607,17 @@ _KINDS = (
                       "outputs_unclipped"),
           (*_WINDOW, "same_padding", "activation", "macs"), _conv2d),
     _kind("CONV_2D.pointwise", ("rows", "pixels", "packed_words", "partial_words", "partial_bytes", *_MULTIPLY),
-          (*_WINDOW, "same_padding", "activation", "macs"), _pointwise),
+          (*_WINDOW, "same_padding", "activation", "macs"), _pointwise, _MULTIPLY_PRINCIPAL),
     _kind("CONV_2D.im2col", ("rows", "pixels", "window_rows", "rows_outside", *FILL, *MEMCPY, "zero_bytes",
-                             "packed_words", *_MULTIPLY), (*_WINDOW, "same_padding", "activation", "macs"), _im2col),
+                             "packed_words", *_MULTIPLY), (*_WINDOW, "same_padding", "activation", "macs"), _im2col,
+          (*_MULTIPLY_PRINCIPAL, "window_rows", "fill_calls", "memcpy_calls")),
     _kind("DEPTHWISE_CONV_2D", ("rows", "pixels", "outputs", "window_rows", "macs_inside", "channel_checks",
                                 "outputs_unclipped"),
           (*_WINDOW, "depth_multiplier", "same_padding", "activation", "macs"), _depthwise),
     _kind("DEPTHWISE_CONV_2D.dw", _DEPTHWISE_FAST, (*_WINDOW, "same_padding", "activation", "macs"),
-          _depthwise_fast),
+          _depthwise_fast, ("one", "pixels", "channel_chunks", "requantized", "inside_3x3_groups", "inside_group_taps",
+                            "border_group_taps_inside", "border_group_taps_padding", "partial_group_taps_inside",
+                            "partial_group_taps_padding")),
     _kind("AVERAGE_POOL_2D", ("rows", "pixels", "outputs", "window_rows", "window_taps"),
           ("in_h", "in_w", "channels", "kernel_h", "kernel_w", "stride_h", "stride_w", "same_padding", "activation"),
           _pool),
@@ -607,7 +627,7 @@ _KINDS = (
     _kind("FULLY_CONNECTED.dot", ("batches", "partial_bytes", "blocks", "block_words", "outputs", "partial_words",
                                   "single_units", "single_words", "outputs_unclipped"), ("depth", "units", "bias",
                                                                                         "activation"),
-          _dot),
+          _dot, ("one", "batches", "blocks", "block_words", "outputs", "single_words")),
     _kind("ADD", (*_BROADCAST, "inputs_below_zero_point", "output_below_zero_point", *_SHIFT_PATHS), ("activation",),
           _add_sub),
     _kind("MUL", (*_BROADCAST, "negative_products", "right_shifted", *_SHIFT_PATHS), ("activation",), _mul),

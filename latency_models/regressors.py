@@ -47,24 +47,31 @@ def non_negative_least_squares(A: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class LoopCountRegressor(RegressorMixin, BaseEstimator):
-    """count ≈ X[:, :n_linear] @ coef_, coef_ ≥ 0 (when `positive`), fitted on relative error."""
+    """count ≈ X[:, :n_linear] @ coef_, coef_ ≥ 0 (when `positive`), fitted on relative error.
+
+    loops: the columns (of the first n_linear) given a cost; the others cost nothing (None: all)."""
 
     name = "loop-linear"
 
-    def __init__(self, n_linear: int = 1, positive: bool = True):
+    def __init__(self, n_linear: int = 1, positive: bool = True, loops=None):
         self.n_linear = n_linear
         self.positive = positive
+        self.loops = loops
 
     def fit(self, X, y):
         X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
         y = np.maximum(y, _FLOOR)
-        design = X[:, : self.n_linear]
+        loops = np.arange(self.n_linear) if self.loops is None else np.asarray(self.loops, dtype=np.int64)
+        design = X[:, loops]
         # Columns scaled to unit size so the solver's tolerance means the same for every column.
-        self.scale_ = np.maximum(np.abs(design).max(axis=0), 1.0)
+        scale = np.maximum(np.abs(design).max(axis=0), 1.0)
         # Least squares on relative errors: each row divided by its count.
-        rows, ones = design / self.scale_ / y[:, None], np.ones_like(y)
+        rows, ones = design / scale / y[:, None], np.ones_like(y)
         coef = non_negative_least_squares(rows, ones) if self.positive else np.linalg.lstsq(rows, ones, rcond=None)[0]
-        self.coef_ = coef / self.scale_
+        self.coef_ = np.zeros(self.n_linear)
+        self.coef_[loops] = coef / scale
+        self.scale_ = np.ones(self.n_linear)
+        self.scale_[loops] = scale
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -85,6 +92,8 @@ class LoopCountRegressor(RegressorMixin, BaseEstimator):
         regressor = _unfitted(cls, params)
         if not 0 < regressor.n_linear <= regressor.n_features_in_:
             raise ValueError(f"{regressor.n_linear} linear features of {regressor.n_features_in_}")
+        if regressor.loops is not None and not all(0 <= i < regressor.n_linear for i in regressor.loops):
+            raise ValueError(f"loops {regressor.loops} outside the {regressor.n_linear} linear features")
         regressor.coef_ = stored_array(arrays, "coef", np.float64, (regressor.n_linear,))
         regressor.scale_ = stored_array(arrays, "scale", np.float64, (regressor.n_linear,))
         return regressor

@@ -762,6 +762,27 @@ def test_loop_count_regressor_recovers_costs_per_loop_trip():
     assert regressor.predict(big)[0] == pytest.approx(900 + 370_000 + 6 * 10**8, rel=1e-6)
 
 
+def test_loop_count_regressor_costs_only_the_loops_it_is_given():
+    """A few layers cannot tell many minor loops apart: given only the principal loops, the costs of
+    those are recovered (the minor ones folded in) and the others cost nothing, in a saved model too."""
+    rng = np.random.default_rng(5)
+    X = np.column_stack([np.ones(12), rng.integers(100, 500, 12), rng.integers(0, 3, 12), rng.integers(1, 10**5, 12)])
+    y = X[:, :4] @ np.array([900.0, 37.0, 1.0, 6.0])
+    regressor = LoopCountRegressor(n_linear=4, loops=(0, 1, 3)).fit(X, y)
+    assert regressor.coef_[2] == 0.0
+    np.testing.assert_allclose(regressor.coef_[[0, 1, 3]], [900.0, 37.0, 6.0], rtol=1e-3)
+    restored = LoopCountRegressor.from_state(*json_round_trip(regressor.to_state()))
+    assert restored.loops == [0, 1, 3] and np.array_equal(restored.predict(X), regressor.predict(X))
+    params, arrays = regressor.to_state()
+    with pytest.raises(ValueError, match="outside"):
+        LoopCountRegressor.from_state({**params, "hyperparameters": {**params["hyperparameters"], "loops": [4]}}, arrays)
+
+
+def json_round_trip(state):
+    params, arrays = state
+    return json.loads(json.dumps(params)), arrays
+
+
 def test_macs_baseline_fits_a_line_and_minimises_percentage_error():
     baseline = MacsBaseline().fit([1e3, 1e4, 1e5, 1e6], [2e4, 1.1e5, 1.01e6, 1.0e7])
     assert baseline.intercept_ == pytest.approx(1e4, rel=1e-6) and baseline.slope_ == pytest.approx(10, rel=1e-6)

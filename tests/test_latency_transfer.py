@@ -17,12 +17,12 @@ from hwbench.kernel_paths import fast_paths_for
 from hwbench.results import ResultsDB
 from latency_models.artifact import load_artifact
 from latency_models.dataset import load_dataset
-from latency_models.features import op_kind
+from latency_models.features import KINDS, op_kind
 from latency_models.metrics import accuracy
 from latency_models.model import NEGLIGIBLE_ERROR, LatencyModel
-from latency_models.regressors import CANDIDATES, LoopCountRegressor, ScaledRegressor
+from latency_models.regressors import CANDIDATES, LoopCountRegressor, ScaledRegressor, relative_scale
 from latency_models.training import fit_dataset
-from latency_models.transfer import ONE_FACTOR, PER_LOOP, RIDGES, TransferredLatencyModel
+from latency_models.transfer import ONE_FACTOR, PER_LOOP, PRINCIPAL, RIDGES, TransferredLatencyModel
 from test_latency_models import copy_db, one_error_line, run_cli
 
 PRIOR_BOARD, NEW_BOARD = "mps2-an386", "microbit"
@@ -142,8 +142,8 @@ def test_kinds_with_new_layers_choose_their_factors_by_cross_validation(prior, n
     """A kind in two new models or more chooses by cross-validation among one factor and factors per
     loop, and the from-scratch candidates too when it has the layers and models a from-scratch fit
     needs; a kind in one new model gets one factor. A kind the prior lacks (the micro:bit's reference
-    convolution loops, which the M4 takes only for a few layers) is fitted from scratch: chosen by
-    cross-validation when it can be, else its loops' costs."""
+    convolution loops, which the M4 takes only for a few layers) is fitted from scratch, the
+    from-scratch candidates joining its loops' costs when it has the layers and models they need."""
     train, _ = new_data
     prior_model = load_artifact(prior).model
     # Ten small models hold few layers of each kind (a convolution's kinds are its kernel paths): a
@@ -155,8 +155,8 @@ def test_kinds_with_new_layers_choose_their_factors_by_cross_validation(prior, n
     for kind, report in model.kind_reports_.items():
         scratch = report.layers >= model.min_layers and report.models >= model.cv_folds
         if kind not in prior_model.regressors_:
-            assert list(report.cv_error) == (list(CANDIDATES) if scratch else [])
-            assert scratch or report.chosen == CANDIDATES[0]
+            # (The reference loops have no principal loops of their own: all their loops are principal.)
+            assert list(report.cv_error) == list(CANDIDATES if scratch else CANDIDATES[:1])
             seen.add("not in the prior")
         elif report.models >= 2:
             assert list(report.cv_error) == transfer_candidates + (list(CANDIDATES) if scratch else [])
@@ -169,6 +169,35 @@ def test_kinds_with_new_layers_choose_their_factors_by_cross_validation(prior, n
     assert seen == {"from scratch too", "transfer only", "one model", "not in the prior"}
     assert model.summary()["refitted"] == sorted(k for k, r in model.regressors_.items()
                                                  if not isinstance(r, ScaledRegressor))
+
+
+def test_a_reference_path_prior_transfers_to_a_board_on_the_fast_paths(data):
+    """From the micro:bit (reference loops only) to the M4: the fast paths' kinds, which the prior
+    lacks, choose by cross-validation between the costs of their principal loops and of all their
+    loops; the global factor is fitted on the layers both boards run on the same path (a fast path's
+    count is no multiple of the reference loop's); and ten models beat a fit from scratch on them."""
+    prior_model = LatencyModel(min_layers=5, cv_folds=3, fast_paths=False).fit(*columns(data[NEW_BOARD]))
+    fast = data[PRIOR_BOARD].subset(range(N_MODELS, N_MODELS + N_PRIOR))
+    train, test = fast.subset(range(10)), fast.subset(range(10, N_PRIOR))
+    model = TransferredLatencyModel(prior_model, fast_paths=True).fit(*columns(train))
+    fast_kinds = {kind for kind in model.kind_reports_ if KINDS[kind].principal}
+    assert fast_kinds and not fast_kinds & set(prior_model.regressors_)
+    for kind in fast_kinds:
+        report = model.kind_reports_[kind]
+        assert list(report.cv_error)[:2] == [PRINCIPAL, CANDIDATES[0]]
+        if report.chosen == PRINCIPAL:
+            minor = [i for i in range(KINDS[kind].n_linear) if i not in KINDS[kind].principal_loops]
+            assert not model.regressors_[kind].coef_[minor].any()
+    same_path = [(prior_model.predict_layers(g)[i], c[i]) for g, c in zip(train.graphs, train.layer_counts)
+                 for i, op in enumerate(g.ops) if op_kind(g, op, fast=False) == op_kind(g, op, fast=True)]
+    assert model.scale_ == pytest.approx(relative_scale(*zip(*same_path)))
+    learned = accuracy(test.totals, model.predict_many(test.graphs))
+    scratch = accuracy(test.totals, LatencyModel().fit(*columns(train)).predict_many(test.graphs))
+    assert learned["mape"] < scratch["mape"] and learned["within_10"] > scratch["within_10"]
+
+
+def columns(dataset):
+    return dataset.graphs, dataset.totals, dataset.layer_counts
 
 
 def test_factors_per_loop_recover_how_each_loops_cost_changed():
