@@ -57,20 +57,27 @@ _ACTIVATION_CODES = {None: 0, "NONE": 0, "RELU": 1, "RELU6": 2, "RELU_N1_TO_1": 
 @dataclass(frozen=True)
 class KindFeatures:
     """The features of one operator kind: column names, how many leading ones are trip counts, the
-    function computing them for one op, and its principal loops: those that carry most of its count,
+    function computing them for one op; its principal loops: those that carry most of its count,
     which the layers of a few models can fix when its many minor loops cannot be told apart (empty:
-    every loop)."""
+    every loop); and its float loops, whose bodies do float32 arithmetic (a library call each on a
+    core without an FPU, so their cost changes between cores apart from the integer loops')."""
 
     kind: str
     names: tuple[str, ...]
     n_linear: int
     compute: Callable[[Graph, Op], list[float]]
     principal: tuple[str, ...] = ()
+    floats: tuple[str, ...] = ()
 
     @property
     def principal_loops(self) -> tuple[int, ...]:
         """The principal loops' column indices."""
         return tuple(self.names.index(name) for name in self.principal)
+
+    @property
+    def float_loops(self) -> np.ndarray:
+        """Per loop column, whether it is a float loop."""
+        return np.isin(self.names[: self.n_linear], self.floats)
 
 
 def _activation(op: Op) -> float:
@@ -589,10 +596,10 @@ _SHIFT_PATHS = ("shift_minus_one", "shift_nonnegative")  # requantizations off t
 _BROADCAST = ("elements", "broadcast", "broadcast_rows", "broadcast_elements")
 
 
-def _kind(kind: str, loops: tuple[str, ...], parameters: tuple[str, ...], compute,
-          principal: tuple[str, ...] = ()) -> KindFeatures:
-    assert set(principal) <= {"one", *loops}, f"{kind}: principal loops {principal} not among its loops"
-    return KindFeatures(kind, ("one", *loops, *parameters), 1 + len(loops), compute, principal)
+def _kind(kind: str, loops: tuple[str, ...], parameters: tuple[str, ...], compute, principal: tuple[str, ...] = (),
+          floats: tuple[str, ...] = ()) -> KindFeatures:
+    assert set(principal) | set(floats) <= {"one", *loops}, f"{kind}: {principal}, {floats} not among its loops"
+    return KindFeatures(kind, ("one", *loops, *parameters), 1 + len(loops), compute, principal, floats)
 
 
 # The fast paths' principal loops (a board on the reference paths has no regressor for them, so a
@@ -638,13 +645,15 @@ _KINDS = (
     _kind("TRANSPOSE", ("outer_rows", "rows", "gathered", *COPY), ("elements", "rank"), _transpose),
     _kind("CONCATENATION", ("inputs", "input_dims", "outer", *COPY), ("elements", "axis_from_end"), _concatenation),
     _kind("RESIZE_NEAREST_NEIGHBOR", ("rows", "pixels", "aligned_scale", "rounding_checks", "half_pixel_clamps",
-                                      *COPY), ("depth", "input_pixels", "output_pixels"), _resize_nearest),
+                                      *COPY), ("depth", "input_pixels", "output_pixels"), _resize_nearest,
+          floats=("rows", "pixels", "aligned_scale", "rounding_checks", "half_pixel_clamps")),
     _kind("LOGISTIC", ("elements",), (), _lookup),
     _kind("RELU", ("elements", "right_shifted", "below_zero_point"), _QUANT, _requantize),
     _kind("LEAKY_RELU", ("elements", "below_zero_point", "right_shifted"), (*_QUANT, "alpha"), _leaky_relu),
     _kind("HARD_SWISH", ("elements", "left_shifted", "right_shifted"), _QUANT, _hard_swish),
-    _kind("QUANTIZE", ("from_float", "from_int8", "right_shifted", "below_zero_point"), _QUANT, _quantize),
-    _kind("DEQUANTIZE", ("elements",), ("input_zero_point",), _dequantize),
+    _kind("QUANTIZE", ("from_float", "from_int8", "right_shifted", "below_zero_point"), _QUANT, _quantize,
+          floats=("from_float",)),
+    _kind("DEQUANTIZE", ("elements",), ("input_zero_point",), _dequantize, floats=("elements",)),
     _kind(GENERIC, ("input_elements", "output_elements", "macs"), ("constant_bytes", "inputs"), _generic),
 )
 # Kinds whose kernels share another kind's loop structure: the same features, a regressor of their own.

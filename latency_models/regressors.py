@@ -197,7 +197,7 @@ class ScaledRegressor(RegressorMixin, BaseEstimator):
     non-negative factor, pulled toward that one factor (a factor's squared deviation from it costs
     `ridge` times a layer's squared relative error). A loop the training layers never run (a float
     input's conversion, say, when they all took int8) says nothing of its cost here: it takes
-    `unseen` (None: the one factor too)."""
+    `unseen` (None: the one factor too; a list: a factor per loop)."""
 
     name = "scaled-prior"
 
@@ -207,9 +207,9 @@ class ScaledRegressor(RegressorMixin, BaseEstimator):
         self.unseen = unseen
 
     @classmethod
-    def fixed(cls, prior: BaseEstimator, scale: float) -> "ScaledRegressor":
-        """Fitted without data: the prior's prediction times `scale`."""
-        return cls(prior)._with(np.array([float(scale)]))
+    def fixed(cls, prior: BaseEstimator, scale) -> "ScaledRegressor":
+        """Fitted without data: the prior's prediction times `scale` (one factor, or one per loop)."""
+        return cls(prior)._with(np.atleast_1d(np.asarray(scale, dtype=np.float64)))
 
     def fit(self, X, y):
         terms, multiplier = self.prior.loop_terms(np.asarray(X, dtype=np.float64))

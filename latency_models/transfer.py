@@ -44,7 +44,7 @@ from hwbench.errors import HwbenchError
 from hwbench.graph import Graph
 from latency_models.features import GENERIC, KINDS
 from latency_models.model import KindReport, LatencyModel, fitted_overhead, layer_rows
-from latency_models.regressors import CANDIDATES, LoopCountRegressor, ScaledRegressor, relative_scale
+from latency_models.regressors import CANDIDATES, LoopCountRegressor, ScaledRegressor
 
 # How a kind's report names the candidates.
 ONE_FACTOR, PER_LOOP, PRINCIPAL = "scaled-prior", "loop-scaled-prior", "loop-linear (principal loops)"
@@ -77,6 +77,7 @@ class TransferredLatencyModel(LatencyModel):
             raise ValueError("graphs, totals and layer_counts must have one entry per model, and at least one")
         rows, n_ops, layer_sums = layer_rows(graphs, totals, layer_counts, self.fast_paths)
         self.scale_ = self._global_scale(graphs, layer_counts)
+        self.float_scale_ = self._float_scale(rows)
         self.regressors_ = {GENERIC: ScaledRegressor.fixed(prior.regressors_[GENERIC], self.scale_)}
         self.kind_reports_: dict[str, KindReport] = {}
         for kind in sorted((set(prior.regressors_) | set(rows)) - {GENERIC}):
@@ -90,9 +91,13 @@ class TransferredLatencyModel(LatencyModel):
         return self
 
     def _global_scale(self, graphs: Sequence[Graph], layer_counts) -> float:
-        """One factor from the prior's counts to the new board's, fitted on the new layers that run the
-        kernel path the prior's board runs (a fast path's count is no multiple of the reference loop's:
-        0.13 to 1.2 times it for im2col, from the M3 to the M4), on every layer when none does."""
+        """One factor from the prior's counts to the new board's: the median ratio of the new layers'
+        counts to the prior's predictions, over the layers that run the kernel path the prior's board
+        runs (a fast path's count is no multiple of the reference loop's: 0.13 to 1.2 times it for
+        im2col, from the M3 to the M4), over every layer when none does. The median, because a few
+        kinds scale apart from the rest (from the M3 to the M7 nearly every kind's count stays
+        within 5%, QUANTIZE from float and DEQUANTIZE, soft float on the M3, drop to a tenth), and
+        the kinds without new layers that take this factor are more likely the rest."""
         predicted, measured, same_path = [], [], []
         for graph, counts in zip(graphs, layer_counts):
             predicted.append(self.prior.predict_layers(graph))
@@ -101,14 +106,43 @@ class TransferredLatencyModel(LatencyModel):
         predicted, measured, same_path = map(np.concatenate, (predicted, measured, same_path))
         if not same_path.any():
             same_path[:] = True
-        return relative_scale(predicted[same_path], measured[same_path])
+        return float(np.median(np.maximum(measured[same_path], 1.0) / np.maximum(predicted[same_path], 1.0)))
+
+    def _float_scale(self, rows: dict) -> float:
+        """The factor of float loops (features.py): the median ratio of the new layers' counts to the
+        prior's predictions over the layers whose predicted count is mostly float loops (a QUANTIZE
+        from float, a DEQUANTIZE, a RESIZE_NEAREST_NEIGHBOR of few channels); the global factor when
+        there are none. From the M4 to the M0, whose float arithmetic is library calls, it is about
+        10 where the global one is about 1.6."""
+        ratios = []
+        for kind, (X, y, *_) in rows.items():
+            prior, floats = self.prior.regressors_.get(kind), KINDS[kind].float_loops
+            if prior is None or not floats.any():
+                continue
+            terms, multiplier = prior.loop_terms(X)
+            if terms.shape[1] != len(floats):  # a regressor without loops to tell apart
+                continue
+            predicted = terms.sum(axis=1)
+            mostly = terms[:, floats].sum(axis=1) > predicted / 2
+            ratios.append(np.maximum(y[mostly], 1.0) / np.maximum(predicted[mostly] * multiplier[mostly], 1.0))
+        ratios = np.concatenate(ratios) if ratios else np.empty(0)
+        return float(np.median(ratios)) if ratios.size else self.scale_
+
+    def _unseen(self, kind: str, prior) -> float | list[float]:
+        """The factor of each of the prior regressor's loops that no new layer of `kind` runs: the
+        float factor for a float loop, the global one for the others."""
+        floats = KINDS[kind].float_loops
+        loops = prior.loop_terms(np.zeros((1, prior.n_features_in_)))[0].shape[1]
+        if not floats.any() or loops != len(floats):
+            return self.scale_
+        return np.where(floats, self.float_scale_, self.scale_).tolist()
 
     def _fit_kind(self, kind: str, rows):
         """(report, regressor) of one kind from its new layers `rows` (None: it has none), or None when
         neither the prior nor the new layers can give it a regressor of its own."""
         prior = self.prior.regressors_.get(kind)
         if rows is None:
-            return KindReport(kind, 0, 0, ONE_FACTOR, {}), ScaledRegressor.fixed(prior, self.scale_)
+            return KindReport(kind, 0, 0, ONE_FACTOR, {}), ScaledRegressor.fixed(prior, self._unseen(kind, prior))
         X, y, groups, model_totals = rows
         one_model = len(np.unique(groups)) < 2  # nothing to cross-validate with
         if prior is None:
@@ -116,8 +150,9 @@ class TransferredLatencyModel(LatencyModel):
                 return None
             candidates = self._loop_costs(kind)
         else:
-            candidates = {ONE_FACTOR: partial(ScaledRegressor, prior, unseen=self.scale_),
-                          **{f"{PER_LOOP} (ridge {ridge:g})": partial(ScaledRegressor, prior, ridge, self.scale_)
+            unseen = self._unseen(kind, prior)
+            candidates = {ONE_FACTOR: partial(ScaledRegressor, prior, unseen=unseen),
+                          **{f"{PER_LOOP} (ridge {ridge:g})": partial(ScaledRegressor, prior, ridge, unseen)
                              for ridge in self.ridges}}
             if one_model:
                 return KindReport(kind, len(y), 1, ONE_FACTOR, {}), candidates[ONE_FACTOR]().fit(X, y)
