@@ -443,7 +443,8 @@ def fit(
         factors = ", ".join(f"{kind} ×{f[0]:.3f}" if len(f) == 1 else f"{kind} ×{min(f):.2f}…{max(f):.2f} per loop"
                             for kind, f in transfer["factors"].items())
         out.print(f"transferred from {prior} ({start.board}, {start.metadata['n_models']} models): {factors} "
-                  f"(×{transfer['global_scale']:.3f} for kinds without new layers)"
+                  f"(×{transfer['global_scale']:.3f} for loops without new layers, "
+                  f"×{transfer['float_scale']:.3f} for float loops)"
                   + (f"; refitted from scratch: {', '.join(transfer['refitted'])}" if transfer["refitted"] else "")
                   + ("" if transfer["overhead_refitted"] else "; overhead: the prior's, scaled"), soft_wrap=True)
     a, b = model.overhead_

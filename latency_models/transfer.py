@@ -17,9 +17,12 @@ the new measurements support (ScaledRegressor):
   the first, the most constrained;
 - a kind with new layers in one model: one factor, fitted on them;
 - a loop that no new layer runs (e.g. a QUANTIZE's float input path, when the new layers all took
-  int8: on a core without an FPU the two paths scale very differently) takes the global factor;
-- a kind the prior has but the new models lack: the prior's regressor times the global factor (one
-  factor fitted on every new layer against the prior's prediction of it); the GENERIC fallback too;
+  int8) takes the global factor: the median ratio of the new layers' counts to the prior's
+  predictions, over the layers that run the kernel path the prior's board runs; a float loop
+  (features.py) takes the float factor, the same median over the new layers that are mostly float
+  loops (on a core without an FPU float arithmetic is library calls: it scales apart);
+- a kind the prior has but the new models lack: the prior's regressor with those factors; the
+  GENERIC fallback times the global factor;
 - a kind the new models have but the prior lacks (a kernel path the prior's board does not take:
   the reference loops on an M0 or M3, the fast paths on a core with the DSP extension), in two
   models or more: grouped cross-validation chooses among the costs of its principal loops, of all
@@ -173,12 +176,12 @@ class TransferredLatencyModel(LatencyModel):
                 **every_loop}
 
     def summary(self) -> dict:
-        """What was fitted of the prior: the global factor (kinds without new layers, GENERIC), per
-        kind the factors applied to the prior's regressor (one, or one per loop), the kinds refitted
-        from scratch, and whether the overhead was refitted."""
+        """What was fitted of the prior: the global and float factors (loops without new layers,
+        GENERIC), per kind the factors applied to the prior's regressor (one, or one per loop), the
+        kinds refitted from scratch, and whether the overhead was refitted."""
         self._check_fitted()
         scaled = {kind: r.factors_.tolist() for kind, r in self.regressors_.items() if isinstance(r, ScaledRegressor)}
-        return {"global_scale": self.scale_, "factors": scaled,
+        return {"global_scale": self.scale_, "float_scale": self.float_scale_, "factors": scaled,
                 "refitted": sorted(kind for kind in self.regressors_ if kind not in scaled),
                 "overhead_refitted": self.overhead_refitted_}
 
