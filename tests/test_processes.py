@@ -40,7 +40,7 @@ def _family(pid_file: Path) -> str:
 
 
 def _group_of(pid_file: Path) -> int:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a shell may take seconds to start on a loaded machine
     while time.monotonic() < deadline:
         if pid_file.exists() and pid_file.read_text().strip():
             return int(pid_file.read_text())
