@@ -28,8 +28,16 @@ HWBENCH = [sys.executable, "-m", "hwbench.cli"]
 
 
 def _hwbench(*args: str, runs: Path, **popen) -> subprocess.Popen:
-    """`hwbench ARGS` in a new process whose emulators put their run files under `runs`."""
-    return subprocess.Popen([*HWBENCH, *args], env={**os.environ, "TMPDIR": str(runs)}, text=True, **popen)
+    """`hwbench ARGS` in a new process whose emulators put their run files under `runs`, with the
+    signals' default actions (a test run under nohup, or in the background of a shell without job
+    control, would have it inherit SIGHUP or SIGINT ignored)."""
+    return subprocess.Popen([*HWBENCH, *args], env={**os.environ, "TMPDIR": str(runs)}, text=True,
+                            preexec_fn=_default_signals, **popen)
+
+
+def _default_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 class _FailingFirstAttempts(threading.Thread):

@@ -88,11 +88,16 @@ def test_an_exception_while_waiting_kills_the_group(tmp_path):
     """Ctrl-C (SIGINT to the main thread, so KeyboardInterrupt) while it waits for a child."""
     pid_file = tmp_path / "pid"
     ctrl_c = lambda: (_group_of(pid_file), signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))  # noqa: E731
+    # Python's own Ctrl-C handler, even when the tests run with SIGINT ignored (under nohup, say).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.0, ctrl_c)
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        Processes().run(["sh", "-c", _family(pid_file)], timeout=300, output_limit=1000)
-    timer.join()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Processes().run(["sh", "-c", _family(pid_file)], timeout=300, output_limit=1000)
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
     assert _group_members(_group_of(pid_file)) == []
     assert os.getpgrp() != _group_of(pid_file)  # it had a group of its own
 
