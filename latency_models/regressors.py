@@ -70,8 +70,6 @@ class LoopCountRegressor(RegressorMixin, BaseEstimator):
         coef = non_negative_least_squares(rows, ones) if self.positive else np.linalg.lstsq(rows, ones, rcond=None)[0]
         self.coef_ = np.zeros(self.n_linear)
         self.coef_[loops] = coef / scale
-        self.scale_ = np.ones(self.n_linear)
-        self.scale_[loops] = scale
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -85,7 +83,7 @@ class LoopCountRegressor(RegressorMixin, BaseEstimator):
         return X[:, : self.n_linear] * self.coef_, np.ones(len(X))
 
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        return _params(self), {"coef": self.coef_, "scale": self.scale_}
+        return _params(self), {"coef": self.coef_}
 
     @classmethod
     def from_state(cls, params: dict, arrays) -> "LoopCountRegressor":
@@ -95,7 +93,6 @@ class LoopCountRegressor(RegressorMixin, BaseEstimator):
         if regressor.loops is not None and not all(0 <= i < regressor.n_linear for i in regressor.loops):
             raise ValueError(f"loops {regressor.loops} outside the {regressor.n_linear} linear features")
         regressor.coef_ = stored_array(arrays, "coef", np.float64, (regressor.n_linear,))
-        regressor.scale_ = stored_array(arrays, "scale", np.float64, (regressor.n_linear,))
         return regressor
 
 
@@ -263,6 +260,13 @@ def relative_scale(predicted, measured) -> float:
     ratio = np.maximum(np.asarray(predicted, dtype=np.float64), _FLOOR) / np.maximum(
         np.asarray(measured, dtype=np.float64), _FLOOR)
     return float(ratio.sum() / (ratio**2).sum())
+
+
+def median_ratio(predicted, measured) -> float:
+    """The median of measured / predicted (both clipped to one instruction): a factor that the few
+    layers scaling apart from the rest do not move."""
+    return float(np.median(np.maximum(np.asarray(measured, dtype=np.float64), _FLOOR)
+                           / np.maximum(np.asarray(predicted, dtype=np.float64), _FLOOR)))
 
 
 class CompiledTrees:

@@ -48,7 +48,7 @@ from hwbench.errors import HwbenchError
 from hwbench.graph import Graph
 from latency_models.features import GENERIC, KINDS
 from latency_models.model import KindReport, LatencyModel, fitted_overhead, layer_rows
-from latency_models.regressors import CANDIDATES, LoopCountRegressor, ScaledRegressor
+from latency_models.regressors import CANDIDATES, LoopCountRegressor, ScaledRegressor, median_ratio
 
 # How a kind's report names the candidates.
 ONE_FACTOR, PER_LOOP, PRINCIPAL = "scaled-prior", "loop-scaled-prior", "loop-linear (principal loops)"
@@ -110,7 +110,7 @@ class TransferredLatencyModel(LatencyModel):
         predicted, measured, same_path = map(np.concatenate, (predicted, measured, same_path))
         if not same_path.any():
             same_path[:] = True
-        return float(np.median(np.maximum(measured[same_path], 1.0) / np.maximum(predicted[same_path], 1.0)))
+        return median_ratio(predicted[same_path], measured[same_path])
 
     def _float_scale(self, rows: dict) -> float:
         """The factor of float loops (features.py): the median ratio of the new layers' counts to the
@@ -118,7 +118,7 @@ class TransferredLatencyModel(LatencyModel):
         from float, a DEQUANTIZE, a RESIZE_NEAREST_NEIGHBOR of few channels); the global factor when
         there are none. From the M4 to the M0, whose float arithmetic is library calls, it is about
         10 where the global one is about 1.6."""
-        ratios = []
+        predicted, measured = [], []
         for kind, (X, y, *_) in rows.items():
             prior, floats = self.prior.regressors_.get(kind), KINDS[kind].float_loops
             if prior is None or not floats.any():
@@ -126,11 +126,12 @@ class TransferredLatencyModel(LatencyModel):
             terms, multiplier = prior.loop_terms(X)
             if terms.shape[1] != len(floats):  # a regressor without loops to tell apart
                 continue
-            predicted = terms.sum(axis=1)
-            mostly = terms[:, floats].sum(axis=1) > predicted / 2
-            ratios.append(np.maximum(y[mostly], 1.0) / np.maximum(predicted[mostly] * multiplier[mostly], 1.0))
-        ratios = np.concatenate(ratios) if ratios else np.empty(0)
-        return float(np.median(ratios)) if ratios.size else self.scale_
+            mostly = terms[:, floats].sum(axis=1) > terms.sum(axis=1) / 2
+            predicted.append(terms[mostly].sum(axis=1) * multiplier[mostly])
+            measured.append(y[mostly])
+        if not predicted or not np.concatenate(predicted).size:
+            return self.scale_
+        return median_ratio(np.concatenate(predicted), np.concatenate(measured))
 
     def _unseen(self, kind: str, prior) -> float | list[float]:
         """The factor of each of the prior regressor's loops that no new layer of `kind` runs: the
