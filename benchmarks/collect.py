@@ -22,7 +22,7 @@ from hwbench.boards import get_board, list_boards
 from hwbench.generate import bounds_for, generate_models
 from hwbench.results import ResultsDB
 from firmware_runner.backends.qemu import QemuBackend
-from firmware_runner.collect import collect, measure
+from firmware_runner.collect import RunsOn, collect, measure
 from firmware_runner.firmware.build import build_firmware
 
 MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
@@ -43,7 +43,7 @@ def main() -> None:
     speed = {}
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"
-        generate_models(args.count, 31, models, jobs=2, bounds=bounds_for(board=board))
+        generate_models(args.count, 31, models, jobs=2, bounds=bounds_for(board=board), check=RunsOn(board))
         files = sorted(models.glob("*.tflite"))
         for jobs in (1, 2):
             start = time.perf_counter()

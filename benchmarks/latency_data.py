@@ -5,7 +5,9 @@ folder (`--data`), so what one collected the other reuses.
 
 Models are generated within the board's bounds (`hwbench.generate.bounds_for(board=...)`): boards
 whose memory tightens the default bounds (microbit: 8 KiB of activations) get a population of their
-own, `models-seed101-peak8192`; the others share `models-seed101`. What is already in the results
+own, which only has models that run there (the check `collect --board` generates with: the decoded
+op table fits beside the arena), `models-seed101-peak8192-microbit`; the others share
+`models-seed101`. What is already in the results
 DBs under the current firmware is reused: a rerun only collects what is missing.
 """
 
@@ -36,24 +38,31 @@ class BoardData:
     extra: Dataset  # the `extra_files` measured too (MLPerf Tiny, ...); empty when none
 
 
-def models_folder(data: Path, seed: int, bounds: Bounds) -> Path:
-    """Where the models of `seed` within `bounds` live: one folder per population."""
+def models_folder(data: Path, seed: int, bounds: Bounds, board: Board | None) -> Path:
+    """Where the models of `seed` within `bounds` (that run on `board`, if given) live: one folder
+    per population."""
     default = Bounds()
     tightened = [f"{what}{mine}" for what, mine, usual in (
         ("macs", bounds.max_macs, default.max_macs), ("weights", bounds.max_weight_bytes, default.max_weight_bytes),
         ("peak", bounds.max_peak_bytes, default.max_peak_bytes)) if mine != usual]
-    return data / "-".join([f"models-seed{seed}", *tightened])
+    return data / "-".join([f"models-seed{seed}", *tightened, *([board.name] if board else [])])
 
 
-def model_files(folder: Path, count: int, seed: int, bounds: Bounds, jobs: int) -> list[Path]:
-    """The first `count` generated models of `seed` in `folder`, generating them when missing (the
-    same seed and bounds give the same files)."""
+def model_files(data: Path, count: int, seed: int, board: Board, jobs: int) -> list[Path]:
+    """The first `count` models of `seed` for `board`, generated when missing (the same seed and
+    board give the same files): the shared population within the default bounds or, for a board
+    whose memory tightens them, its own, of models that run there (as `collect --board` generates)."""
+    bounds = bounds_for(board=board)
+    own = board if bounds != Bounds() else None
+    folder = models_folder(data, seed, bounds, own)
     files = sorted(folder.glob("*.tflite"))
     if len(files) < count:
+        from firmware_runner.collect import RunsOn
         from hwbench.generate import generate_models
 
-        log(f"generating {count} models (seed {seed}, {bounds}) in {folder}")
-        generate_models(count, seed, folder, jobs=jobs, bounds=bounds)
+        check = RunsOn(own) if own else None
+        log(f"generating {count} models (seed {seed}, {bounds}{f', {check.name}' if check else ''}) in {folder}")
+        generate_models(count, seed, folder, jobs=jobs, bounds=bounds, check=check)
         files = sorted(folder.glob("*.tflite"))
     return files[:count]
 
@@ -80,9 +89,8 @@ def board_data(board: Board, data: Path, n_train: int, n_test: int, train_seed: 
                jobs: int = 2, collect: bool = True, extra_files: Sequence[Path] = ()) -> BoardData:
     """The board's training, held-out and extra models, measured (unless `collect` is false: then
     the DBs as they are, under the training DB's latest runtime) and loaded under one runtime."""
-    bounds = bounds_for(board=board)
-    train_files = model_files(models_folder(data, train_seed, bounds), n_train, train_seed, bounds, jobs)
-    test_files = model_files(models_folder(data, test_seed, bounds), n_test, test_seed, bounds, jobs)
+    train_files = model_files(data, n_train, train_seed, board, jobs)
+    test_files = model_files(data, n_test, test_seed, board, jobs)
     tag = board.name.removeprefix("mps2-")
     train_db, test_db, extra_db = data / f"lat-{tag}.db", data / f"lat-{tag}-test.db", data / "checks.db"
     if not collect:

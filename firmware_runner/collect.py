@@ -17,17 +17,19 @@ import hashlib
 import statistics
 import struct
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from hwbench.boards import Board
 from hwbench.costs import graph_cost
 from hwbench.errors import HwbenchError
+from hwbench.graph import Graph
 from hwbench.results import LayerCount, Measurement, ResultsDB
 from hwbench.tflite_reader import parse_tflite
 from firmware_runner.backends import Backend, BoardRun, backend_for
 from firmware_runner.firmware.build import RUN_HEADER_SIZE, Firmware, build_firmware
-from firmware_runner.compiler.plan import compile_plan
+from firmware_runner.compiler.plan import Plan, compile_plan
 from firmware_runner.firmware.protocol import PROTOCOL_VERSION, BoardReport, input_values, parse_output
 from firmware_runner.runtime.reference import reference_run
 
@@ -67,6 +69,42 @@ def measure(path: Path, board: Board, firmware: Firmware, backend: Backend, repe
         return Measurement(**base, status="failed", reason=f"{type(e).__name__}: {e}")
 
 
+def fit_problem(plan: Plan, firmware: Firmware) -> str | None:
+    """Why a compiled plan does not fit the board beside its firmware, or None when it does."""
+    blob = plan.blob
+    table = firmware.table_size(blob)  # the runtime decodes the plan into it, before the arena
+    if table + plan.arena_size > firmware.arena_capacity:
+        return (f"memory {table + plan.arena_size:,} B (decoded op table {table:,} B + arena {plan.arena_size:,} B) "
+                f"does not fit the {firmware.arena_capacity:,} B of SRAM left beside the firmware")
+    if firmware.flash_used + RUN_HEADER_SIZE + len(blob) > firmware.flash_limit:
+        return (f"plan {len(blob):,} B and firmware {firmware.flash_used:,} B do not fit "
+                f"{firmware.flash_limit:,} B of flash")
+    return None
+
+
+@dataclass(frozen=True)
+class RunsOn:
+    """The check of a model generated for a board (hwbench.generate's `check`): why collect would
+    skip it there (the hwbench runtime cannot compile it, or it does not fit beside the firmware),
+    None when it would run. `limits`: as build_firmware's."""
+
+    board: Board
+    limits: Board | None = None
+
+    @property
+    def name(self) -> str:
+        """What a population's manifest records of the check."""
+        return f"runs on {self.board.name}" + (f" within {self.limits.name}'s memory" if self.limits else "")
+
+    def __call__(self, graph: Graph) -> str | None:
+        firmware = build_firmware(self.board, self.limits)
+        try:
+            plan = compile_plan(graph, fast=firmware.fast_paths)
+        except HwbenchError as e:
+            return str(e)
+        return fit_problem(plan, firmware)
+
+
 def _measure(data: bytes, base: dict, firmware: Firmware, backend: Backend, repeats: int,
              timeout: float | None, fast: bool) -> Measurement:
     """`measure` without its safety net; fills `base` as it learns the model's sizes, so that a
@@ -80,14 +118,9 @@ def _measure(data: bytes, base: dict, firmware: Firmware, backend: Backend, repe
         return Measurement(**base, status="skipped", reason=str(e))
     blob = plan.blob
     base.update(arena_bytes=plan.arena_size, plan_bytes=len(blob))
-    table = firmware.table_size(blob)  # the runtime decodes the plan into it, before the arena
-    if table + plan.arena_size > firmware.arena_capacity:
-        return Measurement(**base, status="skipped", reason=f"memory {table + plan.arena_size:,} B (decoded op "
-                           f"table {table:,} B + arena {plan.arena_size:,} B) does not fit the "
-                           f"{firmware.arena_capacity:,} B of SRAM left beside the firmware")
-    if firmware.flash_used + RUN_HEADER_SIZE + len(blob) > firmware.flash_limit:
-        return Measurement(**base, status="skipped", reason=f"plan {len(blob):,} B and firmware "
-                           f"{firmware.flash_used:,} B do not fit {firmware.flash_limit:,} B of flash")
+    problem = fit_problem(plan, firmware)
+    if problem:
+        return Measurement(**base, status="skipped", reason=problem)
     seed = input_seed(base["sha256"])
     limit = timeout if timeout is not None else default_timeout(cost.macs, repeats)
     run = backend.run(firmware, run_image(blob, seed, repeats), limit)

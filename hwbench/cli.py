@@ -127,16 +127,18 @@ def generate(
     max_macs: Annotated[Optional[int], typer.Option(min=1, help="Upper bound on a model's MACs.")] = None,
     max_weight_bytes: Annotated[Optional[int], typer.Option(min=1, help="Upper bound on weight bytes.")] = None,
     max_peak_bytes: Annotated[Optional[int], typer.Option(min=1, help="Upper bound on live activation bytes.")] = None,
-    board: Annotated[Optional[str], typer.Option(help="Also keep models within this board's flash and SRAM.")] = None,
+    board: Annotated[Optional[str], typer.Option(
+        help="Keep models within this board's flash and SRAM: only models that run there.")] = None,
 ) -> None:
     """Generate random small full-int8 .tflite models and a manifest."""
     from hwbench.generate import bounds_for
 
+    target = _board(board) if board else None
     bounds = bounds_for(max_macs=max_macs, max_weight_bytes=max_weight_bytes, max_peak_bytes=max_peak_bytes,
-                        board=_board(board) if board else None)
+                        board=target)
     if settings.verbose:
         err.print(f"bounds: {bounds}")
-    entries = _generate(count, seed, out_dir, jobs, bounds)
+    entries = _generate(count, seed, out_dir, jobs, bounds, _runs_on(target) if target else None)
     macs = [e["macs"] for e in entries]
     out.print(f"{len(entries)} models in {out_dir} (manifest {out_dir / 'manifest.jsonl'}); "
               f"MACs {min(macs):,} … {max(macs):,}")
@@ -201,7 +203,7 @@ def collect(
         from hwbench.generate import bounds_for
 
         models = db.parent / f"models-seed{seed}"
-        entries = _generate(count, seed, models, jobs, bounds_for(board=limits or target))
+        entries = _generate(count, seed, models, jobs, bounds_for(board=limits or target), _runs_on(target, limits))
         files = [models / e["file"] for e in entries]
     else:
         files = model_files(models)
@@ -495,12 +497,20 @@ def predict(
                   f"(arena {r['arena_bytes']:,} B)" + (" — * generic fallback" if r["fallback_ops"] else ""))
 
 
-def _generate(count: int, seed: int, out_dir: Path, jobs: int, bounds) -> list[dict]:
+def _generate(count: int, seed: int, out_dir: Path, jobs: int, bounds, check=None) -> list[dict]:
     from hwbench.generate import generate_models
 
     with _progress() as progress:
         task = progress.add_task("generating", total=count)
-        return generate_models(count, seed, out_dir, jobs=jobs, bounds=bounds, progress=lambda e: progress.advance(task))
+        return generate_models(count, seed, out_dir, jobs=jobs, bounds=bounds, check=check,
+                               progress=lambda e: progress.advance(task))
+
+
+def _runs_on(board, limits=None):
+    """The check of models generated for `board`: that they run there, as collect would run them."""
+    from firmware_runner.collect import RunsOn
+
+    return RunsOn(board, limits)
 
 
 @app.command()

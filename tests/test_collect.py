@@ -23,6 +23,7 @@ from hwbench.graph import KNOWN_OPS
 from hwbench.results import ResultsDB
 from firmware_runner.backends.qemu import MAX_OUTPUT, QemuBackend
 from firmware_runner.collect import collect, measure, run_image
+from hwbench.generate import generate_models
 from firmware_runner.firmware.build import build_firmware
 from firmware_runner.compiler.plan import compile_plan
 from firmware_runner.firmware.protocol import parse_output
@@ -330,3 +331,30 @@ def test_collect_count_reruns_rebuild_nothing_and_collect_only_the_manifests_mod
     report = json.loads(out)
     assert code == 0 and (report["models"], report["run_now"], report["already_in"]) == (2, 0, 2), err
     assert {p: p.stat().st_mtime_ns for p in built} == built  # not rebuilt
+
+
+def test_collect_count_generates_only_models_that_run_within_the_boards_memory(tmp_path, capsys):
+    """Within a small board's bounds (activations in half its SRAM), some models' decoded op table and
+    arena together do not fit the SRAM its firmware leaves: `collect --count` draws those again, so
+    every model it generates runs, and its manifest names the check."""
+    from hwbench.generate import bounds_for
+    from hwbench.tflite_reader import read_tflite
+    from firmware_runner.collect import RunsOn
+
+    small = tmp_path / "small.toml"
+    small.write_text((Path(__file__).parents[1] / "boards" / "nucleo-f411re.toml").read_text()
+                     .replace('name = "nucleo-f411re"', 'name = "small"').replace('size = "128 KiB"', 'size = "8 KiB"'))
+    board, limits = get_board("mps2-an386"), get_board(str(small))
+    check = RunsOn(board, limits)
+    unchecked = generate_models(6, seed=5, out_dir=tmp_path / "unchecked", bounds=bounds_for(board=limits))
+    problems = [check(read_tflite(tmp_path / "unchecked" / e["file"])) for e in unchecked]
+    assert any(p and "does not fit" in p for p in problems)  # the bounds alone let them through
+    code, out, err = run_cli(capsys, "collect", "--board", board.name, "--memory-of", str(small), "--count", "6",
+                             "--seed", "5", "--db", str(tmp_path / "r.db"), "--repeats", "1", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["run_now"] == 6, err
+    assert [(m["status"], m["verified"]) for m in report["measurements"]] == [("measured", True)] * 6
+    manifest = [json.loads(line) for line in (tmp_path / "models-seed5" / "manifest.jsonl").read_text().splitlines()]
+    assert {e["check"] for e in manifest} == {"runs on mps2-an386 within small's memory"}
+    kept = {e["sha256"] for e in unchecked if not problems[e["index"]]}
+    assert kept <= {e["sha256"] for e in manifest}  # a model that runs is the one the bounds alone give

@@ -242,8 +242,8 @@ def test_a_rerun_keeps_the_models_its_manifest_lists_and_builds_only_the_rest(ge
     (tmp_path / entries[1]["file"]).write_bytes(b"damaged")  # its sha256 no longer matches: built again
     built = []
     make_model = generate.make_model
-    monkeypatch.setattr(generate, "make_model", lambda seed, index, bounds: built.append(index) or
-                        make_model(seed, index, bounds))
+    monkeypatch.setattr(generate, "make_model", lambda seed, index, bounds, check: built.append(index) or
+                        make_model(seed, index, bounds, check))
     again = generate_models(4, seed=11, out_dir=tmp_path)
     assert built == [1, 3]
     assert [e["sha256"] for e in again[:3]] == [e["sha256"] for e in entries[:3]]
@@ -253,3 +253,15 @@ def test_a_rerun_keeps_the_models_its_manifest_lists_and_builds_only_the_rest(ge
     assert built == []
     generate_models(2, seed=11, out_dir=tmp_path, bounds=Bounds(max_macs=4_000_000))  # other bounds: other models
     assert built == [0, 1]
+    built.clear()
+    generate_models(2, seed=11, out_dir=tmp_path, bounds=Bounds(max_macs=4_000_000), check=AcceptAll())
+    assert built == [0, 1]  # another check: other models too
+
+
+class AcceptAll:
+    """A generated model's check that every model passes."""
+
+    name = "accept all"
+
+    def __call__(self, graph: Graph) -> str | None:
+        return None

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from itertools import repeat
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -33,12 +34,20 @@ MAX_BUILDS = 5  # converted models per index that may prove unusable before givi
 MAX_ACTIVATION_SCALE = 1e6
 
 
+class Check(Protocol):
+    """What else a generated model must pass: why it fails, or None. `name` is what a manifest records."""
+
+    name: str
+
+    def __call__(self, graph: Graph) -> str | None: ...
+
+
 def model_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def make_model(seed: int, index: int, bounds: Bounds) -> tuple[dict, bytes]:
-    """The architecture and `.tflite` bytes of model `index` of population `seed`."""
+def make_model(seed: int, index: int, bounds: Bounds, check: Check | None = None) -> tuple[dict, bytes]:
+    """The architecture and `.tflite` bytes of model `index` of population `seed` (see generate_models)."""
     from hwbench.generate.build import build_tflite
 
     rng = model_rng(seed, index)
@@ -46,7 +55,7 @@ def make_model(seed: int, index: int, bounds: Bounds) -> tuple[dict, bytes]:
         arch, _ = sample_architecture(rng, bounds)
         data = build_tflite(arch, rng)
         graph = parse_tflite(data)
-        problem = _calibration_problem(graph) or _bounds_problem(graph, bounds)
+        problem = _calibration_problem(graph) or _bounds_problem(graph, bounds) or (check and check(graph))
         if problem is None:
             return arch, data
     raise HwbenchError(f"model {index} of seed {seed}: {MAX_BUILDS} converted models in a row were unusable, the "
@@ -72,7 +81,8 @@ def _bounds_problem(graph: Graph, bounds: Bounds) -> str | None:
     return f"it breaks {', '.join(broken)} ({cost}) although its spec did not" if broken else None
 
 
-def manifest_entry(file_name: str, seed: int, index: int, arch: dict, data: bytes, bounds: Bounds) -> dict:
+def manifest_entry(file_name: str, seed: int, index: int, arch: dict, data: bytes, bounds: Bounds,
+                   check: Check | None = None) -> dict:
     graph = parse_tflite(data, source=file_name)
     cost = graph_cost(graph)
     return {
@@ -81,6 +91,7 @@ def manifest_entry(file_name: str, seed: int, index: int, arch: dict, data: byte
         "seed": seed,
         "index": index,
         "bounds": dataclasses.asdict(bounds),
+        **({"check": check.name} if check else {}),
         "architecture": arch,
         "input_shape": list(graph.tensors[graph.inputs[0]].shape),
         "macs": cost.macs,
@@ -104,12 +115,15 @@ def bounds_for(max_macs: int | None = None, max_weight_bytes: int | None = None,
 
 
 def generate_models(count: int, seed: int, out_dir: str | Path, jobs: int = 1, bounds: Bounds | None = None,
-                    progress: Callable[[dict], None] | None = None) -> list[dict]:
+                    progress: Callable[[dict], None] | None = None, check: Check | None = None) -> list[dict]:
     """Write `count` models and `manifest.jsonl` to `out_dir`; return the manifest entries.
 
-    A model the folder's manifest already lists for this seed and these bounds, whose file is there
-    with the listed sha256, is kept as it is: a rerun builds only what is missing or damaged.
-    `progress` is called with each entry as its model is written (or kept).
+    `check`: what else a model must pass, when the models are for a board (firmware_runner.collect.RunsOn:
+    the hwbench runtime compiles it and it fits beside the board's firmware); a model that does not is
+    drawn again, as one outside `bounds` is. A model the folder's manifest already lists for this
+    seed, these bounds and this check, whose file is there with the listed sha256, is kept as it is:
+    a rerun builds only what is missing or damaged. `progress` is called with each entry as its model
+    is written (or kept).
     """
     if count < 1:
         raise HwbenchError(f"--count must be at least 1, got {count}")
@@ -123,9 +137,9 @@ def generate_models(count: int, seed: int, out_dir: str | Path, jobs: int = 1, b
         raise HwbenchError(f"{out_dir}: cannot create the output folder: {e.strerror}") from None
     width = max(4, len(str(count - 1)))
     names = [f"model_{index:0{width}d}.tflite" for index in range(count)]
-    kept = _kept_entries(out_dir, seed, bounds)
+    kept = _kept_entries(out_dir, seed, bounds, check)
     kept = {i: e for i, e in kept.items() if i < count and e["file"] == names[i]}
-    built = _built_models(seed, [i for i in range(count) if i not in kept], bounds, jobs)
+    built = _built_models(seed, [i for i in range(count) if i not in kept], bounds, check, jobs)
     entries = []
     with open(out_dir / MANIFEST, "w") as manifest, closing(built):
         for index, name in enumerate(names):
@@ -134,7 +148,7 @@ def generate_models(count: int, seed: int, out_dir: str | Path, jobs: int = 1, b
             else:
                 arch, data = next(built)
                 (out_dir / name).write_bytes(data)
-                entry = manifest_entry(name, seed, index, arch, data, bounds)
+                entry = manifest_entry(name, seed, index, arch, data, bounds, check)
             manifest.write(json.dumps(entry) + "\n")
             manifest.flush()
             entries.append(entry)
@@ -143,9 +157,9 @@ def generate_models(count: int, seed: int, out_dir: str | Path, jobs: int = 1, b
     return entries
 
 
-def _kept_entries(out_dir: Path, seed: int, bounds: Bounds) -> dict[int, dict]:
-    """index -> the manifest entry of a model already in `out_dir` for this seed and bounds, whose
-    file still has the sha256 the manifest lists."""
+def _kept_entries(out_dir: Path, seed: int, bounds: Bounds, check: Check | None) -> dict[int, dict]:
+    """index -> the manifest entry of a model already in `out_dir` for this seed, bounds and check,
+    whose file still has the sha256 the manifest lists."""
     try:
         lines = (out_dir / MANIFEST).read_text().splitlines()
     except (OSError, UnicodeDecodeError):
@@ -154,7 +168,8 @@ def _kept_entries(out_dir: Path, seed: int, bounds: Bounds) -> dict[int, dict]:
     for line in lines:
         try:
             entry = json.loads(line)
-            same = entry["seed"] == seed and entry.get("bounds") == dataclasses.asdict(bounds)
+            same = entry["seed"] == seed and entry.get("bounds") == dataclasses.asdict(bounds) \
+                and entry.get("check") == (check and check.name)
             if same and hashlib.sha256((out_dir / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]:
                 kept[entry["index"]] = entry
         except (ValueError, KeyError, TypeError, OSError):
@@ -162,14 +177,15 @@ def _kept_entries(out_dir: Path, seed: int, bounds: Bounds) -> dict[int, dict]:
     return kept
 
 
-def _built_models(seed: int, indices: list[int], bounds: Bounds, jobs: int) -> Iterator[tuple[dict, bytes]]:
+def _built_models(seed: int, indices: list[int], bounds: Bounds, check: Check | None,
+                  jobs: int) -> Iterator[tuple[dict, bytes]]:
     """(architecture, bytes) of the models `indices`, in that order, built by `jobs` processes."""
     if jobs == 1 or len(indices) < 2:
-        yield from (make_model(seed, i, bounds) for i in indices)
+        yield from (make_model(seed, i, bounds, check) for i in indices)
         return
     # spawn, not fork: TensorFlow's threads do not survive a fork.
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
     try:
-        yield from pool.map(make_model, repeat(seed), indices, repeat(bounds))
+        yield from pool.map(make_model, repeat(seed), indices, repeat(bounds), repeat(check))
     finally:
         pool.shutdown(cancel_futures=True)
