@@ -79,7 +79,8 @@ def boards(
 @app.command()
 def analyze(
     model: Annotated[Path, typer.Argument(help="A .tflite model (int8, float or int16).")],
-    board: Annotated[Optional[str], typer.Option(help="Also say whether it fits this board's SRAM and flash.")] = None,
+    board: Annotated[Optional[str], typer.Option(
+        help="Also say whether it fits this board's SRAM and flash, and whether the hwbench runtime runs it there.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Draw the memory timeline to this PNG file.")] = None,
     alignment: Annotated[int, typer.Option(min=1, help="Arena buffer alignment in bytes.")] = 16,
@@ -91,7 +92,10 @@ def analyze(
     from hwbench.tflite_reader import read_tflite
 
     target = _board(board) if board else None
-    result = analyze_graph(read_tflite(model), str(model), alignment, target)
+    graph = read_tflite(model)
+    result = analyze_graph(graph, str(model), alignment, target)
+    if target is not None:
+        result["board"].update(_runtime_fit(graph, target))
     if plot is not None:
         plot_memory_timeline(result, plot)
     if as_json:
@@ -116,6 +120,20 @@ def analyze(
             verdict = verb if fit[f"fits_{what}"] else "does NOT fit" if verb == "fits" else "do NOT fit"
             out.print(f"{target.name}: {used} {verdict} in {region} ({_kib(fit[f'{what}_bytes'])}), "
                       f"margin {fit[f'{what}_margin_bytes']:,} B")
+        verdict = "runs it" if fit["runtime_runs"] else f"does NOT run it: {fit['runtime_problem']}" \
+            if fit["runtime_runs"] is False else f"cannot tell: {fit['runtime_problem']}"
+        out.print(f"{target.name}: the hwbench runtime {verdict}")
+
+
+def _runtime_fit(graph, board) -> dict:
+    """Whether the hwbench runtime runs `graph` on `board` beside its benchmark firmware (the model
+    compiles, and its decoded op table and arena fit the SRAM the firmware leaves): `runtime_runs`
+    (None when that cannot be told here: no toolchain to build the firmware) and why not."""
+    try:
+        problem = _runs_on(board)(graph)
+    except HwbenchError as e:
+        return {"runtime_runs": None, "runtime_problem": str(e)}
+    return {"runtime_runs": problem is None, "runtime_problem": problem}
 
 
 @app.command()

@@ -358,3 +358,24 @@ def test_collect_count_generates_only_models_that_run_within_the_boards_memory(t
     assert {e["check"] for e in manifest} == {"runs on mps2-an386 within small's memory"}
     kept = {e["sha256"] for e in unchecked if not problems[e["index"]]}
     assert kept <= {e["sha256"] for e in manifest}  # a model that runs is the one the bounds alone give
+
+
+def test_analyze_says_whether_the_runtime_runs_a_model_on_the_board_as_collect_finds(tmp_path, capsys):
+    """The micro:bit's SRAM holds the arena of model 435 of seed 101 (within the board's bounds alone),
+    but not its decoded op table beside it: `analyze --board` says the runtime does not run it, with
+    the reason collect skips it for; of a model that runs, it says so."""
+    from hwbench import generate
+    from hwbench.generate import bounds_for
+
+    board = get_board("microbit")
+    fits_not, runs = tmp_path / "fits_not.tflite", tmp_path / "runs.tflite"
+    fits_not.write_bytes(generate.make_model(101, 435, bounds_for(board=board))[1])
+    runs.write_bytes(generate.make_model(101, 0, bounds_for(board=board))[1])
+    measured = {m.model: m for m in collect(board, [fits_not, runs], ResultsDB(tmp_path / "r.db"), repeats=1)}
+    assert measured[fits_not.name].status == "skipped" and measured[runs.name].verified
+    code, out, err = run_cli(capsys, "analyze", str(fits_not), "--board", "microbit", "--json")
+    fit = json.loads(out)["board"]
+    assert code == 0 and fit["fits_sram"] and fit["runtime_runs"] is False, err
+    assert fit["runtime_problem"] == measured[fits_not.name].reason
+    code, out, err = run_cli(capsys, "analyze", str(runs), "--board", "microbit")
+    assert code == 0 and "microbit: the hwbench runtime runs it" in out, err
