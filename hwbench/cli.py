@@ -80,7 +80,8 @@ def boards(
 def analyze(
     model: Annotated[Path, typer.Argument(help="A .tflite model (int8, float or int16).")],
     board: Annotated[Optional[str], typer.Option(
-        help="Also say whether it fits this board's SRAM and flash, and whether the hwbench runtime runs it there.")] = None,
+        help="Also say whether it fits this board's SRAM and flash, and whether the hwbench runtime runs it "
+             "there.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Draw the memory timeline to this PNG file.")] = None,
     alignment: Annotated[int, typer.Option(min=1, help="Arena buffer alignment in bytes.")] = 16,
