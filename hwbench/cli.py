@@ -557,6 +557,9 @@ def search(
                                                "resolution to choose them.")] = 100,
     rounds: Annotated[int, typer.Option(min=1, help="Candidates to evaluate (the budget).")] = 2000,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs per candidate.")] = 10,
+    final_epochs: Annotated[int, typer.Option(min=0, help="Then train the best architecture anew for this many "
+                                              "epochs, and write its weights to best.tflite when they are as "
+                                              "accurate on validation (0: no retraining).")] = 0,
     population: Annotated[int, typer.Option(min=1, help="Aging evolution's population.")] = 100,
     sample: Annotated[int, typer.Option(min=1, help="Candidates drawn per parent selection.")] = 25,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", min=1, help="Candidates trained at once "
@@ -615,7 +618,14 @@ def search(
 
         opened.run(workers, progress=advance)
         done = opened.candidates
-    summary = write_outputs(out_dir, done, bounds)
+        winner = best(done, bounds)
+        retrained = None
+        if final_epochs and winner is not None:
+            progress.add_task(f"training round {winner.round}'s architecture for {final_epochs} epochs", total=None)
+            retrained = opened.retrain(winner, final_epochs)
+    summary = write_outputs(out_dir, done, bounds, retrained)
+    if retrained is not None:
+        summary["retrained"]["epochs"] = final_epochs
     if checked is not None:
         summary["verification"] = _verify_front(out_dir, done, bounds, checked, db or out_dir / "results.db", latency,
                                                 workers)
@@ -635,6 +645,12 @@ def search(
               f"{top['test_accuracy']:.2%} test; peak {top['peak_bytes']:,} B (arena {top['arena_bytes']:,} B), "
               f"flash {top['flash_bytes']:,} B with the runtime, {top['macs']:,} MACs{predicted}; "
               f"wrote {out_dir / 'best.tflite'}")
+    if "retrained" in summary:
+        again = summary["retrained"]
+        accuracy = (f"int8 accuracy {again['val_accuracy']:.2%} validation, {again['test_accuracy']:.2%} test"
+                    if again["status"] == "ok" else f"{again['status']}: {again['reason']}")
+        out.print(f"retrained for {again['epochs']} epochs: {accuracy}; "
+                  + ("its weights are in best.tflite" if again["used"] else "best.tflite keeps the search's weights"))
     if "verification" in summary:
         _show_verification(summary["verification"])
 

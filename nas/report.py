@@ -1,7 +1,7 @@
 """A search's results: which candidates are feasible, their Pareto front over validation error,
 latency, peak memory and flash, and the files written for the user (pareto.csv, pareto.json,
 search.png (accuracy against latency), best.tflite, and best.h and best.c: its plan as a C array for the hwbench runtime — the feasible
-candidate of highest validation accuracy)."""
+candidate of highest validation accuracy, with the weights of its longer retraining when that is as accurate on validation)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from firmware_runner.runtime.export import c_array
+from nas.evaluate import Evaluation
 from nas.objectives import Bounds, SpecCost
 from nas.plot import plot_search
 from nas.store import Candidate
@@ -59,8 +60,11 @@ def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
     return pool.iloc[keep].sort_values("val_error")
 
 
-def write_outputs(out_dir: str | Path, candidates: dict[int, Candidate], bounds: Bounds) -> dict:
-    """Write the front and the best model; return a JSON-ready summary."""
+def write_outputs(out_dir: str | Path, candidates: dict[int, Candidate], bounds: Bounds,
+                  retrained: Evaluation | None = None) -> dict:
+    """Write the front and the best model; return a JSON-ready summary. `retrained`: the best candidate's
+    spec trained anew for longer (Search.retrain): its weights are written when it trained, converted
+    and is at least as accurate on validation as the search's (the summary's `retrained`, `used`)."""
     out_dir = Path(out_dir)
     frame = table(candidates, bounds)
     front = pareto_front(frame)
@@ -74,8 +78,13 @@ def write_outputs(out_dir: str | Path, candidates: dict[int, Candidate], bounds:
                "failed": int((frame["status"] != "ok").sum()), "pareto_size": len(front), "best": None}
     winner = best(candidates, bounds)  # on the front: nothing feasible is more accurate
     if winner is not None:
-        (out_dir / "best.tflite").write_bytes(winner.evaluation.tflite)
-        header, source = c_array(_plan(winner.evaluation.tflite), "best")
+        chosen = winner.evaluation
+        if retrained is not None:
+            used = retrained.status == "ok" and retrained.val_accuracy >= chosen.val_accuracy
+            summary["retrained"] = {**retrained.metrics(), "used": used}
+            chosen = retrained if used else chosen
+        (out_dir / "best.tflite").write_bytes(chosen.tflite)
+        header, source = c_array(_plan(chosen.tflite), "best")
         (out_dir / "best.h").write_text(header)
         (out_dir / "best.c").write_text(source)
         summary["best"] = {"round": winner.round, "spec": winner.spec, **winner.evaluation.metrics()}

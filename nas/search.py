@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -101,13 +102,14 @@ def _evaluation_context(settings: SearchSettings) -> tuple:
     return dataset, latency, board_firmware(board)
 
 
-def _evaluate(settings: SearchSettings, spec: dict, seed: int, context: tuple | None = None) -> Evaluation:
+def _evaluate(settings: SearchSettings, spec: dict, seed: int, context: tuple | None = None,
+              epochs: int | None = None) -> Evaluation:
     """Train and measure one candidate, in a worker (a local process or a cluster's). `context` is the
     search's dataset, latency model and board firmware as the search loaded them (a cluster's nodes may not read its
-    files); without it this process loads them, once."""
+    files); without it this process loads them, once. `epochs`: the search's by default."""
     _one_thread_tensorflow()
     dataset, latency, firmware = context or _evaluation_context(settings)
-    return evaluate(spec, resized(dataset, spec["input"][:2]), settings.epochs, seed, latency,
+    return evaluate(spec, resized(dataset, spec["input"][:2]), epochs or settings.epochs, seed, latency,
                     code_bytes=settings.runtime_code_bytes, firmware=firmware)
 
 
@@ -191,6 +193,21 @@ class Search:
         if self.cluster is not None:
             self.cluster.shutdown()
 
+    def retrain(self, candidate: Candidate, epochs: int) -> Evaluation:
+        """The candidate's spec trained anew for `epochs` (its seed the search's next after its rounds), then
+        converted and measured as a candidate is: a search's few epochs per candidate rank architectures, a
+        longer training of the chosen one gives the weights to deploy. Stored: asked again, it trains nothing."""
+        if epochs < 1:
+            raise HwbenchError(f"--final-epochs must be at least 1, got {epochs}")
+        stored = self.store.retrained(candidate.round, epochs)
+        if stored is not None:
+            return stored
+        seed = int(np.random.default_rng([self.settings.seed, self.settings.rounds]).integers(2**31))
+        with self._workers(1) as (pool, context):
+            evaluation = pool.submit(_evaluate, self.settings, candidate.spec, seed, context, epochs).result()
+        self.store.add_retrained(candidate.round, epochs, evaluation)
+        return evaluation
+
     def run(self, workers: int = 1, progress: Callable[[Candidate, dict[int, Candidate]], None] | None = None,
             seconds: float | None = None) -> None:
         """Evaluate the rounds not stored yet, `workers` at once (processes, or tasks on the cluster),
@@ -200,13 +217,21 @@ class Search:
         if workers < 1:
             raise HwbenchError(f"--workers must be at least 1, got {workers}")
         deadline = None if seconds is None else time.monotonic() + seconds
-        pool = self.cluster or local_executor(workers)
-        context = self.cluster.share(_evaluation_context(self.settings)) if self.cluster else None
-        try:
+        with self._workers(workers) as (pool, context):
             _loop(self.settings, self.store, self.candidates, pool, context, workers, progress, deadline)
+
+    @contextmanager
+    def _workers(self, count: int):
+        """(executor, context) for `count` candidates at once: the cluster, with the search's data shared
+        with it, or as many local processes, shut down after (cancelling what has not started)."""
+        if self.cluster is not None:
+            yield self.cluster, self.cluster.share(_evaluation_context(self.settings))
+            return
+        pool = local_executor(count)
+        try:
+            yield pool, None
         finally:
-            if pool is not self.cluster:
-                pool.shutdown(cancel_futures=True)
+            pool.shutdown(cancel_futures=True)
 
 
 def run_search(settings: SearchSettings, out_dir: str | Path, workers: int = 1, resume: bool = False,

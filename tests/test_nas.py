@@ -3,6 +3,7 @@ real Keras training, real TFLite conversion and the real host runtime."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -382,6 +383,39 @@ def test_a_resumed_complete_search_evaluates_nothing_and_outputs_the_front(searc
     assert (folder / "search.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_the_best_architecture_retrained_longer_is_stored_and_deployed_when_as_accurate(searched, tmp_path,
+                                                                                         monkeypatch):
+    """Search.retrain trains the best candidate's spec anew for more epochs: the same architecture (peak,
+    arena, flash as the search measured), other weights, stored so that asking again trains nothing;
+    best.tflite gets them when they are at least as accurate on validation."""
+    import shutil
+
+    from nas import search as search_module
+    from nas.report import best, write_outputs
+    from nas.search import Search
+
+    folder, done = searched
+    shutil.copytree(folder, tmp_path / "s")
+    winner = best(done, SEARCH["bounds"])
+    with Search(_search_settings(), tmp_path / "s", resume=True) as opened:
+        again = opened.retrain(winner, 3)
+    assert again.status == "ok", again.reason
+    same = ("macs", "peak_bytes", "arena_bytes", "table_bytes", "weight_bytes", "flash_bytes")
+    assert [getattr(again, m) for m in same] == [getattr(winner.evaluation, m) for m in same]
+    assert again.tflite != winner.evaluation.tflite
+    monkeypatch.setattr(search_module, "_evaluate", None)  # a second training would fail
+    with Search(_search_settings(), tmp_path / "s", resume=True) as opened:
+        assert opened.retrain(winner, 3) == again
+    summary = write_outputs(tmp_path / "s", done, SEARCH["bounds"], again)
+    used = again.val_accuracy >= winner.evaluation.val_accuracy
+    assert summary["retrained"]["used"] == used and summary["best"]["round"] == winner.round
+    deployed = again if used else winner.evaluation
+    assert (tmp_path / "s" / "best.tflite").read_bytes() == deployed.tflite
+    worse = dataclasses.replace(again, val_accuracy=winner.evaluation.val_accuracy - 0.01)
+    assert not write_outputs(tmp_path / "s", done, SEARCH["bounds"], worse)["retrained"]["used"]
+    assert (tmp_path / "s" / "best.tflite").read_bytes() == winner.evaluation.tflite
+
+
 def test_the_best_model_as_c_runs_as_the_host_runtime_does(searched, tmp_path):
     """best.c and best.h, built with the runtime's sources into a program, give the host runtime's output."""
     import subprocess
@@ -536,11 +570,13 @@ def test_the_command_searches_under_a_latency_bound(latency_file, tmp_path, caps
 
     args = ["search", "--board", BOARD, "--dataset", "digits", "--out", str(tmp_path / "s"), "--max-peak", "1024",
             "--latency-model", str(latency_file), "--max-latency-ms", "5", "--max-weights", "1500", "--rounds", "4",
-            "--epochs", "1", "--population", "2", "--sample", "1", "--seed", "2", "--json"]
+            "--epochs", "1", "--population", "2", "--sample", "1", "--seed", "2", "--final-epochs", "2", "--json"]
     code, stdout, stderr = run_cli(capsys, *args)
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["candidates"] == 4 and summary["best"] is not None
+    assert summary["retrained"]["epochs"] == 2 and summary["retrained"]["status"] == "ok"
+    assert summary["retrained"]["peak_bytes"] == summary["best"]["peak_bytes"]
     assert summary["settings"]["bounds"]["max_weight_bytes"] == 1500
     front = json.loads((tmp_path / "s" / "pareto.json").read_text())
     assert front and all(row["latency_ms"] <= 5 and row["peak_bytes"] <= 1024 for row in front)
