@@ -467,6 +467,33 @@ def test_the_store_refuses_another_search_or_a_damaged_file(searched, tmp_path):
         run_search(_search_settings(), tmp_path, resume=True)
 
 
+def test_a_store_of_the_schema_before_retraining_resumes_and_gains_its_table(searched, tmp_path):
+    """A search stored by the hwbench before `--final-epochs` (schema 2: no retrained table) resumes
+    with its candidates as they were, and can store a retraining; another schema is refused."""
+    import shutil
+    import sqlite3
+
+    from nas.store import SCHEMA_VERSION, SearchStore
+
+    folder, done = searched
+    shutil.copy(folder / "search.db", tmp_path / "search.db")
+    old = sqlite3.connect(tmp_path / "search.db")
+    old.executescript("DROP TABLE retrained; PRAGMA user_version = 2;")
+    old.close()
+    store = SearchStore(tmp_path, _search_settings().as_json(), resume=True)
+    assert {r: c.evaluation for r, c in store.candidates().items()} == {r: c.evaluation for r, c in done.items()}
+    assert store.retrained(0, 5) is None
+    store.add_retrained(0, 5, done[1].evaluation)
+    assert store.retrained(0, 5) == done[1].evaluation
+    store.close()
+    assert sqlite3.connect(tmp_path / "search.db").execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    future = sqlite3.connect(tmp_path / "search.db")
+    future.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    future.close()
+    with pytest.raises(HwbenchError, match=f"schema {SCHEMA_VERSION + 1}, this hwbench reads {SCHEMA_VERSION}"):
+        SearchStore(tmp_path, _search_settings().as_json(), resume=True)
+
+
 def test_two_workers_and_a_killed_search_give_the_same_candidates(searched, tmp_path):
     """A search killed mid-way and resumed, run by two worker processes, evaluates exactly the candidates
     of the uninterrupted one-worker search (deterministic training), and loses nothing it stored."""
