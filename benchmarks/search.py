@@ -3,7 +3,8 @@
     python benchmarks/search.py [--dataset digits] [--board mps2-an386] [--max-peak 1024] [--max-flash N]
                                 [--max-weights N] [--latency-model FILE --max-latency-ms X] [--rounds 60]
                                 [--minutes M] [--parallel] [--epochs 8] [--population 20] [--sample 5]
-                                [--workers 2] [--seed 0] [--verify-board B [--db FILE]] [--out DIR]
+                                [--workers 2] [--seed 0] [--final-epochs N] [--verify-board B [--db FILE]]
+                                [--out DIR]
 
 The budget is --rounds candidates per algorithm or, with --minutes, M minutes of wall clock each (rounds
 then only an upper bound): once spent no round is proposed, the candidates training finish, and only
@@ -13,7 +14,8 @@ once, each with half the workers, so one window of M minutes measures both.
 For each algorithm: wall-clock minutes, candidates evaluated (within the budget and all), candidates per
 minute, and the best feasible candidate (highest int8 validation accuracy) with its int8 test accuracy,
 peak, arena, decoded op table, weights, flash and latency, plus the first minute at which a feasible
-candidate reached each test accuracy in --milestones. --verify-board runs the aging search's Pareto models
+candidate reached each test accuracy in --milestones. --final-epochs then trains each best architecture
+anew for N epochs (Search.retrain, after the budget) and reports its accuracy and minutes. --verify-board runs the aging search's Pareto models
 on a board (nas/closed_loop.py) and reports how many predictions were within 10% of the measured count and
 how many arenas were as planned.
 """
@@ -54,6 +56,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--milestones", type=float, nargs="*", default=[0.9, 0.95])
+    parser.add_argument("--final-epochs", type=int, default=0, help="then train each best architecture anew "
+                        "for this many epochs")
     parser.add_argument("--verify-board", help="run the aging search's Pareto models on this board")
     parser.add_argument("--db", type=Path, help="with --verify-board: its results DB (default: in --out)")
     parser.add_argument("--out", type=Path, help="keep the searches here (default: a temporary folder)")
@@ -103,9 +107,15 @@ def run_one(settings: SearchSettings, out: Path, workers: int, args) -> tuple[di
                    seconds=None if args.minutes is None else left)
         minutes = (time.perf_counter() - start) / 60
         evaluated = search.candidates
-    candidates = {r: c for r, c in evaluated.items() if finished_at[r] <= budget}
+        candidates = {r: c for r, c in evaluated.items() if finished_at[r] <= budget}
+        winner = best(candidates, bounds)
+        retrained = None
+        if args.final_epochs and winner is not None:
+            started = time.perf_counter()
+            again = search.retrain(winner, args.final_epochs)
+            retrained = {"epochs": args.final_epochs, "minutes": round((time.perf_counter() - started) / 60, 2),
+                         **again.metrics()}
     counted_minutes = min(minutes, budget / 60)
-    winner = best(candidates, bounds)
     reached = {}
     for milestone in args.milestones:
         times = [finished_at[c.round] for c in candidates.values()
@@ -119,6 +129,7 @@ def run_one(settings: SearchSettings, out: Path, workers: int, args) -> tuple[di
         "best": None if winner is None else {"round": winner.round, **winner.evaluation.metrics(),
                                              "spec": winner.spec},
         "minutes_to_test_accuracy": reached,
+        "retrained": retrained,
     }
     return report, candidates
 
