@@ -15,9 +15,9 @@ For each algorithm: wall-clock minutes, candidates evaluated (within the budget 
 minute, and the best feasible candidate (highest int8 validation accuracy) with its int8 test accuracy,
 peak, arena, decoded op table, weights, flash and latency, plus the first minute at which a feasible
 candidate reached each test accuracy in --milestones. --final-epochs then trains each best architecture
-anew for N epochs (Search.retrain, after the budget) and reports its accuracy and minutes. --verify-board runs the aging search's Pareto models
-on a board (nas/closed_loop.py) and reports how many predictions were within 10% of the measured count and
-how many arenas were as planned.
+anew for N epochs (Search.retrain, after the budget) and reports its accuracy and minutes.
+--verify-board runs the aging search's Pareto models on a board (nas/closed_loop.py) and reports how
+many predictions were within 10% of the measured count and how many arenas were as planned.
 """
 
 from __future__ import annotations

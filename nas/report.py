@@ -1,7 +1,8 @@
 """A search's results: which candidates are feasible, their Pareto front over validation error,
 latency, peak memory and flash, and the files written for the user (pareto.csv, pareto.json,
-search.png (accuracy against latency), best.tflite, and best.h and best.c: its plan as a C array for the hwbench runtime — the feasible
-candidate of highest validation accuracy, with the weights of its longer retraining when that is as accurate on validation)."""
+search.png (accuracy against latency), best.tflite, and best.h and best.c: its plan as a C array for
+the hwbench runtime — the feasible candidate of highest validation accuracy, with the weights of its
+longer retraining when they are as accurate on validation)."""
 
 from __future__ import annotations
 

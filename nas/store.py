@@ -26,7 +26,8 @@ STORE_FILE = "search.db"
 METRICS = ("val_accuracy", "test_accuracy", "macs", "peak_bytes", "arena_bytes", "table_bytes", "weight_bytes",
            "flash_bytes", "latency_ms", "train_seconds")
 _EVALUATION = (f"status TEXT NOT NULL CHECK (status IN ('ok', 'diverged', 'failed')), reason TEXT, "
-               f"{', '.join(f'{m} REAL' for m in METRICS)}, tflite BLOB, created TEXT NOT NULL DEFAULT (datetime('now'))")
+               f"{', '.join(f'{m} REAL' for m in METRICS)}, tflite BLOB, "
+               f"created TEXT NOT NULL DEFAULT (datetime('now'))")
 RETRAINED = f"CREATE TABLE retrained (round INTEGER, epochs INTEGER, {_EVALUATION}, PRIMARY KEY (round, epochs))"
 SCHEMA = (
     "CREATE TABLE settings (id INTEGER PRIMARY KEY CHECK (id = 0), json TEXT NOT NULL)",
@@ -93,14 +94,12 @@ class SearchStore:
 
     def add(self, candidate: Candidate) -> None:
         """Store one evaluated candidate, in one transaction."""
-        self.db.execute(f"INSERT INTO candidates (round, parent, spec, {_COLUMNS}) "
-                        f"VALUES ({', '.join('?' * (5 + len(METRICS) + 1))})",
-                        (candidate.round, candidate.parent, json.dumps(candidate.spec), *_row(candidate.evaluation)))
+        self._insert("candidates", f"round, parent, spec, {_COLUMNS}",
+                     (candidate.round, candidate.parent, json.dumps(candidate.spec), *_row(candidate.evaluation)))
 
     def add_retrained(self, round: int, epochs: int, evaluation: Evaluation) -> None:
         """Store the evaluation of round `round`'s spec trained anew for `epochs`."""
-        self.db.execute(f"INSERT INTO retrained (round, epochs, {_COLUMNS}) "
-                        f"VALUES ({', '.join('?' * (4 + len(METRICS) + 1))})", (round, epochs, *_row(evaluation)))
+        self._insert("retrained", f"round, epochs, {_COLUMNS}", (round, epochs, *_row(evaluation)))
 
     def retrained(self, round: int, epochs: int) -> Evaluation | None:
         """What add_retrained stored for round `round` and `epochs`, if anything."""
@@ -111,6 +110,9 @@ class SearchStore:
         """Every stored candidate, by round."""
         rows = self._query(f"SELECT round, parent, spec, {_COLUMNS} FROM candidates ORDER BY round")
         return {row[0]: Candidate(row[0], row[1], json.loads(row[2]), _evaluation(row[3:])) for row in rows}
+
+    def _insert(self, table: str, columns: str, values: tuple) -> None:
+        self.db.execute(f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(values))})", values)
 
     def _query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
         try:
