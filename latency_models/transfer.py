@@ -129,9 +129,8 @@ class TransferredLatencyModel(LatencyModel):
             mostly = terms[:, floats].sum(axis=1) > terms.sum(axis=1) / 2
             predicted.append(terms[mostly].sum(axis=1) * multiplier[mostly])
             measured.append(y[mostly])
-        if not predicted or not np.concatenate(predicted).size:
-            return self.scale_
-        return median_ratio(np.concatenate(predicted), np.concatenate(measured))
+        predicted = np.concatenate(predicted) if predicted else np.empty(0)
+        return median_ratio(predicted, np.concatenate(measured)) if predicted.size else self.scale_
 
     def _unseen(self, kind: str, prior) -> float | list[float]:
         """The factor of each of the prior regressor's loops that no new layer of `kind` runs: the

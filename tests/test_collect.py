@@ -19,11 +19,11 @@ import pytest
 
 from hwbench.boards import get_board, list_boards
 from conftest import MLPERF_TINY, emulators_under, measurement_count, run_cli
+from hwbench.generate import generate_models
 from hwbench.graph import KNOWN_OPS
 from hwbench.results import ResultsDB
 from firmware_runner.backends.qemu import MAX_OUTPUT, QemuBackend
 from firmware_runner.collect import collect, measure, run_image
-from hwbench.generate import generate_models
 from firmware_runner.firmware.build import build_firmware
 from firmware_runner.compiler.plan import compile_plan
 from firmware_runner.firmware.protocol import parse_output
